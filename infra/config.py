@@ -1,0 +1,265 @@
+"""A stack's settings: read from Pulumi config, validated once, every problem reported at once.
+
+Pulumi passes config to the program as strings keyed `<project>:<key>`, with a separate list of
+the keys that were stored as secrets. This module turns that into one typed `StackSettings`, or
+raises `ConfigError` naming the stack and, for each problem, the key and what is wrong, before
+the program registers a single resource.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+PROJECT = "ichrisbirch"
+
+Environment = Literal["dev", "test", "prod"]
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
+
+# A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest] (distribution/reference grammar).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?/)"
+_IMAGE_REF = re.compile(
+    rf"^(?P<name>{_REGISTRY}?{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_REPOSITORY = re.compile(rf"^{_REGISTRY}?{_COMPONENT}(?:/{_COMPONENT})*$")
+
+
+def _pinned_image(value: str) -> str:
+    match = _IMAGE_REF.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a valid image reference (expected name:tag or name@sha256:digest)")
+    tag, digest = match.group("tag"), match.group("digest")
+    if not digest and (tag is None or tag == "latest"):
+        raise ValueError(f"{value!r} is not pinned: give an explicit tag other than 'latest', or a digest")
+    return value
+
+
+def _repository_or_empty(value: str) -> str:
+    if value and not _REPOSITORY.match(value):
+        raise ValueError(f"{value!r} is not a valid registry repository (for example registry.example.com/team)")
+    return value
+
+
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address (for example 127.0.0.1)") from None
+
+
+def _docker_host(value: str) -> str:
+    if not re.match(r"^(unix|tcp|ssh|npipe)://\S+$", value):
+        raise ValueError(
+            f"{value!r} is not a Docker host (unix:///var/run/docker.sock, ssh://user@host, tcp://host:2376)"
+        )
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_pinned_image)]
+HostPort = Annotated[int, Field(ge=1, le=65535)]
+Positive = Annotated[int, Field(gt=0)]
+
+
+class StackSettings(BaseModel):
+    """Everything one stack can be configured with. Field names are snake_case; keys are camelCase."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, validate_default=True, strict=False
+    )
+
+    environment: Environment = Field(description="Which environment this stack is: dev, test or prod.")
+
+    # Where the stack runs.
+    docker_host: Annotated[str, AfterValidator(_docker_host)] = Field(
+        "unix:///var/run/docker.sock", description="Docker engine to deploy to: a local socket or ssh://user@host."
+    )
+    docker_ssh_opts: list[str] = Field(
+        default_factory=list, description="Extra ssh options for an ssh:// dockerHost (for example -i ~/.ssh/id)."
+    )
+    bind_address: Annotated[str, AfterValidator(_ip_address)] = Field(
+        "127.0.0.1", description="Host IP address that published ports bind to."
+    )
+
+    # Images: every reference is configurable so nothing pulls a fixed name.
+    python_base_image: ImageRef = Field(
+        "python:3.12-slim-bookworm", description="Base image of app/Dockerfile (build argument PYTHON_BASE_IMAGE)."
+    )
+    postgres_image: ImageRef = Field("postgres:16.4-bookworm", description="Pinned Postgres image.")
+    redis_image: ImageRef = Field("redis:7.4.1-bookworm", description="Pinned Redis image.")
+    image_registry: Annotated[str, AfterValidator(_repository_or_empty)] = Field(
+        "", description="Registry repository to push the prod image to; empty keeps the image local."
+    )
+    registry_username: str = Field("", description="User for imageRegistry (its password is registryPassword).")
+
+    # Host ports; which services publish them is decided per environment in infra/services.py.
+    api_port: HostPort = Field(8000, description="Host port of the api (FastAPI).")
+    app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
+    postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")
+    redis_port: HostPort = Field(6379, description="Host port of Redis (not published in prod).")
+
+    # Sizing.
+    api_workers: Positive = Field(4, description="gunicorn workers of the api in prod.")
+    app_workers: Positive = Field(4, description="gunicorn workers of the app in prod.")
+    memory_mb: Positive = Field(512, description="Memory limit of each application container, in MB.")
+    postgres_memory_mb: Positive = Field(1024, description="Memory limit of Postgres, in MB.")
+    redis_memory_mb: Positive = Field(256, description="Memory limit of Redis, in MB.")
+    cpus: Annotated[float, Field(gt=0)] = Field(1.0, description="CPU limit of each container, in cores.")
+    process_limit: Positive = Field(256, description="Process limit (ulimit nproc) of each application container.")
+    wait_timeout_seconds: Positive = Field(
+        120, description="How long a deployment waits for a container to be healthy."
+    )
+
+    # Application settings.
+    postgres_user: str = Field("ichrisbirch", min_length=1, description="Postgres user the application connects as.")
+    postgres_db: str = Field("ichrisbirch", min_length=1, description="Postgres database of the application.")
+    redis_db: Annotated[int, Field(ge=0, le=15)] = Field(0, description="Redis database number.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="LOG_LEVEL of the application.")
+    heartbeat_seconds: Positive = Field(60, description="Interval of the scheduler's heartbeat job, in seconds.")
+
+    # Secrets: only ever from `pulumi config set --secret`.
+    postgres_password: SecretStr | None = Field(None, description="Postgres password (secret, required).")
+    redis_password: SecretStr | None = Field(None, description="Redis password (secret, required).")
+    flask_secret_key: SecretStr | None = Field(None, description="Flask session key (secret, required).")
+    registry_password: SecretStr | None = Field(None, description="Password of imageRegistry (secret).")
+
+
+SECRET_FIELDS = frozenset(
+    name for name, field in StackSettings.model_fields.items() if SecretStr in get_args(field.annotation)
+)
+REQUIRED_SECRETS = ("postgres_password", "redis_password", "flask_secret_key")
+_LIST_FIELDS = frozenset(
+    name for name, field in StackSettings.model_fields.items() if getattr(field.annotation, "__origin__", None) is list
+)
+
+
+def key_of(field_name: str) -> str:
+    """The config key (without the project prefix) of a settings field."""
+    return to_camel(field_name)
+
+
+_FIELD_BY_KEY = {key_of(name): name for name in StackSettings.model_fields}
+
+
+class ConfigError(Exception):
+    """Invalid stack configuration. `problems` holds (key, what is wrong) pairs."""
+
+    def __init__(self, stack: str, problems: list[tuple[str, str]]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = [f"  - {key}: {message}" for key, message in problems]
+        super().__init__(
+            f"Invalid configuration for stack '{stack}' ({len(problems)} problem"
+            f"{'' if len(problems) == 1 else 's'}); nothing was created:\n" + "\n".join(lines)
+        )
+
+
+def _secret_command(stack: str, field_name: str) -> str:
+    return f"pulumi config set --secret {key_of(field_name)} <value> --stack {stack}"
+
+
+def _describe(error: Any) -> str:
+    message = str(error["msg"])
+    # "Value error, ..." is pydantic's prefix for our own validators; the rest speaks for itself.
+    message = message.removeprefix("Value error, ")
+    if error["type"] not in ("value_error",) and "input" in error and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def _duplicate_ports(settings: StackSettings, published: Mapping[str, int]) -> list[tuple[str, str]]:
+    problems = []
+    by_port: dict[int, list[str]] = {}
+    for service, port in published.items():
+        by_port.setdefault(port, []).append(service)
+    for port, services in sorted(by_port.items()):
+        if len(services) > 1:
+            keys = ", ".join(f"{PROJECT}:{key_of(s + '_port')}" for s in services)
+            problems.append((keys, f"{' and '.join(services)} would both publish host port {port}"))
+    return problems
+
+
+def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
+    """Validate the raw Pulumi config of `stack` (keys `<namespace>:<key>`, string values).
+
+    `secret_keys` are the full keys Pulumi marked as secret. Keys of other namespaces (docker:,
+    pulumi:) are left alone; every key in this project's namespace must be known.
+    """
+    from infra.services import published_ports  # services depend on config, not the other way round
+
+    problems: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for full_key, raw in sorted(config.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        field_name = _FIELD_BY_KEY.get(key)
+        if field_name is None:
+            hint = difflib.get_close_matches(key, _FIELD_BY_KEY, n=1)
+            problems.append((full_key, "unknown key" + (f"; did you mean {PROJECT}:{hint[0]}?" if hint else "")))
+            continue
+        if field_name in SECRET_FIELDS and full_key not in secret_keys:
+            problems.append(
+                (
+                    full_key,
+                    f"is a secret but was given in plain text; remove it and run `{_secret_command(stack, field_name)}`",
+                )
+            )
+            continue
+        if field_name in _LIST_FIELDS:
+            try:
+                values[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                problems.append((full_key, f"must be a JSON list of strings (got {raw!r})"))
+                continue
+        else:
+            values[key] = raw
+
+    settings: StackSettings | None = None
+    try:
+        settings = StackSettings.model_validate(values)
+    except ValidationError as error:
+        for detail in error.errors():
+            key = str(detail["loc"][0]) if detail["loc"] else "?"
+            if detail["type"] == "missing":
+                problems.append(
+                    (f"{PROJECT}:{key}", f"is required; run `pulumi config set {key} <value> --stack {stack}`")
+                )
+            else:
+                problems.append((f"{PROJECT}:{key}", _describe(detail)))
+
+    if settings is not None:
+        for field_name in REQUIRED_SECRETS:
+            if getattr(settings, field_name) is None:
+                problems.append(
+                    (f"{PROJECT}:{key_of(field_name)}", f"is missing; run `{_secret_command(stack, field_name)}`")
+                )
+        if settings.registry_username and settings.registry_password is None:
+            problems.append(
+                (
+                    f"{PROJECT}:registryPassword",
+                    f"is missing for registryUsername; run `{_secret_command(stack, 'registry_password')}`",
+                )
+            )
+        problems.extend(_duplicate_ports(settings, published_ports(settings)))
+
+    if problems:
+        raise ConfigError(stack, problems)
+    assert settings is not None
+    return settings

@@ -1,0 +1,44 @@
+"""The Pulumi program: read and validate the stack's config, declare the deployment, export outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from infra.config import StackSettings, load_settings
+from infra.resources import Deployment
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def raw_config() -> tuple[dict[str, str], set[str]]:
+    """Every config value Pulumi passed to this program, and which of them are secrets."""
+    values: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys |= {key for key in values if runtime_config.is_config_secret(key)}
+    return values, secret_keys
+
+
+def _url_host(settings: StackSettings) -> str:
+    """Where a person reaches published ports: the bind address, or the engine's host when bound to all."""
+    if settings.bind_address not in ("0.0.0.0", "::"):
+        return settings.bind_address if ":" not in settings.bind_address else f"[{settings.bind_address}]"
+    return urlparse(settings.docker_host).hostname or "127.0.0.1"
+
+
+def main() -> None:
+    values, secret_keys = raw_config()
+    settings = load_settings(pulumi.get_stack(), values, secret_keys)
+    deployment = Deployment(settings.environment, settings, PROJECT_DIR)
+
+    host = _url_host(settings)
+    pulumi.export("api_url", f"http://{host}:{settings.api_port}")
+    pulumi.export("app_url", f"http://{host}:{settings.app_port}")
+    pulumi.export("network", deployment.network.name)
+    pulumi.export("image_digest", deployment.image.repo_digest)
+    pulumi.export("containers", {name: c.name for name, c in deployment.containers.items()})
+    if "tests" in deployment.containers:
+        pulumi.export("tests_exit_code", deployment.containers["tests"].exit_code)

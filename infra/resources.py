@@ -1,0 +1,219 @@
+"""Turns service specs into pulumi-docker resources. The only module that knows pulumi-docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.config import StackSettings
+from infra.services import PROFILES, ServiceSpec, services
+
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+
+
+def _labels(settings: StackSettings, service: str) -> dict[str, str]:
+    return {
+        "ichrisbirch.environment": settings.environment,
+        "ichrisbirch.service": service,
+        "ichrisbirch.managed-by": "pulumi",
+    }
+
+
+def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[str]) -> pulumi.Output[str]:
+    """Resolves to "passed" when the one-shot `service` exited 0; fails the deployment otherwise."""
+
+    def check(args: list[object]) -> str:
+        code, output = args
+        if code != 0:
+            raise RuntimeError(
+                f"{service} exited with code {code}; nothing that depends on it was started.\n{output or ''}"
+            )
+        return "passed"
+
+    return pulumi.Output.all(exit_code, logs).apply(check)
+
+
+class Deployment(pulumi.ComponentResource):
+    """One environment of ichrisbirch on one Docker engine: image, network, volumes, containers."""
+
+    containers: dict[str, docker.Container]
+
+    def __init__(
+        self, name: str, settings: StackSettings, project_dir: Path, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("ichrisbirch:index:Deployment", name, None, opts)
+        self.settings = settings
+        env = settings.environment
+        profile = PROFILES[env]
+        specs = services(settings, project_dir)
+        self.specs = {spec.name: spec for spec in specs}
+
+        # An explicit provider, so the engine a stack deploys to is part of its config.
+        self.provider = docker.Provider(
+            "docker",
+            host=settings.docker_host,
+            ssh_opts=settings.docker_ssh_opts or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        self.network = docker.Network(
+            "network",
+            name=f"icb-{env}",
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in _labels(settings, "network").items()],
+            opts=child,
+        )
+
+        volume_names = sorted({m.volume for spec in specs for m in spec.mounts if m.volume})
+        self.volumes = {
+            short: docker.Volume(
+                short,
+                name=f"icb-{env}-{short}",
+                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in _labels(settings, short).items()],
+                # Prod data outlives a careless `pulumi destroy`: unprotect it on purpose first.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=profile.hardened)),
+            )
+            for short in volume_names
+        }
+
+        self.image = self._app_image(settings, profile.image_target, child)
+        self.postgres_image = docker.RemoteImage(
+            "postgres-image", name=settings.postgres_image, keep_locally=True, opts=child
+        )
+        self.redis_image = docker.RemoteImage("redis-image", name=settings.redis_image, keep_locally=True, opts=child)
+        image_refs: dict[str, pulumi.Output[str]] = {
+            "app": self.image.repo_digest,
+            "postgres": self.postgres_image.image_id,
+            "redis": self.redis_image.image_id,
+        }
+
+        self.containers = {}
+        for spec in specs:
+            self.containers[spec.name] = self._container(spec, image_refs[spec.image], child)
+
+        self.register_outputs(
+            {
+                "network": self.network.name,
+                "image_digest": self.image.repo_digest,
+                "containers": {name: c.name for name, c in self.containers.items()},
+            }
+        )
+
+    def _app_image(self, settings: StackSettings, target: str, child: pulumi.ResourceOptions) -> docker.Image:
+        stack = pulumi.get_stack()
+        repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
+        registry = None
+        if settings.image_registry and settings.registry_username and settings.registry_password:
+            registry = docker.RegistryArgs(
+                server=settings.image_registry.split("/")[0],
+                username=settings.registry_username,
+                password=pulumi.Output.secret(settings.registry_password.get_secret_value()),
+            )
+        return docker.Image(
+            "app-image",
+            image_name=f"{repository}:{stack}",
+            build=docker.DockerBuildArgs(
+                # Relative to the project directory, where `pulumi` runs the program.
+                context="app",
+                dockerfile="app/Dockerfile",
+                target=target,
+                args={"PYTHON_BASE_IMAGE": settings.python_base_image},
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+            ),
+            skip_push=not settings.image_registry,
+            registry=registry,
+            opts=child,
+        )
+
+    def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
+        entries = []
+        for var, secret_name in sorted(spec.secret_env.items()):
+            secret = getattr(self.settings, secret_name)
+            assert secret is not None, f"{secret_name} is validated as required"
+            entries.append(pulumi.Output.secret(f"{var}={secret.get_secret_value()}"))
+        return entries
+
+    def _container(
+        self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> docker.Container:
+        env = self.settings.environment
+        dependencies = [self.containers[name] for name in spec.depends_on]
+        labels = _labels(self.settings, spec.name)
+        label_args: list[docker.ContainerLabelArgs] = [
+            docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())
+        ]
+        # A one-shot dependency (migrate) must have exited 0: its exit code feeds a label, so a
+        # failure stops this container from being created and the error shows the logs.
+        for name in spec.depends_on:
+            if self.specs[name].one_shot:
+                dep = self.containers[name]
+                gate = _exit_gate(name, dep.exit_code, dep.container_logs)
+                label_args.append(docker.ContainerLabelArgs(label=f"ichrisbirch.after.{name}", value=gate))
+
+        hard = spec.hardening
+        health = spec.health
+        return docker.Container(
+            spec.name,
+            name=f"icb-{env}-{spec.name}",
+            image=image,
+            command=list(spec.command),
+            envs=[f"{k}={v}" for k, v in sorted(spec.env.items())] + self._secret_env(spec),
+            labels=label_args,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[spec.name])],
+            ports=[
+                docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip) for p in spec.ports
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    container_path=m.target,
+                    volume_name=self.volumes[m.volume].name if m.volume else None,
+                    host_path=m.host_path,
+                    read_only=m.read_only,
+                )
+                for m in spec.mounts
+            ],
+            tmpfs=spec.tmpfs or None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=list(health.test),
+                interval=health.interval,
+                timeout=health.timeout,
+                retries=health.retries,
+                start_period=health.start_period,
+            )
+            if health
+            else None,
+            # Creation completes only once the container is healthy: dependants start after that.
+            wait=health is not None,
+            wait_timeout=self.settings.wait_timeout_seconds if health else None,
+            # One-shot containers run to completion; their exit code and logs become outputs.
+            must_run=not spec.one_shot,
+            attach=spec.one_shot,
+            logs=spec.one_shot,
+            restart=spec.restart,
+            user=hard.user,
+            read_only=hard.read_only_root,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(hard.capabilities_needed) or None)
+            if hard.drop_all_capabilities
+            else None,
+            security_opts=["no-new-privileges:true"] if hard.no_new_privileges else None,
+            memory=spec.limits.memory_mb,
+            cpus=str(spec.limits.cpus),
+            ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=spec.limits.processes, hard=spec.limits.processes)]
+            if spec.limits.processes
+            else None,
+            log_driver="json-file",
+            log_opts=LOG_OPTIONS,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=dependencies,
+                    # Fixed names and host ports: the old container must go before its replacement starts.
+                    delete_before_replace=True,
+                    # A changed health check does not reach a running container otherwise (provider #988).
+                    replace_on_changes=["healthcheck"],
+                ),
+            ),
+        )

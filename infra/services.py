@@ -1,0 +1,417 @@
+"""What each environment runs, as plain data: one `ServiceSpec` per container, no Pulumi calls.
+
+`PROFILES` is the one place where dev, test and prod differ in kind; `services()` turns a stack's
+settings into the specs that `infra.resources` declares. Read a service's function to see its
+image, command, environment, ports, volumes, health check and dependencies in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from infra.config import StackSettings
+
+ImageName = Literal["app", "postgres", "redis"]
+SecretName = Literal["postgres_password", "redis_password", "flask_secret_key"]
+
+# Ports inside the containers; only host ports are configurable.
+API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
+APP_UID = "10001:10001"  # the numeric user app/Dockerfile creates
+POSTGRES_DATA = "/var/lib/postgresql/data"
+REDIS_DATA = "/data"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one environment differs from the others, in kind. Values per stack live in its stack file."""
+
+    image_target: Literal["development", "production"]
+    hot_reload: bool  # source bind-mounted from the checkout; servers reload on change
+    production_servers: bool  # gunicorn instead of the frameworks' development servers
+    hardened: bool  # non-root, read-only root filesystem, no capabilities, no-new-privileges
+    persistent_data: bool  # named volumes; otherwise tmpfs with fsync off
+    published: frozenset[str]  # services reachable from the host
+    restart: Literal["always", "unless-stopped"]
+    runs_test_suite: bool  # a one-shot `tests` container runs the app's suite against the stack
+
+
+_ALL_PUBLISHED = frozenset({"api", "app", "postgres", "redis"})
+
+PROFILES: dict[str, Profile] = {
+    "dev": Profile(
+        image_target="development",
+        hot_reload=True,
+        production_servers=False,
+        hardened=False,
+        persistent_data=True,
+        published=_ALL_PUBLISHED,
+        restart="unless-stopped",
+        runs_test_suite=False,
+    ),
+    "test": Profile(
+        image_target="development",
+        hot_reload=False,
+        production_servers=False,
+        hardened=False,
+        persistent_data=False,
+        published=_ALL_PUBLISHED,
+        restart="unless-stopped",
+        runs_test_suite=True,
+    ),
+    "prod": Profile(
+        image_target="production",
+        hot_reload=False,
+        production_servers=True,
+        hardened=True,
+        persistent_data=True,
+        published=frozenset({"api", "app"}),
+        restart="always",
+        runs_test_suite=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    test: tuple[str, ...]
+    interval: str = "3s"
+    timeout: str = "3s"
+    retries: int = 5
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class Port:
+    internal: int
+    external: int
+    host_ip: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    volume: str | None = None  # a named volume of the stack, by its short name
+    host_path: str | None = None  # an absolute path on the Docker host
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Hardening:
+    user: str | None = None
+    read_only_root: bool = False
+    drop_all_capabilities: bool = False
+    capabilities_needed: tuple[str, ...] = ()
+    no_new_privileges: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float
+    processes: int | None = None  # ulimit nproc: the nearest pulumi-docker has to a pids limit
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    image: ImageName
+    command: tuple[str, ...]
+    env: dict[str, str]
+    secret_env: dict[str, SecretName]  # env var -> the settings secret that fills it
+    limits: Limits
+    ports: tuple[Port, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    health: HealthCheck | None = None
+    depends_on: tuple[str, ...] = ()
+    one_shot: bool = False  # runs to completion; its exit code is recorded
+    hardening: Hardening = Hardening()
+    restart: str = "no"
+
+
+# --- the application's environment contract, split by who uses what -----------------------------
+
+
+def _common_env(s: StackSettings) -> dict[str, str]:
+    return {"ENVIRONMENT": s.environment, "LOG_LEVEL": s.log_level}
+
+
+def _postgres_env(s: StackSettings) -> tuple[dict[str, str], dict[str, SecretName]]:
+    env = {
+        "POSTGRES_HOST": "postgres",
+        "POSTGRES_PORT": str(POSTGRES_PORT),
+        "POSTGRES_USERNAME": s.postgres_user,
+        "POSTGRES_DB": s.postgres_db,
+    }
+    return env, {"POSTGRES_PASSWORD": "postgres_password"}
+
+
+def _redis_env(s: StackSettings) -> tuple[dict[str, str], dict[str, SecretName]]:
+    env = {"REDIS_HOST": "redis", "REDIS_PORT": str(REDIS_PORT), "REDIS_DB": str(s.redis_db)}
+    return env, {"REDIS_PASSWORD": "redis_password"}
+
+
+def _flask_env() -> tuple[dict[str, str], dict[str, SecretName]]:
+    env = {
+        "FASTAPI_HOST": "api",
+        "FASTAPI_PORT": str(API_PORT),
+        "FLASK_HOST": "0.0.0.0",
+        "FLASK_PORT": str(APP_PORT),
+    }
+    return env, {"FLASK_SECRET_KEY": "flask_secret_key"}
+
+
+def _merge(
+    *parts: tuple[dict[str, str], dict[str, SecretName]],
+) -> tuple[dict[str, str], dict[str, SecretName]]:
+    env: dict[str, str] = {}
+    secrets: dict[str, SecretName] = {}
+    for plain, secret in parts:
+        env.update(plain)
+        secrets.update(secret)
+    return env, secrets
+
+
+# --- shared shapes --------------------------------------------------------------------------------
+
+
+def _health(*probe: str) -> HealthCheck:
+    return HealthCheck(test=("CMD", *probe))
+
+
+def _app_health(service: str) -> HealthCheck:
+    # The images have no curl: the application ships its own probe.
+    return _health("python", "-m", "ichrisbirch.healthcheck", service)
+
+
+def _published(s: StackSettings, profile: Profile, service: str, internal: int, external: int) -> tuple[Port, ...]:
+    return (Port(internal, external, s.bind_address),) if service in profile.published else ()
+
+
+def _app_hardening(profile: Profile) -> Hardening:
+    if not profile.hardened:
+        return Hardening()
+    return Hardening(user=APP_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
+
+
+def _data_hardening(profile: Profile) -> Hardening:
+    # The official entrypoints start as root, chown their data directory and drop to their own
+    # user with gosu: these are the capabilities that takes, and nothing more.
+    if not profile.hardened:
+        return Hardening()
+    return Hardening(
+        drop_all_capabilities=True,
+        capabilities_needed=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
+        no_new_privileges=True,
+    )
+
+
+def _source_mounts(profile: Profile, project_dir: Path) -> tuple[Mount, ...]:
+    # Only the package is mounted: the virtual environment lives in /opt/venv and stays visible.
+    if not profile.hot_reload:
+        return ()
+    return (Mount(target="/app/ichrisbirch", host_path=str(project_dir / "app" / "ichrisbirch"), read_only=True),)
+
+
+def _app_tmpfs(profile: Profile) -> dict[str, str]:
+    return {"/tmp": "rw,noexec,nosuid,size=64m"} if profile.hardened else {}
+
+
+# --- one function per service --------------------------------------------------------------------
+
+
+def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
+    if profile.persistent_data:
+        command: tuple[str, ...] = ("postgres",)
+        mounts: tuple[Mount, ...] = (Mount(target=POSTGRES_DATA, volume="postgres-data"),)
+        tmpfs: dict[str, str] = {}
+    else:
+        # Throwaway data: durability buys nothing and costs seconds per test run.
+        command = ("postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+        mounts = ()
+        tmpfs = {POSTGRES_DATA: "rw,size=512m"}
+    return ServiceSpec(
+        name="postgres",
+        image="postgres",
+        command=command,
+        env={"POSTGRES_USER": s.postgres_user, "POSTGRES_DB": s.postgres_db},
+        secret_env={"POSTGRES_PASSWORD": "postgres_password"},
+        limits=Limits(memory_mb=s.postgres_memory_mb, cpus=s.cpus),
+        ports=_published(s, profile, "postgres", POSTGRES_PORT, s.postgres_port),
+        mounts=mounts,
+        tmpfs=tmpfs,
+        # -h 127.0.0.1: without it pg_isready passes during first-time init, before TCP is up.
+        health=_health("pg_isready", "-h", "127.0.0.1", "-U", s.postgres_user, "-d", s.postgres_db),
+        hardening=_data_hardening(profile),
+        restart=profile.restart,
+    )
+
+
+def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
+    persistence = "--appendonly yes" if profile.persistent_data else "--save '' --appendonly no"
+    return ServiceSpec(
+        name="redis",
+        image="redis",
+        # Through a shell so the password comes from the environment, not the command line that
+        # `docker inspect` and the plan show; the image's entrypoint still drops root for redis-server.
+        command=("sh", "-c", f'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD" {persistence}'),
+        env={},
+        # REDISCLI_AUTH lets the health check authenticate without a password on its command line.
+        secret_env={"REDIS_PASSWORD": "redis_password", "REDISCLI_AUTH": "redis_password"},
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus),
+        ports=_published(s, profile, "redis", REDIS_PORT, s.redis_port),
+        mounts=(Mount(target=REDIS_DATA, volume="redis-data"),) if profile.persistent_data else (),
+        tmpfs={} if profile.persistent_data else {REDIS_DATA: "rw,size=64m"},
+        health=HealthCheck(test=("CMD-SHELL", '[ "$(redis-cli ping)" = PONG ]')),
+        hardening=_data_hardening(profile),
+        restart=profile.restart,
+    )
+
+
+def migrate(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+    env, secrets = _merge((_common_env(s), {}), _postgres_env(s))
+    return ServiceSpec(
+        name="migrate",
+        image="app",
+        command=("python", "-m", "ichrisbirch.migrate"),
+        env=env,
+        secret_env=secrets,
+        limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
+        mounts=_source_mounts(profile, project_dir),
+        tmpfs=_app_tmpfs(profile),
+        depends_on=("postgres",),
+        one_shot=True,
+        hardening=_app_hardening(profile),
+    )
+
+
+def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+    env, secrets = _merge((_common_env(s), {}), _postgres_env(s), _redis_env(s))
+    if profile.production_servers:
+        command: tuple[str, ...] = (
+            "gunicorn",
+            "ichrisbirch.wsgi_api:api",
+            "--bind",
+            f"0.0.0.0:{API_PORT}",
+            "--worker-class",
+            "uvicorn_worker.UvicornWorker",
+            "--workers",
+            str(s.api_workers),
+        )
+    else:
+        command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(API_PORT))
+        if profile.hot_reload:
+            command += ("--reload",)
+    return ServiceSpec(
+        name="api",
+        image="app",
+        command=command,
+        env=env,
+        secret_env=secrets,
+        limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
+        ports=_published(s, profile, "api", API_PORT, s.api_port),
+        mounts=_source_mounts(profile, project_dir),
+        tmpfs=_app_tmpfs(profile),
+        health=_app_health("api"),
+        depends_on=("postgres", "redis", "migrate"),
+        hardening=_app_hardening(profile),
+        restart=profile.restart,
+    )
+
+
+def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+    env, secrets = _merge((_common_env(s), {}), _flask_env())
+    if profile.production_servers:
+        command: tuple[str, ...] = (
+            "gunicorn",
+            "ichrisbirch.wsgi_app:app",
+            "--bind",
+            f"0.0.0.0:{APP_PORT}",
+            "--workers",
+            str(s.app_workers),
+        )
+    else:
+        command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(APP_PORT))
+        if profile.hot_reload:
+            command += ("--debug",)
+    return ServiceSpec(
+        name="app",
+        image="app",
+        command=command,
+        env=env,
+        secret_env=secrets,
+        limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
+        ports=_published(s, profile, "app", APP_PORT, s.app_port),
+        mounts=_source_mounts(profile, project_dir),
+        tmpfs=_app_tmpfs(profile),
+        health=_app_health("app"),
+        depends_on=("api",),
+        hardening=_app_hardening(profile),
+        restart=profile.restart,
+    )
+
+
+def scheduler(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+    # Exactly one per stack: two schedulers on one database would run every job twice.
+    env, secrets = _merge(
+        (_common_env(s), {}), _postgres_env(s), ({"SCHEDULER_HEARTBEAT_SECONDS": str(s.heartbeat_seconds)}, {})
+    )
+    return ServiceSpec(
+        name="scheduler",
+        image="app",
+        command=("python", "-m", "ichrisbirch.wsgi_scheduler"),
+        env=env,
+        secret_env=secrets,
+        limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
+        mounts=_source_mounts(profile, project_dir),
+        tmpfs=_app_tmpfs(profile),
+        health=_app_health("scheduler"),
+        depends_on=("migrate",),
+        hardening=_app_hardening(profile),
+        restart=profile.restart,
+    )
+
+
+def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
+    env, secrets = _merge(
+        (_common_env(s), {}),
+        _postgres_env(s),
+        _redis_env(s),
+        _flask_env(),
+        ({"SCHEDULER_HEARTBEAT_SECONDS": str(s.heartbeat_seconds)}, {}),
+    )
+    return ServiceSpec(
+        name="tests",
+        image="app",
+        command=("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"),
+        env=env,
+        secret_env=secrets,
+        limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
+        depends_on=("api", "app", "scheduler"),
+        one_shot=True,
+        hardening=_app_hardening(profile),
+    )
+
+
+def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
+    """Every container of the stack, in an order where each comes after what it depends on."""
+    profile = PROFILES[s.environment]
+    specs = [
+        postgres(s, profile),
+        redis(s, profile),
+        migrate(s, profile, project_dir),
+        api(s, profile, project_dir),
+        app(s, profile, project_dir),
+        scheduler(s, profile, project_dir),
+    ]
+    if profile.runs_test_suite:
+        specs.append(tests(s, profile))
+    return specs
+
+
+def published_ports(s: StackSettings) -> dict[str, int]:
+    """Host port per published service, for the config check that no two collide."""
+    ports = {"api": s.api_port, "app": s.app_port, "postgres": s.postgres_port, "redis": s.redis_port}
+    return {name: port for name, port in ports.items() if name in PROFILES[s.environment].published}

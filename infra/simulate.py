@@ -1,0 +1,144 @@
+"""Run the program in-process under Pulumi mocks and record what it registers.
+
+The Pulumi engine is not needed: `pulumi.runtime.set_mocks` stands in for it, a `Mocks` decides
+what each resource's outputs are, and `RecordingMonitor` keeps every registration with the
+options the engine would see (dependencies, delete-before-replace, protect). The plan renderer,
+the unit tests and the integration tests' deployer all run the program through `run_program`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+
+from infra.config import PROJECT
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+SECRET_VALUE_SIG = rpc._special_secret_sig
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    provider: str
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    delete_before_replace: bool
+    protect: bool
+    replace_on_changes: list[str]
+
+
+@dataclass
+class Run:
+    resources: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> dict[str, Registration]:
+        return {r.name: r for r in self.resources if r.type == type_token}
+
+    def named(self, type_token: str, name: str) -> Registration:
+        return self.of_type(type_token)[name]
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also records each registration with the options the engine would see."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.run = Run()
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            provider=request.provider,
+            inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            dependencies=sorted(set(request.dependencies)),
+            delete_before_replace=request.deleteBeforeReplace,
+            protect=request.protect,
+            replace_on_changes=sorted(request.replaceOnChanges),
+        )
+        with self._lock:
+            self.run.resources.append(registration)
+        return response
+
+
+def run_program(
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: set[str],
+    mocks: pulumi_mocks.Mocks,
+    program: Callable[[], None] | None = None,
+) -> Run:
+    """Run the program (default: infra.program.main) as stack `stack` and return what it registered.
+
+    Raises whatever the program raises (a ConfigError, or a failure inside an output).
+    """
+    from infra.program import main
+
+    runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
+
+    def program_with_outputs() -> pulumi.Output[None]:
+        (program or main)()
+        # Under mocks the stack never registers its outputs: read them off the root resource.
+        root = runtime_settings.get_root_resource()
+        exported = getattr(root, "outputs", {})
+        return pulumi.Output.from_input(exported).apply(monitor.run.outputs.update)
+
+    pulumi.runtime.test(program_with_outputs)()  # type: ignore[no-untyped-call]
+    return monitor.run
+
+
+def stack_file(stack: str) -> Path:
+    return PROJECT_DIR / f"Pulumi.{stack}.yaml"
+
+
+def stack_config(stack: str, secrets: Mapping[str, str] | None = None) -> tuple[dict[str, str], set[str]]:
+    """The committed config of `stack` as the engine passes it: string values and secret keys.
+
+    `secure:` values cannot be decrypted without the Pulumi CLI; they, and keys absent from the
+    file, take their values from `secrets` (key without project prefix -> value).
+    """
+    document = yaml.safe_load(stack_file(stack).read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            secret_keys.add(full_key)
+            short = full_key.split(":", 1)[1]
+            if secrets is None or short not in secrets:
+                raise KeyError(f"{full_key} is a secure value in {stack_file(stack).name}: give a test value for it")
+            config[full_key] = secrets[short]
+        else:
+            # The engine hands every value over as a string; structured values as JSON.
+            config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    for short, value in (secrets or {}).items():
+        full_key = f"{PROJECT}:{short}"
+        if full_key not in config:
+            config[full_key] = value
+            secret_keys.add(full_key)
+    return config, secret_keys
