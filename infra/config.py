@@ -137,7 +137,9 @@ class StackSettings(BaseModel):
     postgres_password: SecretStr | None = Field(None, description="Postgres password (secret, required).")
     redis_password: SecretStr | None = Field(None, description="Redis password (secret, required).")
     flask_secret_key: SecretStr | None = Field(None, description="Flask session key (secret, required).")
-    registry_password: SecretStr | None = Field(None, description="Password of imageRegistry (secret).")
+    registry_password: SecretStr | None = Field(
+        None, description="Password of imageRegistry; set it with `pulumi config set --secret registryPassword`."
+    )
 
 
 SECRET_FIELDS = frozenset(
@@ -205,6 +207,7 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
 
     problems: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
+    plain_text_secrets: set[str] = set()
     for full_key, raw in sorted(config.items()):
         namespace, _, key = full_key.partition(":")
         if namespace != PROJECT:
@@ -214,13 +217,16 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
             hint = difflib.get_close_matches(key, _FIELD_BY_KEY, n=1)
             problems.append((full_key, "unknown key" + (f"; did you mean {PROJECT}:{hint[0]}?" if hint else "")))
             continue
+        if field_name in SECRET_FIELDS and raw == "":
+            continue  # Pulumi.yaml's empty default: not set
         if field_name in SECRET_FIELDS and full_key not in secret_keys:
             problems.append(
                 (
                     full_key,
-                    f"is a secret but was given in plain text; remove it and run `{_secret_command(stack, field_name)}`",
+                    f"is a secret given in plain text; remove it and run `{_secret_command(stack, field_name)}`",
                 )
             )
+            plain_text_secrets.add(field_name)
             continue
         if field_name in _LIST_FIELDS:
             try:
@@ -246,11 +252,15 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
 
     if settings is not None:
         for field_name in REQUIRED_SECRETS:
-            if getattr(settings, field_name) is None:
+            if getattr(settings, field_name) is None and field_name not in plain_text_secrets:
                 problems.append(
                     (f"{PROJECT}:{key_of(field_name)}", f"is missing; run `{_secret_command(stack, field_name)}`")
                 )
-        if settings.registry_username and settings.registry_password is None:
+        if (
+            settings.registry_username
+            and settings.registry_password is None
+            and "registry_password" not in plain_text_secrets
+        ):
             problems.append(
                 (
                     f"{PROJECT}:registryPassword",

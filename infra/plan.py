@@ -76,8 +76,6 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if isinstance(value, str):
         return _mask(value).replace(str(PROJECT_DIR), "${PROJECT_DIR}")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)  # protobuf carries every number as a double
     return value
 
 

@@ -72,7 +72,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             urn=response.urn,
             parent=request.parent,
             provider=request.provider,
-            inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+            inputs=_whole_numbers(rpc.deserialize_properties(request.object, keep_unknowns=True)),
             dependencies=sorted(set(request.dependencies)),
             delete_before_replace=request.deleteBeforeReplace,
             protect=request.protect,
@@ -81,6 +81,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         with self._lock:
             self.run.resources.append(registration)
         return response
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Protobuf carries every number as a double: give whole ones back as ints (ports, memory)."""
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def run_program(

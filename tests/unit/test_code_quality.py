@@ -1,0 +1,22 @@
+"""The program type-checks and lints clean: run by the suite so CI enforces it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from infra.simulate import PROJECT_DIR
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+
+
+def test_mypy_strict_reports_no_errors_on_infra() -> None:
+    result = run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_reports_nothing() -> None:
+    result = run(sys.executable, "-m", "ruff", "check", "infra", "tests", "__main__.py")
+    assert result.returncode == 0, result.stdout + result.stderr

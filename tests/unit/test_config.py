@@ -1,0 +1,181 @@
+"""Bad configuration is refused with one clear message, before any resource is registered."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic_core import PydanticUndefined
+
+from infra.config import REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of
+from infra.plan import PlanMocks
+from infra.simulate import PROJECT_DIR, run_program
+from tests.conftest import TEST_SECRETS, committed_config
+
+
+class CountingMocks(PlanMocks):
+    def __init__(self) -> None:
+        self.registered: list[str] = []
+
+    def new_resource(self, args):  # type: ignore[no-untyped-def]
+        self.registered.append(f"{args.typ}::{args.name}")
+        return super().new_resource(args)
+
+
+def refused(stack: str, config: dict[str, str], secret_keys: set[str]) -> ConfigError:
+    """Run the program; it must raise ConfigError having registered nothing."""
+    mocks = CountingMocks()
+    with pytest.raises(ConfigError) as raised:
+        run_program(stack, config, secret_keys, mocks)
+    assert mocks.registered == [], f"resources were registered before the config error: {mocks.registered}"
+    message = str(raised.value)
+    assert f"stack '{stack}'" in message
+    assert "nothing was created" in message
+    return raised.value
+
+
+def problems_of(error: ConfigError) -> dict[str, str]:
+    return dict(error.problems)
+
+
+@pytest.mark.parametrize(
+    ("stack", "key", "value", "expected"),
+    [
+        ("dev", "apiPort", "eighty", "valid integer"),
+        ("dev", "apiWorkers", "2.5", "valid integer"),
+        ("prod", "apiPort", "70000", "less than or equal to 65535"),
+        ("test", "redisPort", "0", "greater than or equal to 1"),
+        ("prod", "postgresImage", "Postgres::16", "not a valid image reference"),
+        ("prod", "redisImage", "redis", "not pinned"),
+        ("prod", "redisImage", "redis:latest", "not pinned"),
+        ("prod", "memoryMb", "0", "greater than 0"),
+        ("prod", "postgresMemoryMb", "-512", "greater than 0"),
+        ("prod", "cpus", "-1", "greater than 0"),
+        ("prod", "apiWorkers", "0", "greater than 0"),
+        ("prod", "appWorkers", "-3", "greater than 0"),
+        ("prod", "environment", "staging", "'dev', 'test' or 'prod'"),
+        ("dev", "bindAddress", "localhost", "not an IP address"),
+        ("prod", "bindAddress", "10.0.0.300", "not an IP address"),
+        ("prod", "dockerHost", "my-server", "not a Docker host"),
+        ("prod", "dockerSshOpts", "-i key", "JSON list"),
+        ("prod", "logLevel", "LOUD", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+    ],
+)
+def test_bad_value_names_key_and_problem(stack: str, key: str, value: str, expected: str) -> None:
+    config, secret_keys = committed_config(stack, {key: value})
+    error = refused(stack, config, secret_keys)
+    problems = problems_of(error)
+    assert f"ichrisbirch:{key}" in problems, error
+    assert expected in problems[f"ichrisbirch:{key}"]
+
+
+def test_unknown_key_is_a_typo_not_ignored() -> None:
+    config, secret_keys = committed_config("prod", {"apiWorker": "8"})
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert problems["ichrisbirch:apiWorker"] == "unknown key; did you mean ichrisbirch:apiWorkers?"
+
+
+def test_keys_of_other_namespaces_are_left_alone() -> None:
+    config, secret_keys = committed_config("dev")
+    config["docker:host"] = "unix:///var/run/docker.sock"
+    run_program("dev", config, secret_keys, PlanMocks())
+
+
+def test_two_services_on_one_host_port() -> None:
+    config, secret_keys = committed_config("test", {"appPort": "8001"})
+    problems = problems_of(refused("test", config, secret_keys))
+    assert problems["ichrisbirch:apiPort, ichrisbirch:appPort"] == "api and app would both publish host port 8001"
+
+
+def test_unpublished_ports_do_not_collide_in_prod() -> None:
+    # prod publishes only api and app: Postgres's host port is unused there.
+    config, secret_keys = committed_config("prod", {"postgresPort": "8000"})
+    run_program("prod", config, secret_keys, PlanMocks())
+
+
+@pytest.mark.parametrize("missing", sorted(key_of(name) for name in REQUIRED_SECRETS))
+def test_missing_prod_secret_says_which_command_to_run(missing: str) -> None:
+    secrets = {k: v for k, v in TEST_SECRETS.items() if k != missing}
+    config, secret_keys = committed_config("prod", secrets=secrets)
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert problems[f"ichrisbirch:{missing}"] == (
+        f"is missing; run `pulumi config set --secret {missing} <value> --stack prod`"
+    )
+
+
+def test_plain_text_prod_secret_is_refused_and_not_echoed() -> None:
+    config, secret_keys = committed_config("prod")
+    secret_keys.discard("ichrisbirch:postgresPassword")  # as if written in the stack file without --secret
+    error = refused("prod", config, secret_keys)
+    assert "secret given in plain text" in problems_of(error)["ichrisbirch:postgresPassword"]
+    assert TEST_SECRETS["postgresPassword"] not in str(error)
+
+
+def test_registry_user_needs_its_password() -> None:
+    config, secret_keys = committed_config(
+        "prod", {"imageRegistry": "registry.example.com/team", "registryUsername": "ci"}
+    )
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert "pulumi config set --secret registryPassword" in problems["ichrisbirch:registryPassword"]
+
+
+def test_every_problem_in_one_message() -> None:
+    config, secret_keys = committed_config("prod", {"apiPort": "0", "bindAddress": "nowhere", "colour": "blue"})
+    error = refused("prod", config, secret_keys)
+    assert {"ichrisbirch:apiPort", "ichrisbirch:bindAddress", "ichrisbirch:colour"} <= set(problems_of(error))
+    assert "3 problems" in str(error)
+
+
+def test_a_bad_value_is_never_echoed_when_it_is_a_secret() -> None:
+    config, secret_keys = committed_config("prod")
+    config["ichrisbirch:redisPassword"] = "x" * 3
+    secret_keys.discard("ichrisbirch:redisPassword")
+    assert "xxx" not in str(refused("prod", config, secret_keys))
+
+
+# --- Pulumi.yaml declares exactly the model, with the model's defaults --------------------------
+
+PULUMI_TYPES = {"array", "boolean", "integer", "string"}
+
+
+def _declared() -> dict[str, dict[str, object]]:
+    document = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    assert document["name"] == "ichrisbirch"
+    return dict(document["config"])
+
+
+def test_pulumi_yaml_declares_every_key_and_no_other() -> None:
+    assert set(_declared()) == {key_of(name) for name in StackSettings.model_fields}
+
+
+@pytest.mark.parametrize("field_name", sorted(StackSettings.model_fields))
+def test_pulumi_yaml_default_equals_model_default(field_name: str) -> None:
+    """The SDK applies no Pulumi.yaml defaults under mocks, so the two must never drift apart."""
+    declared = _declared()[key_of(field_name)]
+    field = StackSettings.model_fields[field_name]
+    assert declared["type"] in PULUMI_TYPES
+    assert declared.get("description"), f"{key_of(field_name)} has no description in Pulumi.yaml"
+    model_default = field.get_default(call_default_factory=True)
+    if model_default is PydanticUndefined or field_name in REQUIRED_SECRETS:
+        assert "default" not in declared, f"{key_of(field_name)} is required by the model"
+        return
+    if field_name in SECRET_FIELDS:  # optional secret: Pulumi.yaml's "" means unset
+        assert (declared["default"], model_default) == ("", None)
+        return
+    # Pulumi has no number type: a float is declared as a string and parsed by the model.
+    parsed = StackSettings.model_validate({"environment": "dev", key_of(field_name): declared["default"]})
+    assert getattr(parsed, field_name) == model_default
+
+
+def test_required_secrets_are_declared_secret() -> None:
+    declared = _declared()
+    for name in REQUIRED_SECRETS:
+        assert declared[key_of(name)].get("secret") is True
+
+
+@pytest.mark.parametrize("stack", ["dev", "test", "prod"])
+def test_stack_files_hold_no_plain_text_secret(stack: str) -> None:
+    document = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+    for key, value in (document.get("config") or {}).items():
+        field_name = {key_of(n): n for n in StackSettings.model_fields}.get(key.split(":", 1)[1])
+        if field_name in SECRET_FIELDS:
+            assert isinstance(value, dict) and set(value) == {"secure"}, f"{key} is plain text in Pulumi.{stack}.yaml"

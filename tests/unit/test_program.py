@@ -1,0 +1,401 @@
+"""What each stack declares, from its committed stack file, run under Pulumi mocks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.plan import PlanMocks
+from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
+from tests.conftest import TEST_SECRETS, RunStack
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/image:Image"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+PROVIDER = "pulumi:providers:docker"
+LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
+APP_SERVICES = ["migrate", "api", "app", "scheduler"]
+
+CONTRACT_POSTGRES = {"POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USERNAME", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+CONTRACT_REDIS = {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB"}
+COMMON = {"ENVIRONMENT", "LOG_LEVEL"}
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE_SIG
+
+
+def unwrap(value: Any) -> Any:
+    return value["value"] if is_secret(value) else value
+
+
+def env_of(container: Registration) -> dict[str, str]:
+    return dict(entry.split("=", 1) for entry in unwrap(container.inputs["envs"]))
+
+
+def containers(run: Run) -> dict[str, Registration]:
+    return run.of_type(CONTAINER)
+
+
+def short(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1]
+
+
+@pytest.fixture(params=["dev", "test", "prod"])
+def stack(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# --- image ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "target"), [("dev", "development"), ("test", "development"), ("prod", "production")]
+)
+def test_image_is_built_from_the_one_dockerfile_with_the_stack_target(
+    run_stack: RunStack, stack_name: str, target: str
+) -> None:
+    run = run_stack(stack_name, pythonBaseImage="registry.example.com/python:3.12.7-slim")
+    (image,) = run.of_type(IMAGE).values()
+    build = image.inputs["build"]
+    assert build["target"] == target
+    assert build["context"] == "app" and build["dockerfile"] == "app/Dockerfile"
+    assert build["args"] == {"PYTHON_BASE_IMAGE": "registry.example.com/python:3.12.7-slim"}
+    assert build["builderVersion"] == "BuilderBuildKit"
+    assert image.inputs["imageName"] == f"ichrisbirch:{stack_name}"
+    assert image.inputs["skipPush"] is True
+    assert "registry" not in image.inputs
+
+
+def test_app_containers_run_the_built_image_by_digest(run_stack: RunStack, stack: str) -> None:
+    run = run_stack(stack)
+    for name in APP_SERVICES:
+        assert containers(run)[name].inputs["image"] == "sha256:plan-app-image", name
+    assert containers(run)["postgres"].inputs["image"] == "sha256:plan-postgres-image"
+    remote = run.of_type(REMOTE_IMAGE)
+    assert remote["postgres-image"].inputs["name"] == "postgres:16.4-bookworm"
+    assert remote["redis-image"].inputs["name"] == "redis:7.4.1-bookworm"
+
+
+def test_prod_pushes_to_a_configured_registry_with_secret_credentials(run_stack: RunStack) -> None:
+    run = run_stack(
+        "prod",
+        imageRegistry="registry.example.com/team",
+        registryUsername="ci",
+        secrets={"registryPassword": "hunter2-test"},
+    )
+    (image,) = run.of_type(IMAGE).values()
+    assert image.inputs["imageName"] == "registry.example.com/team/ichrisbirch:prod"
+    assert image.inputs["skipPush"] is False
+    assert is_secret(image.inputs["registry"]), "the registry credentials must reach the engine as a secret"
+    registry = unwrap(image.inputs["registry"])
+    assert registry == {"server": "registry.example.com", "username": "ci", "password": "hunter2-test"}
+
+
+# --- containers, commands, environment ----------------------------------------------------------
+
+
+def test_containers_per_stack(run_stack: RunStack, stack: str) -> None:
+    run = run_stack(stack)
+    expected = {"postgres", "redis", "migrate", "api", "app", "scheduler"} | ({"tests"} if stack == "test" else set())
+    assert set(containers(run)) == expected
+    for name, container in containers(run).items():
+        assert container.inputs["name"] == f"icb-{stack}-{name}"
+    scheduler_commands = [c for c in containers(run).values() if "ichrisbirch.wsgi_scheduler" in c.inputs["command"]]
+    assert len(scheduler_commands) == 1, "exactly one scheduler per stack"
+
+
+def test_dev_commands_reload(run_stack: RunStack) -> None:
+    run = containers(run_stack("dev"))
+    assert run["api"].inputs["command"] == [
+        "uvicorn",
+        "ichrisbirch.wsgi_api:api",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--reload",
+    ]
+    assert run["app"].inputs["command"] == [
+        "flask",
+        "--app",
+        "ichrisbirch.wsgi_app:app",
+        "run",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "5000",
+        "--debug",
+    ]
+    assert run["scheduler"].inputs["command"] == ["python", "-m", "ichrisbirch.wsgi_scheduler"]
+    assert run["migrate"].inputs["command"] == ["python", "-m", "ichrisbirch.migrate"]
+
+
+def test_prod_commands_run_gunicorn_with_configured_workers(run_stack: RunStack) -> None:
+    default = containers(run_stack("prod"))
+    assert default["api"].inputs["command"] == [
+        "gunicorn",
+        "ichrisbirch.wsgi_api:api",
+        "--bind",
+        "0.0.0.0:8000",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--workers",
+        "4",
+    ]
+    assert default["app"].inputs["command"][:2] == ["gunicorn", "ichrisbirch.wsgi_app:app"]
+    two = containers(run_stack("prod", apiWorkers="2", appWorkers="3"))
+    assert two["api"].inputs["command"][-2:] == ["--workers", "2"]
+    assert two["app"].inputs["command"][-2:] == ["--workers", "3"]
+
+
+def test_test_stack_runs_the_suite_once_and_exports_its_exit_code(run_stack: RunStack) -> None:
+    run = run_stack("test")
+    tests = containers(run)["tests"]
+    assert tests.inputs["command"][:3] == ["python", "-m", "pytest"]
+    assert tests.inputs["mustRun"] is False and tests.inputs["attach"] is True and tests.inputs["logs"] is True
+    assert {short(d) for d in tests.dependencies} >= {"api", "app", "scheduler"}
+    assert run.outputs["tests_exit_code"] == 0
+
+
+def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, stack: str) -> None:
+    run = containers(run_stack(stack))
+    assert set(env_of(run["api"])) == COMMON | CONTRACT_POSTGRES | CONTRACT_REDIS
+    assert set(env_of(run["app"])) == COMMON | {
+        "FASTAPI_HOST",
+        "FASTAPI_PORT",
+        "FLASK_HOST",
+        "FLASK_PORT",
+        "FLASK_SECRET_KEY",
+    }
+    assert set(env_of(run["migrate"])) == COMMON | CONTRACT_POSTGRES
+    assert set(env_of(run["scheduler"])) == COMMON | CONTRACT_POSTGRES | {"SCHEDULER_HEARTBEAT_SECONDS"}
+    assert set(env_of(run["postgres"])) == {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
+    assert set(env_of(run["redis"])) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+    assert env_of(run["api"])["ENVIRONMENT"] == stack
+    assert env_of(run["app"])["FASTAPI_HOST"] == "api"
+
+
+def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -> None:
+    for name, container in containers(run_stack(stack)).items():
+        envs = container.inputs["envs"]
+        assert is_secret(envs), f"{name}'s envs carry a secret but are not marked secret"
+        env = env_of(container)
+        for var, secret in [
+            ("POSTGRES_PASSWORD", "postgresPassword"),
+            ("REDIS_PASSWORD", "redisPassword"),
+            ("FLASK_SECRET_KEY", "flaskSecretKey"),
+        ]:
+            if var in env:
+                assert env[var] == TEST_SECRETS[secret]
+        command = " ".join(container.inputs["command"])
+        assert not any(value in command for value in TEST_SECRETS.values()), f"a secret is on {name}'s command line"
+
+
+def test_log_level_and_heartbeat_come_from_the_stack_file(run_stack: RunStack) -> None:
+    dev, prod = containers(run_stack("dev")), containers(run_stack("prod"))
+    assert env_of(dev["api"])["LOG_LEVEL"] == "DEBUG" and env_of(prod["api"])["LOG_LEVEL"] == "INFO"
+    assert env_of(dev["scheduler"])["SCHEDULER_HEARTBEAT_SECONDS"] == "5"
+    assert env_of(prod["scheduler"])["SCHEDULER_HEARTBEAT_SECONDS"] == "60"
+
+
+# --- network, ports, volumes ---------------------------------------------------------------------
+
+
+def test_one_network_per_stack_with_an_alias_per_service(run_stack: RunStack, stack: str) -> None:
+    run = run_stack(stack)
+    (network,) = run.of_type(NETWORK).values()
+    assert network.inputs["name"] == f"icb-{stack}"
+    for name, container in containers(run).items():
+        assert container.inputs["networksAdvanced"] == [{"aliases": [name], "name": f"icb-{stack}"}]
+    assert run.outputs["network"] == f"icb-{stack}"
+
+
+PORTS = {
+    "dev": {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379},
+    "test": {"api": 8001, "app": 5001, "postgres": 5434, "redis": 6380},
+    "prod": {"api": 8000, "app": 5000},
+}
+INTERNAL = {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379}
+
+
+def test_published_ports_and_host_address(run_stack: RunStack, stack: str) -> None:
+    run = containers(run_stack(stack))
+    published = {name: c.inputs.get("ports", []) for name, c in run.items() if c.inputs.get("ports")}
+    assert set(published) == set(PORTS[stack])
+    for name, ports in published.items():
+        assert ports == [{"external": PORTS[stack][name], "internal": INTERNAL[name], "ip": "127.0.0.1"}]
+
+
+def test_host_address_is_configurable(run_stack: RunStack) -> None:
+    run = containers(run_stack("prod", bindAddress="10.1.2.3"))
+    assert {p["ip"] for c in run.values() for p in c.inputs.get("ports", [])} == {"10.1.2.3"}
+
+
+def test_dev_and_prod_keep_data_in_named_volumes(run_stack: RunStack) -> None:
+    for stack in ("dev", "prod"):
+        run = run_stack(stack)
+        volumes = run.of_type(VOLUME)
+        assert {v.inputs["name"] for v in volumes.values()} == {f"icb-{stack}-postgres-data", f"icb-{stack}-redis-data"}
+        mounts = containers(run)["postgres"].inputs["volumes"]
+        assert mounts == [
+            {"containerPath": "/var/lib/postgresql/data", "readOnly": False, "volumeName": f"icb-{stack}-postgres-data"}
+        ]
+        assert all(v.protect == (stack == "prod") for v in volumes.values())
+
+
+def test_test_stack_postgres_runs_on_tmpfs_without_fsync(run_stack: RunStack) -> None:
+    run = run_stack("test")
+    assert run.of_type(VOLUME) == {}
+    postgres = containers(run)["postgres"]
+    assert "/var/lib/postgresql/data" in postgres.inputs["tmpfs"]
+    assert "fsync=off" in postgres.inputs["command"]
+    assert "volumes" not in postgres.inputs or postgres.inputs["volumes"] == []
+
+
+def test_dev_bind_mounts_the_source_without_hiding_the_venv(run_stack: RunStack) -> None:
+    run = containers(run_stack("dev"))
+    source = str(PROJECT_DIR / "app" / "ichrisbirch")
+    for name in APP_SERVICES:
+        assert run[name].inputs["volumes"] == [
+            {"containerPath": "/app/ichrisbirch", "hostPath": source, "readOnly": True}
+        ]
+    for stack in ("test", "prod"):
+        assert all(
+            not c.inputs.get("volumes") or "hostPath" not in c.inputs["volumes"][0]
+            for c in containers(run_stack(stack)).values()
+        )
+
+
+# --- health and order ---------------------------------------------------------------------------
+
+
+def test_every_long_running_container_is_health_checked_and_waited_for(run_stack: RunStack, stack: str) -> None:
+    run = containers(run_stack(stack))
+    for name in LONG_RUNNING:
+        inputs = run[name].inputs
+        assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL"), name
+        assert inputs["wait"] is True and inputs["waitTimeout"] == 120, name
+        assert inputs["mustRun"] is True
+    assert run["scheduler"].inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "python",
+        "-m",
+        "ichrisbirch.healthcheck",
+        "scheduler",
+    ]
+    assert run["postgres"].inputs["healthcheck"]["tests"][:4] == ["CMD", "pg_isready", "-h", "127.0.0.1"]
+    assert "curl" not in str([c.inputs.get("healthcheck") for c in run.values()])
+    assert run["migrate"].inputs["mustRun"] is False and run["migrate"].inputs["attach"] is True
+
+
+def test_health_gated_order(run_stack: RunStack, stack: str) -> None:
+    run = containers(run_stack(stack))
+
+    def after(name: str) -> set[str]:
+        return {short(d) for d in run[name].dependencies if "Container::" in d}
+
+    assert after("migrate") == {"postgres"}
+    assert after("api") == {"postgres", "redis", "migrate"}
+    assert after("app") == {"api"}
+    assert after("scheduler") == {"migrate"}
+    labels = {label["label"]: label["value"] for label in run["api"].inputs["labels"]}
+    assert labels["ichrisbirch.after.migrate"] == "passed"
+
+
+class FailingMigration(PlanMocks):
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def new_resource(self, args):  # type: ignore[no-untyped-def]
+        self.created.append(args.name)
+        resource_id, state = super().new_resource(args)
+        if args.name == "migrate":
+            state.update(exitCode=3, containerLogs="could not connect to postgres")
+        return resource_id, state
+
+
+def test_a_failed_migration_stops_the_api_from_starting(run_stack: RunStack) -> None:
+    mocks = FailingMigration()
+    with pytest.raises(Exception, match="migrate exited with code 3"):
+        run_stack("dev", mocks=mocks)
+    assert "migrate" in mocks.created
+    assert "api" not in mocks.created and "app" not in mocks.created
+
+
+# --- prod hardening, and how dev differs ---------------------------------------------------------
+
+
+def test_prod_application_containers_are_hardened(run_stack: RunStack) -> None:
+    run = containers(run_stack("prod"))
+    for name in APP_SERVICES:
+        inputs = run[name].inputs
+        assert inputs["user"] == "10001:10001", name
+        assert inputs["readOnly"] is True
+        assert inputs["capabilities"] == {"drops": ["ALL"]}
+        assert inputs["securityOpts"] == ["no-new-privileges:true"]
+        assert inputs["memory"] == 768 and inputs["cpus"] == "1.0"
+        assert inputs["ulimits"] == [{"hard": 256, "name": "nproc", "soft": 256}]
+        assert "/tmp" in inputs["tmpfs"]
+    for name in LONG_RUNNING:
+        inputs = run[name].inputs
+        assert inputs["restart"] == "always"
+        assert inputs["logDriver"] == "json-file" and inputs["logOpts"] == {"max-file": "3", "max-size": "10m"}
+        assert inputs["securityOpts"] == ["no-new-privileges:true"]
+        assert inputs["capabilities"]["drops"] == ["ALL"]
+        assert inputs["memory"] > 0
+    assert run["migrate"].inputs["restart"] == "no"
+
+
+def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: RunStack) -> None:
+    run = containers(run_stack("dev"))
+    for name in LONG_RUNNING:
+        inputs = run[name].inputs
+        assert inputs["restart"] == "unless-stopped"
+        assert inputs["readOnly"] is False and "user" not in inputs and "capabilities" not in inputs
+        assert inputs["memory"] > 0
+
+
+def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunStack, stack: str) -> None:
+    for name, container in containers(run_stack(stack)).items():
+        assert container.delete_before_replace, name
+        assert container.replace_on_changes == ["healthcheck"], name
+
+
+# --- provider and outputs ------------------------------------------------------------------------
+
+
+def test_every_resource_uses_the_explicit_provider(run_stack: RunStack, stack: str) -> None:
+    run = run_stack(stack)
+    (provider,) = run.of_type(PROVIDER).values()
+    assert provider.inputs["host"] == "unix:///var/run/docker.sock"
+    for r in run.resources:
+        if r.type.startswith("docker:"):
+            assert r.provider.startswith(provider.urn), f"{r.type}::{r.name} does not use the stack's provider"
+
+
+def test_remote_engine_over_ssh(run_stack: RunStack) -> None:
+    run = run_stack(
+        "prod",
+        dockerHost="ssh://deploy@docker.example.com",
+        dockerSshOpts='["-i", "/keys/deploy"]',
+        bindAddress="0.0.0.0",
+    )
+    (provider,) = run.of_type(PROVIDER).values()
+    assert provider.inputs["host"] == "ssh://deploy@docker.example.com"
+    # A provider's structured inputs reach it JSON-encoded.
+    assert json.loads(provider.inputs["sshOpts"]) == ["-i", "/keys/deploy"]
+    assert run.outputs["api_url"] == "http://docker.example.com:8000"
+
+
+def test_outputs(run_stack: RunStack, stack: str) -> None:
+    run = run_stack(stack)
+    port = PORTS[stack]
+    assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
+    assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
+    assert run.outputs["image_digest"] == "sha256:plan-app-image"
+    assert run.outputs["containers"]["api"] == f"icb-{stack}-api"
