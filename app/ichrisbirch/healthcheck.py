@@ -1,0 +1,64 @@
+"""Container health checks without curl: `python -m ichrisbirch.healthcheck api|app|scheduler`.
+
+Exit 0 when healthy, 1 otherwise, with one line saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+
+STALE_AFTER_INTERVALS = 3
+
+
+def http_ok(url: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return True, f"{url} answered {response.status}"
+    except urllib.error.HTTPError as error:
+        return False, f"{url} answered {error.code}"
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        return False, f"{url} unreachable: {error}"
+
+
+def scheduler_ok() -> tuple[bool, str]:
+    from ichrisbirch import heartbeat
+    from ichrisbirch.settings import SchedulerSettings, load
+
+    settings = load(SchedulerSettings, "healthcheck")
+    limit = STALE_AFTER_INTERVALS * settings.scheduler_heartbeat_seconds + 5
+    try:
+        state = heartbeat.last_heartbeat(settings)
+    except Exception as error:  # noqa: BLE001 - any failure to read the heartbeat is unhealthy
+        return False, f"cannot read the heartbeat: {type(error).__name__}"
+    age = state["age_seconds"]
+    if age is None:
+        return False, "no heartbeat recorded yet"
+    if age > limit:
+        return False, f"last heartbeat {age:.0f}s ago (stale after {limit}s)"
+    return True, f"last heartbeat {age:.0f}s ago"
+
+
+def check(service: str) -> tuple[bool, str]:
+    if service == "api":
+        return http_ok(f"http://127.0.0.1:{os.environ.get('FASTAPI_PORT', '8000')}/health")
+    if service == "app":
+        return http_ok(f"http://127.0.0.1:{os.environ.get('FLASK_PORT', '5000')}/health")
+    if service == "scheduler":
+        return scheduler_ok()
+    return False, f"unknown service {service!r} (expected api, app or scheduler)"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m ichrisbirch.healthcheck api|app|scheduler", file=sys.stderr)
+        return 2
+    healthy, reason = check(argv[0])
+    print(f"{argv[0]}: {'healthy' if healthy else 'unhealthy'}: {reason}")
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,97 @@
+"""The api (FastAPI): `uvicorn ichrisbirch.wsgi_api:api` or gunicorn with uvicorn_worker.UvicornWorker."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import psycopg
+import redis
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ichrisbirch import __version__, db, heartbeat, logs, tasks
+from ichrisbirch.settings import ApiSettings, load
+
+log = logging.getLogger("ichrisbirch.api")
+
+
+class NewTask(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+
+
+def create_api(settings: ApiSettings) -> FastAPI:
+    logs.configure(settings.log_level)
+    api = FastAPI(title="ichrisbirch api", version=__version__)
+    cache = redis.Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        password=settings.redis_password.get_secret_value(),
+        db=settings.redis_db,
+        socket_timeout=3,
+        socket_connect_timeout=3,
+    )
+
+    @api.get("/")
+    def about() -> dict[str, str]:
+        return {"service": "api", "environment": settings.environment, "version": __version__}
+
+    @api.get("/health")
+    def health() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            with db.connect(settings) as connection:
+                connection.execute("SELECT 1")
+            checks["postgres"] = "ok"
+        except psycopg.Error as error:
+            log.warning("health: postgres is down: %s", error)
+            checks["postgres"] = "down"
+        try:
+            cache.ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as error:
+            log.warning("health: redis is down: %s", error)
+            checks["redis"] = "down"
+        down = sorted(name for name, state in checks.items() if state != "ok")
+        body: dict[str, Any] = {"status": "unavailable" if down else "ok", "checks": checks}
+        if down:
+            body["down"] = down
+        return JSONResponse(body, status_code=503 if down else 200)
+
+    @api.get("/tasks")
+    def list_tasks(response: Response) -> list[dict[str, Any]]:
+        items, hit = tasks.list_tasks(settings, cache)
+        response.headers["X-Cache"] = "hit" if hit else "miss"
+        return items
+
+    @api.post("/tasks", status_code=201)
+    def create_task(task: NewTask) -> dict[str, Any]:
+        return tasks.create_task(settings, cache, task.title)
+
+    @api.post("/tasks/{task_id}/complete")
+    def complete_task(task_id: int) -> dict[str, Any]:
+        task = tasks.complete_task(settings, cache, task_id)
+        if task is None:
+            raise HTTPException(status_code=404, detail=f"no task {task_id}")
+        return task
+
+    @api.get("/scheduler")
+    def scheduler() -> dict[str, Any]:
+        return heartbeat.last_heartbeat(settings)
+
+    return api
+
+
+@functools.cache
+def _api_from_environment() -> FastAPI:
+    return create_api(load(ApiSettings, "api"))
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `api` is built on first use (by the server at start), so importing this module for tests or
+    # tooling needs no environment; a bad environment still stops the server before it serves.
+    if name == "api":
+        return _api_from_environment()
+    raise AttributeError(name)

@@ -1,0 +1,120 @@
+"""The app (Flask): `flask --app ichrisbirch.wsgi_app:app run` or `gunicorn ichrisbirch.wsgi_app:app`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+
+from flask import Flask, redirect, render_template_string, request, url_for
+from werkzeug.wrappers import Response
+
+from ichrisbirch import logs
+from ichrisbirch.settings import AppSettings, load
+
+log = logging.getLogger("ichrisbirch.app")
+API_TIMEOUT = 5
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>ichrisbirch: tasks</title></head>
+<body>
+<h1>Tasks</h1>
+{% if error %}<p role="alert">The api is unavailable: {{ error }}</p>{% endif %}
+<form method="post" action="{{ url_for('add_task') }}">
+  <input name="title" maxlength="200" required aria-label="New task"><button type="submit">Add</button>
+</form>
+<ul>
+{% for task in tasks %}
+  <li>{% if task.completed %}<s>{{ task.title }}</s>{% else %}{{ task.title }}
+    <form method="post" action="{{ url_for('complete_task', task_id=task.id) }}" style="display:inline">
+      <button type="submit">Done</button></form>{% endif %}</li>
+{% endfor %}
+</ul>
+</body>
+</html>
+"""
+
+
+class ApiUnavailable(Exception):
+    pass
+
+
+class ApiClient:
+    """The few calls the app makes to the api, with timeouts; any failure is ApiUnavailable."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=API_TIMEOUT) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise ApiUnavailable(f"{method} {path} answered {error.code}") from error
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            raise ApiUnavailable(f"cannot reach {self.base_url}") from error
+
+
+def create_app(settings: AppSettings) -> Flask:
+    logs.configure(settings.log_level)
+    app = Flask(__name__)
+    app.secret_key = settings.flask_secret_key.get_secret_value()
+    api = ApiClient(settings.api_url)
+
+    @app.get("/")
+    def index() -> tuple[str, int]:
+        try:
+            return render_template_string(PAGE, tasks=api.call("GET", "/tasks"), error=None), 200
+        except ApiUnavailable as error:
+            log.warning("index: %s", error)
+            return render_template_string(PAGE, tasks=[], error=str(error)), 503
+
+    @app.post("/tasks")
+    def add_task() -> Response | tuple[str, int]:
+        try:
+            api.call("POST", "/tasks", {"title": request.form.get("title", "")})
+        except ApiUnavailable as error:
+            return render_template_string(PAGE, tasks=[], error=str(error)), 503
+        return redirect(url_for("index"), code=303)
+
+    @app.post("/tasks/<int:task_id>/complete")
+    def complete_task(task_id: int) -> Response | tuple[str, int]:
+        try:
+            api.call("POST", f"/tasks/{task_id}/complete")
+        except ApiUnavailable as error:
+            return render_template_string(PAGE, tasks=[], error=str(error)), 503
+        return redirect(url_for("index"), code=303)
+
+    @app.get("/health")
+    def health() -> tuple[dict[str, Any], int]:
+        # Healthy when the api answers at all: its own /health reports on Postgres and Redis.
+        try:
+            urllib.request.urlopen(settings.api_url + "/health", timeout=API_TIMEOUT).close()
+        except urllib.error.HTTPError:
+            pass  # the api answered, with its own bad news
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            return {"status": "unavailable", "api": f"cannot reach {settings.api_url}: {error}"}, 503
+        return {"status": "ok", "api": settings.api_url}, 200
+
+    return app
+
+
+@functools.cache
+def _app_from_environment() -> Flask:
+    return create_app(load(AppSettings, "app"))
+
+
+def __getattr__(name: str) -> Flask:
+    # `app` is built on first use (by the server at start), so importing this module for tests or
+    # tooling needs no environment; a bad environment still stops the server before it serves.
+    if name == "app":
+        return _app_from_environment()
+    raise AttributeError(name)

@@ -1,0 +1,69 @@
+"""The application's suite runs against the real Postgres and Redis named by the contract's variables.
+
+In the test stack these come from the `tests` container's environment; elsewhere set them
+yourself (see README). Missing variables stop the run with their names: nothing skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from ichrisbirch import migrate
+from ichrisbirch.settings import ApiSettings, SchedulerSettings
+
+REQUIRED = [
+    "ENVIRONMENT", "POSTGRES_HOST", "POSTGRES_USERNAME", "POSTGRES_PASSWORD", "POSTGRES_DB",
+    "REDIS_HOST", "REDIS_PASSWORD",
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [name for name in REQUIRED if not os.environ.get(name) and not os.environ.get(f"{name}_FILE")]
+    if missing:
+        raise pytest.UsageError(
+            "the application suite needs a real Postgres and Redis; set: " + ", ".join(missing)
+        )
+
+
+@pytest.fixture(scope="session")
+def api_settings() -> ApiSettings:
+    settings = ApiSettings()  # type: ignore[call-arg]
+    migrate.apply(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def scheduler_settings(api_settings: ApiSettings) -> SchedulerSettings:
+    return SchedulerSettings()  # type: ignore[call-arg]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_api(api_settings: ApiSettings) -> Iterator[str]:
+    """The api served over real HTTP on 127.0.0.1, for the Flask app to call."""
+    from ichrisbirch.wsgi_api import create_api
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_api(api_settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the api did not start within 15 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ichrisbirch.settings import ApiSettings
+from ichrisbirch.wsgi_api import create_api
+
+
+@pytest.fixture(scope="module")
+def client(api_settings: ApiSettings) -> TestClient:
+    return TestClient(create_api(api_settings))
+
+
+def test_health_reports_postgres_and_redis(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+def test_health_names_the_dependency_that_is_down(api_settings: ApiSettings) -> None:
+    broken = api_settings.model_copy(update={"redis_host": "127.0.0.1", "redis_port": 1})
+    response = TestClient(create_api(broken)).get("/health")
+    assert response.status_code == 503
+    assert response.json()["down"] == ["redis"]
+    broken = api_settings.model_copy(update={"postgres_host": "127.0.0.1", "postgres_port": 1})
+    response = TestClient(create_api(broken)).get("/health")
+    assert response.status_code == 503
+    assert response.json()["down"] == ["postgres"]
+
+
+def test_tasks_are_stored_and_the_list_is_cached_until_a_write(client: TestClient) -> None:
+    title = f"water the plants {uuid.uuid4().hex[:8]}"
+    client.get("/tasks")
+    assert client.get("/tasks").headers["X-Cache"] == "hit"
+
+    created = client.post("/tasks", json={"title": title})
+    assert created.status_code == 201
+    task = created.json()
+    assert task["title"] == title and task["completed"] is False
+
+    listed = client.get("/tasks")
+    assert listed.headers["X-Cache"] == "miss", "a write must drop the cached list"
+    assert task["id"] in [t["id"] for t in listed.json()]
+
+    done = client.post(f"/tasks/{task['id']}/complete")
+    assert done.status_code == 200 and done.json()["completed"] is True
+    after = {t["id"]: t for t in client.get("/tasks").json()}
+    assert after[task["id"]]["completed"] is True
+
+
+def test_bad_requests(client: TestClient) -> None:
+    assert client.post("/tasks", json={"title": ""}).status_code == 422
+    assert client.post("/tasks/999999999/complete").status_code == 404
+
+
+def test_scheduler_endpoint_shows_the_last_heartbeat(client: TestClient, api_settings: ApiSettings) -> None:
+    from ichrisbirch import heartbeat
+
+    heartbeat.record_run(api_settings, heartbeat.HEARTBEAT)
+    state = client.get("/scheduler").json()
+    assert state["runs"] >= 1
+    assert state["age_seconds"] is not None and state["age_seconds"] < 60

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask.testing import FlaskClient
+
+from ichrisbirch.settings import AppSettings
+from ichrisbirch.wsgi_app import create_app
+
+
+def app_settings(api_url: str) -> AppSettings:
+    host, port = api_url.removeprefix("http://").split(":")
+    return AppSettings(  # type: ignore[call-arg]
+        environment="test", fastapi_host=host, fastapi_port=int(port), flask_secret_key="test-only-key"
+    )
+
+
+@pytest.fixture
+def client(live_api: str) -> FlaskClient:
+    return create_app(app_settings(live_api)).test_client()
+
+
+def test_page_lists_tasks_from_the_api_and_adds_one(client: FlaskClient) -> None:
+    title = f"call the plumber {uuid.uuid4().hex[:8]}"
+    added = client.post("/tasks", data={"title": title})
+    assert added.status_code == 303
+    page = client.get("/")
+    assert page.status_code == 200
+    assert title in page.get_data(as_text=True)
+
+
+def test_health_checks_that_the_api_answers(client: FlaskClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200 and response.get_json()["status"] == "ok"
+
+
+def test_api_down_gives_a_503_page_not_a_crash() -> None:
+    client = create_app(app_settings("http://127.0.0.1:1")).test_client()
+    page = client.get("/")
+    assert page.status_code == 503
+    assert "The api is unavailable" in page.get_data(as_text=True)
+    assert client.get("/health").status_code == 503
+    assert client.post("/tasks", data={"title": "x"}).status_code == 503

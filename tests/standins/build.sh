@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds local stand-ins for the images nothing here can pull: a Debian root filesystem made with
+# debootstrap, and on it a Python base, a Postgres and a Redis that behave like the official images
+# for what this project uses. Each image is built once and rebuilt only when its inputs change
+# (cached by a hash of this folder, recorded as a label). Prints the references to configure.
+#
+#   bash tests/standins/build.sh            # build what is missing or out of date
+#
+# Needs root (debootstrap), a running Docker engine and /usr/bin/docker (the client with BuildKit).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+docker_bin=${DOCKER_BIN:-/usr/bin/docker}
+export DOCKER_BUILDKIT=1
+
+DEBIAN=icb-standin/debian:bookworm
+PYTHON=icb-standin/python:3.11-slim-bookworm
+POSTGRES=icb-standin/postgres:15-bookworm
+REDIS=icb-standin/redis:7-bookworm
+
+content_hash() { (cd "$here" && cat "$@" | sha256sum | cut -c1-16); }
+
+current() {  # current IMAGE HASH: is IMAGE present and built from inputs with HASH?
+  [ "$("$docker_bin" image inspect -f '{{ index .Config.Labels "ichrisbirch.standin.hash" }}' "$1" 2>/dev/null)" = "$2" ]
+}
+
+mirror() {  # the Debian mirror apt on this machine uses: no registry host is written in the repo
+  local uri
+  uri=$(grep -hs -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true)
+  [ -n "$uri" ] || uri=$(grep -hs -m1 -E '^deb ' /etc/apt/sources.list | awk '{print $2}' || true)
+  [ -n "$uri" ] || { echo "no Debian mirror found in /etc/apt" >&2; exit 1; }
+  echo "$uri"
+}
+
+build_debian() {
+  local hash; hash=$(content_hash build.sh)
+  if current "$DEBIAN" "$hash"; then echo "up to date: $DEBIAN"; return; fi
+  command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
+  local root; root=$(mktemp -d)
+  trap 'rm -rf "$root"' RETURN
+  echo "debootstrap bookworm from $(mirror) ..."
+  debootstrap --variant=minbase bookworm "$root" "$(mirror)" >/tmp/icb-debootstrap.log 2>&1 \
+    || { tail -20 /tmp/icb-debootstrap.log >&2; exit 1; }
+  # Keep images small, as the official slim images do.
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | "$docker_bin" import \
+    --change "LABEL ichrisbirch.standin.hash=$hash" --change 'CMD ["bash"]' - "$DEBIAN" >/dev/null
+  echo "built: $DEBIAN"
+}
+
+build_on_debian() {  # build_on_debian IMAGE DOCKERFILE [extra context files...]
+  local image=$1 dockerfile=$2; shift 2
+  local hash; hash=$(content_hash build.sh "$dockerfile" "$@")
+  if current "$image" "$hash"; then echo "up to date: $image"; return; fi
+  local context; context=$(mktemp -d)
+  trap 'rm -rf "$context"' RETURN
+  cp "$here/$dockerfile" "$context/Dockerfile"
+  for extra in "$@"; do cp "$here/$extra" "$context/"; done
+  # The machine's CA bundle, so HTTPS to the package index works inside containers here.
+  cp /etc/ssl/certs/ca-certificates.crt "$context/host-ca-certificates.crt"
+  "$docker_bin" build -q --build-arg "BASE=$DEBIAN" --label "ichrisbirch.standin.hash=$hash" \
+    -t "$image" "$context" >/dev/null
+  echo "built: $image"
+}
+
+build_debian
+build_on_debian "$PYTHON" python.Dockerfile
+build_on_debian "$POSTGRES" postgres.Dockerfile postgres-entrypoint.sh
+build_on_debian "$REDIS" redis.Dockerfile redis-entrypoint.sh
+
+cat <<REFS
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage):
+  pythonBaseImage=$PYTHON
+  postgresImage=$POSTGRES
+  redisImage=$REDIS
+REFS
