@@ -299,6 +299,8 @@ def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
             "uvicorn_worker.UvicornWorker",
             "--workers",
             str(s.api_workers),
+            # Load the app in the master: a bad environment stops gunicorn instead of a worker boot loop.
+            "--preload",
         )
     else:
         command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(API_PORT))
@@ -331,6 +333,7 @@ def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
             f"0.0.0.0:{APP_PORT}",
             "--workers",
             str(s.app_workers),
+            "--preload",
         )
     else:
         command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(APP_PORT))

@@ -146,11 +146,12 @@ def test_prod_commands_run_gunicorn_with_configured_workers(run_stack: RunStack)
         "uvicorn_worker.UvicornWorker",
         "--workers",
         "4",
+        "--preload",
     ]
     assert default["app"].inputs["command"][:2] == ["gunicorn", "ichrisbirch.wsgi_app:app"]
     two = containers(run_stack("prod", apiWorkers="2", appWorkers="3"))
-    assert two["api"].inputs["command"][-2:] == ["--workers", "2"]
-    assert two["app"].inputs["command"][-2:] == ["--workers", "3"]
+    assert two["api"].inputs["command"][-3:] == ["--workers", "2", "--preload"]
+    assert two["app"].inputs["command"][-3:] == ["--workers", "3", "--preload"]
 
 
 def test_test_stack_runs_the_suite_once_and_exports_its_exit_code(run_stack: RunStack) -> None:

