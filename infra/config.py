@@ -250,23 +250,14 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
             else:
                 problems.append((f"{PROJECT}:{key}", _describe(detail)))
 
-    if settings is not None:
-        for field_name in REQUIRED_SECRETS:
-            if getattr(settings, field_name) is None and field_name not in plain_text_secrets:
-                problems.append(
-                    (f"{PROJECT}:{key_of(field_name)}", f"is missing; run `{_secret_command(stack, field_name)}`")
-                )
-        if (
-            settings.registry_username
-            and settings.registry_password is None
-            and "registry_password" not in plain_text_secrets
-        ):
+    # Missing secrets are checked on the raw keys, so they are reported even when other values are bad.
+    needed = list(REQUIRED_SECRETS) + (["registry_password"] if values.get("registryUsername") else [])
+    for field_name in needed:
+        if key_of(field_name) not in values and field_name not in plain_text_secrets:
             problems.append(
-                (
-                    f"{PROJECT}:registryPassword",
-                    f"is missing for registryUsername; run `{_secret_command(stack, 'registry_password')}`",
-                )
+                (f"{PROJECT}:{key_of(field_name)}", f"is missing; run `{_secret_command(stack, field_name)}`")
             )
+    if settings is not None:
         problems.extend(_duplicate_ports(settings, published_ports(settings)))
 
     if problems:

@@ -119,10 +119,14 @@ def test_registry_user_needs_its_password() -> None:
 
 
 def test_every_problem_in_one_message() -> None:
-    config, secret_keys = committed_config("prod", {"apiPort": "0", "bindAddress": "nowhere", "colour": "blue"})
+    secrets = {k: v for k, v in TEST_SECRETS.items() if k != "flaskSecretKey"}
+    config, secret_keys = committed_config(
+        "prod", {"apiPort": "0", "bindAddress": "nowhere", "colour": "blue"}, secrets=secrets
+    )
     error = refused("prod", config, secret_keys)
-    assert {"ichrisbirch:apiPort", "ichrisbirch:bindAddress", "ichrisbirch:colour"} <= set(problems_of(error))
-    assert "3 problems" in str(error)
+    expected = {"ichrisbirch:apiPort", "ichrisbirch:bindAddress", "ichrisbirch:colour", "ichrisbirch:flaskSecretKey"}
+    assert set(problems_of(error)) == expected
+    assert "4 problems" in str(error)
 
 
 def test_a_bad_value_is_never_echoed_when_it_is_a_secret() -> None:
