@@ -6,17 +6,28 @@ Stand-in images are built once, cached by content (tests/standins/build.sh).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
-from infra.simulate import PROJECT_DIR
+from infra.simulate import PROJECT_DIR, Run, run_program
+from tests.conftest import committed_config
+from tests.integration.deployer import MARKER, DockerDeployer
+
+T = TypeVar("T")
 
 DOCKER = os.environ.get("DOCKER_BIN", "/usr/bin/docker")  # the client that can build with BuildKit
 APP_DIR = PROJECT_DIR / "app"
@@ -139,3 +150,118 @@ def scratch_network() -> Iterator[str]:
 def copy_app(destination: Path) -> Path:
     shutil.copytree(APP_DIR, destination, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     return destination
+
+
+# --- deploying a stack through the program ------------------------------------------------------
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As Docker's port proxy does: connections lingering in TIME_WAIT do not make a port taken.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Deployed:
+    stack: str
+    run: Run
+    deployer: DockerDeployer
+    ports: dict[str, int]
+
+    def url(self, service: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    def container(self, service: str) -> str:
+        return f"icb-{self.stack}-{service}"
+
+
+@contextmanager
+def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
+    """Deploy `stack` from its committed stack file on the real engine; tear it down afterwards.
+
+    Overrides: the image references (local stand-ins), test secrets, and a host port only where
+    the committed one is taken on this machine.
+    """
+    overrides = {"pythonBaseImage": standins.python, "postgresImage": standins.postgres, "redisImage": standins.redis}
+    config, secret_keys = committed_config(stack, overrides)
+    ports: dict[str, int] = {}
+    for service, default in {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379}.items():
+        key = f"ichrisbirch:{service}Port"
+        port = int(config.get(key, default))
+        if not port_is_free(port):
+            port = free_port()
+            config[key] = str(port)
+            report(f"{stack}: host port {config[key]} used for {service} (the committed one is taken here)")
+        ports[service] = port
+    deployer = DockerDeployer()
+    try:
+        run = run_program(stack, config, secret_keys, deployer)
+        report(
+            f"{stack}: first resource to all healthy {deployer.time_to_healthy():.1f} s "
+            f"(image build {deployer.deployment.build_seconds:.1f} s of it)"
+        )
+        yield Deployed(stack, run, deployer, ports)
+    finally:
+        deployer.teardown()
+
+
+def http(
+    method: str, url: str, body: dict[str, object] | None = None, form: dict[str, str] | None = None, timeout: float = 5
+) -> tuple[int, str]:
+    """One request to a published port on 127.0.0.1: (status, body text)."""
+    assert url.startswith("http://127.0.0.1:"), "tests only reach containers through 127.0.0.1"
+    data, headers = None, {}
+    if body is not None:
+        data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll `check` until it returns a value, at most `timeout` seconds; bounded, stops by itself."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result is not None:
+                return result
+        except (OSError, urllib.error.URLError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def inspect_container(name: str) -> dict[str, Any]:
+    return dict(json.loads(docker("inspect", name).stdout)[0])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the suite, no container, network or volume created by it remains on the engine."""
+    yield
+    if engine_problem() is not None:
+        return
+    leftovers = []
+    for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL):
+        for kind in ("ps -a", "network ls", "volume ls"):
+            out = docker(*kind.split(), "-q", "--filter", f"label={label}", check=False).stdout.split()
+            leftovers += [f"{kind.split()[0]} {item}" for item in out]
+    assert not leftovers, f"the suite left these behind: {leftovers}"

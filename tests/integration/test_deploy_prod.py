@@ -1,0 +1,130 @@
+"""The prod stack deployed for real: hardened, self-healing, durable, and secret-free in images and logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import TEST_SECRETS
+from tests.integration.conftest import Deployed, Standins, deploy, docker, http, inspect_container, until
+
+pytestmark = pytest.mark.docker
+APPLICATION = ["api", "app", "scheduler", "migrate"]
+LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
+
+
+@pytest.fixture(scope="module")
+def prod(standins: Standins) -> Iterator[Deployed]:
+    with deploy("prod", standins) as deployed:
+        yield deployed
+
+
+def health(prod: Deployed) -> tuple[int, dict[str, object]]:
+    status, body = http("GET", prod.url("api", "/health"), timeout=10)
+    return status, json.loads(body)
+
+
+def test_every_container_is_healthy(prod: Deployed) -> None:
+    for service in LONG_RUNNING:
+        assert inspect_container(prod.container(service))["State"]["Health"]["Status"] == "healthy", service
+    assert health(prod)[0] == 200
+
+
+def test_application_containers_are_hardened(prod: Deployed) -> None:
+    for service in APPLICATION:
+        info = inspect_container(prod.container(service))
+        host = info["HostConfig"]
+        assert info["Config"]["User"] == "10001:10001", service
+        assert host["ReadonlyRootfs"] is True, service
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], service
+        assert host["SecurityOpt"] == ["no-new-privileges:true"], service
+        assert host["Memory"] == 768 * 1024 * 1024 and host["NanoCpus"] == 1_000_000_000, service
+        assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nproc": 256}, service
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+        assert host["Privileged"] is False and host["PidMode"] == "" and host["NetworkMode"] == "icb-prod"
+        # One-shot migrate must not be restarted; everything long-running always is.
+        assert host["RestartPolicy"]["Name"] == ("always" if service != "migrate" else "no"), service
+    for service in ("api", "app"):
+        bindings = inspect_container(prod.container(service))["HostConfig"]["PortBindings"]
+        assert all(b["HostIp"] == "127.0.0.1" for port in bindings.values() for b in port), bindings
+    for service in ("postgres", "redis", "scheduler"):
+        assert not inspect_container(prod.container(service))["HostConfig"]["PortBindings"], f"{service} is published"
+
+
+def test_api_runs_gunicorn_with_the_configured_workers(prod: Deployed) -> None:
+    top = docker("top", prod.container("api"), "-eo", "pid,ppid,args").stdout.splitlines()[1:]
+    gunicorn = [line.split(None, 2) for line in top if "gunicorn" in line]
+    master = [p for p in gunicorn if not any(p[1] == q[0] for q in gunicorn)]
+    assert len(master) == 1, top
+    workers = [p for p in gunicorn if p[1] == master[0][0]]
+    assert len(workers) == 4, top
+
+
+def test_killing_the_api_main_process_brings_it_back_healthy(prod: Deployed) -> None:
+    name = prod.container("api")
+    before = inspect_container(name)
+    os.kill(before["State"]["Pid"], signal.SIGKILL)  # the process itself, not `docker kill`/`docker stop`
+    until(
+        lambda: True if inspect_container(name)["RestartCount"] > before["RestartCount"] else None,
+        timeout=30,
+        what="Docker restarting the api",
+    )
+    prod.deployer.wait_healthy(name, timeout=60)
+    assert health(prod)[0] == 200
+
+
+def test_postgres_data_survives_recreating_its_container(prod: Deployed) -> None:
+    title = f"durable {uuid.uuid4().hex[:8]}"
+    assert http("POST", prod.url("api", "/tasks"), body={"title": title})[0] == 201
+    prod.deployer.recreate("postgres")
+    prod.deployer.wait_healthy(prod.container("postgres"), timeout=60)
+    query = docker(
+        "exec",
+        "-u",
+        "postgres",
+        prod.container("postgres"),
+        "psql",
+        "-U",
+        "ichrisbirch",
+        "-d",
+        "ichrisbirch",
+        "-Atc",
+        "SELECT title FROM tasks",
+    )
+    assert title in query.stdout.splitlines()
+
+
+def test_stopping_postgres_turns_health_into_a_503_naming_it(prod: Deployed) -> None:
+    name = prod.container("postgres")
+    docker("stop", name)
+    try:
+
+        def unavailable() -> dict[str, object] | None:
+            status, body = health(prod)
+            return body if status == 503 else None
+
+        body = until(unavailable, timeout=30, what="the api reporting Postgres down")
+        assert body["down"] == ["postgres"]
+    finally:
+        docker("start", name)
+    prod.deployer.wait_healthy(name, timeout=60)
+    until(lambda: True if health(prod)[0] == 200 else None, timeout=30, what="the api healthy again")
+
+
+def test_no_secret_in_image_history_config_or_logs(prod: Deployed) -> None:
+    secrets = list(TEST_SECRETS.values())
+    image = "ichrisbirch:prod"
+    texts = {
+        "image history": docker("history", "--no-trunc", image).stdout,
+        "image config": docker("image", "inspect", image).stdout,
+    }
+    for service in LONG_RUNNING + ["migrate"]:
+        logs = docker("logs", prod.container(service))
+        texts[f"logs of {service}"] = logs.stdout + logs.stderr
+    leaks = [where for where, text in texts.items() if any(secret in text for secret in secrets)]
+    assert leaks == [], f"a secret value appears in: {leaks}"
