@@ -121,7 +121,7 @@ class StackSettings(BaseModel):
     postgres_memory_mb: Positive = Field(1024, description="Memory limit of Postgres, in MB.")
     redis_memory_mb: Positive = Field(256, description="Memory limit of Redis, in MB.")
     cpus: Annotated[float, Field(gt=0)] = Field(1.0, description="CPU limit of each container, in cores.")
-    process_limit: Positive = Field(256, description="Process limit (ulimit nproc) of each application container.")
+    process_limit: Positive = Field(256, description="Process limit (ulimit nproc) of each container's user.")
     wait_timeout_seconds: Positive = Field(
         120, description="How long a deployment waits for a container to be healthy."
     )

@@ -195,9 +195,7 @@ class Deployment(pulumi.ComponentResource):
             restart=spec.restart,
             user=hard.user,
             read_only=hard.read_only_root,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(hard.capabilities_needed) or None)
-            if hard.drop_all_capabilities
-            else None,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]) if hard.drop_all_capabilities else None,
             security_opts=["no-new-privileges:true"] if hard.no_new_privileges else None,
             memory=spec.limits.memory_mb,
             cpus=str(spec.limits.cpus),

@@ -19,6 +19,7 @@ SecretName = Literal["postgres_password", "redis_password", "flask_secret_key"]
 # Ports inside the containers; only host ports are configurable.
 API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
 APP_UID = "10001:10001"  # the numeric user app/Dockerfile creates
+DATA_UID = "999:999"  # the postgres and redis users of the official Debian-based images
 POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
 
@@ -102,7 +103,6 @@ class Hardening:
     user: str | None = None
     read_only_root: bool = False
     drop_all_capabilities: bool = False
-    capabilities_needed: tuple[str, ...] = ()
     no_new_privileges: bool = False
 
 
@@ -197,15 +197,11 @@ def _app_hardening(profile: Profile) -> Hardening:
 
 
 def _data_hardening(profile: Profile) -> Hardening:
-    # The official entrypoints start as root, chown their data directory and drop to their own
-    # user with gosu: these are the capabilities that takes, and nothing more.
+    # Started directly as their own user, the official entrypoints skip the chown-and-gosu step
+    # that needs root and capabilities: a new named volume takes its ownership from the image.
     if not profile.hardened:
         return Hardening()
-    return Hardening(
-        drop_all_capabilities=True,
-        capabilities_needed=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"),
-        no_new_privileges=True,
-    )
+    return Hardening(user=DATA_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
 
 
 def _source_mounts(profile: Profile, project_dir: Path) -> tuple[Mount, ...]:
@@ -215,8 +211,12 @@ def _source_mounts(profile: Profile, project_dir: Path) -> tuple[Mount, ...]:
     return (Mount(target="/app/ichrisbirch", host_path=str(project_dir / "app" / "ichrisbirch"), read_only=True),)
 
 
-def _app_tmpfs(profile: Profile) -> dict[str, str]:
-    return {"/tmp": "rw,noexec,nosuid,size=64m"} if profile.hardened else {}
+def _writable_tmp(profile: Profile, *extra: str) -> dict[str, str]:
+    """With a read-only root filesystem, the few paths a process writes to are tmpfs."""
+    if not profile.hardened:
+        return {}
+    # Docker copies the image directory's mode onto the tmpfs: the images make these world-writable.
+    return {path: "rw,noexec,nosuid,size=64m" for path in ("/tmp", *extra)}
 
 
 # --- one function per service --------------------------------------------------------------------
@@ -226,7 +226,8 @@ def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
     if profile.persistent_data:
         command: tuple[str, ...] = ("postgres",)
         mounts: tuple[Mount, ...] = (Mount(target=POSTGRES_DATA, volume="postgres-data"),)
-        tmpfs: dict[str, str] = {}
+        # The server's socket and lock file live in /var/run/postgresql.
+        tmpfs: dict[str, str] = _writable_tmp(profile, "/var/run/postgresql")
     else:
         # Throwaway data: durability buys nothing and costs seconds per test run.
         command = ("postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
@@ -238,7 +239,7 @@ def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
         command=command,
         env={"POSTGRES_USER": s.postgres_user, "POSTGRES_DB": s.postgres_db},
         secret_env={"POSTGRES_PASSWORD": "postgres_password"},
-        limits=Limits(memory_mb=s.postgres_memory_mb, cpus=s.cpus),
+        limits=Limits(memory_mb=s.postgres_memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "postgres", POSTGRES_PORT, s.postgres_port),
         mounts=mounts,
         tmpfs=tmpfs,
@@ -260,10 +261,10 @@ def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
         env={},
         # REDISCLI_AUTH lets the health check authenticate without a password on its command line.
         secret_env={"REDIS_PASSWORD": "redis_password", "REDISCLI_AUTH": "redis_password"},
-        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus),
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "redis", REDIS_PORT, s.redis_port),
         mounts=(Mount(target=REDIS_DATA, volume="redis-data"),) if profile.persistent_data else (),
-        tmpfs={} if profile.persistent_data else {REDIS_DATA: "rw,size=64m"},
+        tmpfs=_writable_tmp(profile) if profile.persistent_data else {REDIS_DATA: "rw,size=64m"},
         health=HealthCheck(test=("CMD-SHELL", '[ "$(redis-cli ping)" = PONG ]')),
         hardening=_data_hardening(profile),
         restart=profile.restart,
@@ -280,7 +281,7 @@ def migrate(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpe
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         mounts=_source_mounts(profile, project_dir),
-        tmpfs=_app_tmpfs(profile),
+        tmpfs=_writable_tmp(profile),
         depends_on=("postgres",),
         one_shot=True,
         hardening=_app_hardening(profile),
@@ -315,7 +316,7 @@ def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "api", API_PORT, s.api_port),
         mounts=_source_mounts(profile, project_dir),
-        tmpfs=_app_tmpfs(profile),
+        tmpfs=_writable_tmp(profile),
         health=_app_health("api"),
         depends_on=("postgres", "redis", "migrate"),
         hardening=_app_hardening(profile),
@@ -348,7 +349,7 @@ def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "app", APP_PORT, s.app_port),
         mounts=_source_mounts(profile, project_dir),
-        tmpfs=_app_tmpfs(profile),
+        tmpfs=_writable_tmp(profile),
         health=_app_health("app"),
         depends_on=("api",),
         hardening=_app_hardening(profile),
@@ -369,7 +370,7 @@ def scheduler(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceS
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         mounts=_source_mounts(profile, project_dir),
-        tmpfs=_app_tmpfs(profile),
+        tmpfs=_writable_tmp(profile),
         health=_app_health("scheduler"),
         depends_on=("migrate",),
         hardening=_app_hardening(profile),

@@ -332,12 +332,14 @@ class DockerDeployer(Mocks):
     def wait_healthy(self, container: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         client = self.client()
+        restarts_before = client.inspect_container(container)["RestartCount"]
         while True:
             state = client.inspect_container(container)["State"]
             health = (state.get("Health") or {}).get("Status")
             if health == "healthy":
                 return
-            if not state["Running"] and state.get("Restarting") is False and state["Status"] == "exited":
+            restarts = client.inspect_container(container)["RestartCount"]
+            if state["Status"] == "exited" or restarts > restarts_before:
                 logs = client.logs(container, tail=40).decode(errors="replace")
                 raise DeploymentError(f"{container} exited with {state['ExitCode']} before it was healthy:\n{logs}")
             if time.monotonic() > deadline:

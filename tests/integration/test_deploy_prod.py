@@ -52,6 +52,10 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
     for service in ("api", "app"):
         bindings = inspect_container(prod.container(service))["HostConfig"]["PortBindings"]
         assert all(b["HostIp"] == "127.0.0.1" for port in bindings.values() for b in port), bindings
+    for service in ("postgres", "redis"):
+        info = inspect_container(prod.container(service))
+        assert info["Config"]["User"] == "999:999" and info["HostConfig"]["ReadonlyRootfs"] is True, service
+        assert info["HostConfig"]["CapDrop"] == ["ALL"] and not info["HostConfig"]["CapAdd"], service
     for service in ("postgres", "redis", "scheduler"):
         assert not inspect_container(prod.container(service))["HostConfig"]["PortBindings"], f"{service} is published"
 

@@ -8,6 +8,8 @@ RUN groupadd -r -g 999 postgres && useradd -r -u 999 -g postgres -d /var/lib/pos
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql \
+ # As the official image: any user may run the server (docker run --user), the socket directory is open.
+ && chmod 3777 /var/run/postgresql \
  && chmod 700 /var/lib/postgresql/data
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data \

@@ -350,6 +350,12 @@ def test_prod_application_containers_are_hardened(run_stack: RunStack) -> None:
         assert inputs["capabilities"]["drops"] == ["ALL"]
         assert inputs["memory"] > 0
     assert run["migrate"].inputs["restart"] == "no"
+    for name in ("postgres", "redis"):  # as their images' own non-root users, no capabilities at all
+        inputs = run[name].inputs
+        assert inputs["user"] == "999:999" and inputs["readOnly"] is True, name
+        assert inputs["capabilities"] == {"drops": ["ALL"]}, name
+        assert "/tmp" in inputs["tmpfs"] and inputs["ulimits"][0]["name"] == "nproc", name
+    assert "/var/run/postgresql" in run["postgres"].inputs["tmpfs"]
 
 
 def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: RunStack) -> None:
