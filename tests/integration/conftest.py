@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 from infra.simulate import PROJECT_DIR, Run, run_program
-from tests.conftest import committed_config
+from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.deployer import MARKER, DockerDeployer
 
 T = TypeVar("T")
@@ -251,6 +251,20 @@ def until(check: Callable[[], T | None], timeout: float, what: str, interval: fl
 
 def inspect_container(name: str) -> dict[str, Any]:
     return dict(json.loads(docker("inspect", name).stdout)[0])
+
+
+def assert_no_secret_leak(deployed: Deployed) -> None:
+    """No secret value of the stack's config in the app image's history or config, or any container's logs."""
+    image = f"ichrisbirch:{deployed.stack}"
+    texts = {
+        "image history": docker("history", "--no-trunc", image).stdout,
+        "image config": docker("image", "inspect", image).stdout,
+    }
+    for name in deployed.run.outputs["containers"].values():
+        logs = docker("logs", name, check=False)
+        texts[f"logs of {name}"] = logs.stdout + logs.stderr
+    leaks = [where for where, text in texts.items() if any(secret in text for secret in TEST_SECRETS.values())]
+    assert leaks == [], f"a secret value of the {deployed.stack} stack appears in: {leaks}"
 
 
 @pytest.fixture(scope="session", autouse=True)

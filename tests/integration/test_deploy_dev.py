@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.simulate import PROJECT_DIR
-from tests.integration.conftest import Deployed, Standins, deploy, http, inspect_container, until
+from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, http, inspect_container, until
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
@@ -72,3 +72,7 @@ def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:
         source.write_text(original)
     assert inspect_container(dev.container("api"))["State"]["StartedAt"] == started_at, "the container restarted"
     print(f"hot reload: the api answered with the edited source after {seconds:.1f} s")
+
+
+def test_no_secret_in_image_history_config_or_logs(dev: Deployed) -> None:
+    assert_no_secret_leak(dev)

@@ -10,8 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TEST_SECRETS
-from tests.integration.conftest import Deployed, Standins, deploy, docker, http, inspect_container, until
+from tests.integration.conftest import (
+    Deployed,
+    Standins,
+    assert_no_secret_leak,
+    deploy,
+    docker,
+    http,
+    inspect_container,
+    until,
+)
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
@@ -121,14 +129,4 @@ def test_stopping_postgres_turns_health_into_a_503_naming_it(prod: Deployed) -> 
 
 
 def test_no_secret_in_image_history_config_or_logs(prod: Deployed) -> None:
-    secrets = list(TEST_SECRETS.values())
-    image = "ichrisbirch:prod"
-    texts = {
-        "image history": docker("history", "--no-trunc", image).stdout,
-        "image config": docker("image", "inspect", image).stdout,
-    }
-    for service in LONG_RUNNING + ["migrate"]:
-        logs = docker("logs", prod.container(service))
-        texts[f"logs of {service}"] = logs.stdout + logs.stderr
-    leaks = [where for where, text in texts.items() if any(secret in text for secret in secrets)]
-    assert leaks == [], f"a secret value appears in: {leaks}"
+    assert_no_secret_leak(prod)

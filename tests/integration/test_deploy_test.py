@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TEST_SECRETS
-from tests.integration.conftest import Deployed, Standins, deploy, inspect_container
+from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container
 
 pytestmark = pytest.mark.docker
 
@@ -46,3 +46,7 @@ def test_postgres_keeps_throwaway_data_on_tmpfs_without_fsync(test_stack: Deploy
         user="postgres",
     )
     assert test_stack.deployer.client().exec_start(fsync).decode().strip() == "off"
+
+
+def test_no_secret_in_image_history_config_or_logs(test_stack: Deployed) -> None:
+    assert_no_secret_leak(test_stack)

@@ -7,6 +7,9 @@
 #   bash tests/standins/build.sh            # build what is missing or out of date
 #
 # Needs root (debootstrap), a running Docker engine and /usr/bin/docker (the client with BuildKit).
+#
+# Where images can be pulled (GitHub's runners), ICB_STANDINS=pull uses the real images instead:
+#   ICB_STANDINS=pull bash tests/standins/build.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +65,21 @@ build_on_debian() {  # build_on_debian IMAGE DOCKERFILE [extra context files...]
     -t "$image" "$context" >/dev/null
   echo "built: $image"
 }
+
+if [ "${ICB_STANDINS:-build}" = pull ]; then
+  # The stacks' default references (Pulumi.yaml), pulled as they are.
+  for image in python:3.12-slim-bookworm postgres:16.4-bookworm redis:7.4.1-bookworm; do
+    "$docker_bin" pull -q "$image" >/dev/null
+    echo "pulled: $image"
+  done
+  cat <<REFS
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage):
+  pythonBaseImage=python:3.12-slim-bookworm
+  postgresImage=postgres:16.4-bookworm
+  redisImage=redis:7.4.1-bookworm
+REFS
+  exit 0
+fi
 
 build_debian
 build_on_debian "$PYTHON" python.Dockerfile

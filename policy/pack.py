@@ -1,0 +1,48 @@
+"""The rules as a Pulumi policy pack: mandatory for prod resources, advisory for the others.
+
+Which environment a resource belongs to comes from the resource itself (its
+ichrisbirch.environment label or icb-<env>- name), so `pulumi preview --policy-pack policy`
+enforces prod without per-stack flags that could be forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
+from rules import RULES, Resource, Rule, display_name, environment
+
+Validate = Callable[[ResourceValidationArgs, Callable[[str, str | None], None]], None]
+
+
+def _validator(rule: Rule, for_prod: bool) -> Validate:
+    def validate(args: ResourceValidationArgs, report_violation: Callable[[str, str | None], None]) -> None:
+        resource = Resource(args.resource_type, args.name, dict(args.props), secrets_visible=False)
+        if (environment(resource) == "prod") != for_prod:
+            return
+        for problem in rule.check(resource):
+            report_violation(f"{display_name(resource)}: {problem}", None)
+
+    return validate
+
+
+def policies() -> list[ResourceValidationPolicy]:
+    pack = []
+    for rule in RULES:
+        pack.append(
+            ResourceValidationPolicy(
+                name=f"{rule.name}-prod",
+                description=f"{rule.description} (prod: mandatory)",
+                validate=_validator(rule, for_prod=True),
+                enforcement_level=EnforcementLevel.MANDATORY,
+            )
+        )
+        pack.append(
+            ResourceValidationPolicy(
+                name=rule.name,
+                description=f"{rule.description} (dev, test: advisory)",
+                validate=_validator(rule, for_prod=False),
+                enforcement_level=EnforcementLevel.ADVISORY,
+            )
+        )
+    return pack

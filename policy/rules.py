@@ -1,0 +1,211 @@
+"""The guard rails, as plain functions over a resource's inputs (no Pulumi imports).
+
+Each rule returns the problems it finds, each naming what to change. `pack.py` turns them into a
+Pulumi policy pack; the unit tests run them on the resources the program registers under mocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/image:Image"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|(^|_)AUTH$")
+# Values no real secret has: what a plain-text placeholder in a config file tends to be.
+OBVIOUS_PLACEHOLDERS = {"", "password", "changeme", "secret", "postgres", "redis", "admin", "example"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    # Under mocks Pulumi's secret markers are visible; pulumi-policy's analyzer removes them, so
+    # there only values that are obviously not secrets can be told apart.
+    secrets_visible: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: Callable[[Resource], list[str]]
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_VALUE
+
+
+def reveal(value: Any) -> Any:
+    return value["value"] if is_secret(value) else value
+
+
+def environment(resource: Resource) -> str | None:
+    """The environment a resource belongs to: its ichrisbirch.environment label or its icb-<env>- name."""
+    for label in reveal(resource.props.get("labels")) or []:
+        if label.get("label") == "ichrisbirch.environment":
+            return str(label.get("value"))
+    match = re.match(r"^icb-(\w+)(-|$)", str(resource.props.get("name", "")))
+    return match.group(1) if match else None
+
+
+def _long_running(r: Resource) -> bool:
+    return r.type == CONTAINER and r.props.get("mustRun", True) is not False
+
+
+def no_root_user(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    user = str(r.props.get("user") or "")
+    if not user or user.split(":")[0] in ("0", "root"):
+        return ["runs as root: set `user` to a numeric non-root uid:gid (the app image has 10001:10001)"]
+    if not user.split(":")[0].isdigit():
+        return [f"runs as user {user!r}: give a numeric uid:gid, checkable without the image's /etc/passwd"]
+    return []
+
+
+def read_only_root(r: Resource) -> list[str]:
+    if r.type == CONTAINER and not r.props.get("readOnly"):
+        return ["has a writable root filesystem: set `readOnly: true` and mount tmpfs where the process writes"]
+    return []
+
+
+def privileges_dropped(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    problems = []
+    capabilities = r.props.get("capabilities") or {}
+    if "ALL" not in (capabilities.get("drops") or []):
+        problems.append("keeps Linux capabilities: set `capabilities.drops: [ALL]`")
+    if capabilities.get("adds"):
+        problems.append(f"adds capabilities {capabilities['adds']}: remove them")
+    if "no-new-privileges:true" not in (r.props.get("securityOpts") or []):
+        problems.append("can gain privileges: add `no-new-privileges:true` to `securityOpts`")
+    if r.props.get("privileged"):
+        problems.append("is privileged: remove `privileged`")
+    return problems
+
+
+def resource_limits(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    problems = []
+    if not r.props.get("memory"):
+        problems.append("has no memory limit: set `memory` (MB)")
+    if not r.props.get("cpus") and not r.props.get("cpuShares"):
+        problems.append("has no CPU limit: set `cpus`")
+    if not any(u.get("name") == "nproc" for u in r.props.get("ulimits") or []):
+        problems.append("has no process limit: set an `nproc` ulimit (pulumi-docker has no pids_limit)")
+    return problems
+
+
+def health_checked(r: Resource) -> list[str]:
+    if not _long_running(r):
+        return []
+    tests = (r.props.get("healthcheck") or {}).get("tests") or []
+    if not tests or tests[0] == "NONE":
+        return ["is long-running without a health check: set `healthcheck.tests`"]
+    return []
+
+
+def no_host_mounts(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    problems = []
+    for volume in r.props.get("volumes") or []:
+        path = volume.get("hostPath")
+        if path and "docker.sock" in path:
+            problems.append(f"mounts the Docker socket {path}: remove it, it is root on the host")
+        elif path:
+            problems.append(f"bind-mounts host path {path}: use a named volume")
+    return problems
+
+
+def no_public_ports(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    return [
+        f"publishes port {port.get('external')} on all interfaces: set `ip` to a chosen host address (bindAddress)"
+        for port in r.props.get("ports") or []
+        if port.get("ip") in (None, "", "0.0.0.0", "::")
+    ]
+
+
+def no_plain_text_secret_env(r: Resource) -> list[str]:
+    if r.type != CONTAINER:
+        return []
+    envs = r.props.get("envs") or []
+    if is_secret(envs):
+        return []
+    problems = []
+    for entry in envs:
+        if is_secret(entry):
+            continue
+        key, _, value = str(entry).partition("=")
+        if not SECRET_NAME.search(key):
+            continue
+        if r.secrets_visible or value.lower() in OBVIOUS_PLACEHOLDERS:
+            problems.append(f"sets {key} in plain text: pass it from a secret (`pulumi config set --secret`)")
+    return problems
+
+
+def _pinned(reference: str) -> bool:
+    if reference.startswith("sha256:") or "@sha256:" in reference:
+        return True
+    name, _, tag = reference.rpartition(":")
+    return bool(name) and "/" not in tag and tag != "latest"
+
+
+def pinned_images(r: Resource) -> list[str]:
+    reference = {
+        REMOTE_IMAGE: r.props.get("name"),
+        IMAGE: r.props.get("imageName"),
+        CONTAINER: r.props.get("image"),
+    }.get(r.type)
+    if reference is None:
+        return []
+    if not _pinned(str(reference)):
+        return [f"uses image {reference!r}, which is not pinned: give a tag other than latest, or a digest"]
+    return []
+
+
+def restart_policy(r: Resource) -> list[str]:
+    if not _long_running(r):
+        return []
+    restart = r.props.get("restart", "no")
+    if restart not in ("always", "unless-stopped", "on-failure"):
+        return [f"has restart policy {restart!r}: set `restart` to always or unless-stopped"]
+    if restart == "on-failure" and int(r.props.get("maxRetryCount") or 0) > 5:
+        return ["retries on failure more than 5 times: set `maxRetryCount` to 5 or fewer"]
+    return []
+
+
+RULES = [
+    Rule("no-root-user", "No container runs as root.", no_root_user),
+    Rule("read-only-root-filesystem", "Containers have a read-only root filesystem.", read_only_root),
+    Rule("privileges-dropped", "All capabilities dropped and no-new-privileges set.", privileges_dropped),
+    Rule("resource-limits", "Memory, CPU and process limits on every container.", resource_limits),
+    Rule("health-checked", "Every long-running container has a health check.", health_checked),
+    Rule("no-host-mounts", "No host bind mounts and no Docker socket mount.", no_host_mounts),
+    Rule("no-public-ports", "No port published on all interfaces (0.0.0.0).", no_public_ports),
+    Rule("no-plain-text-secret-env", "No plain-text secret in a container environment.", no_plain_text_secret_env),
+    Rule("pinned-images", "Image references are pinned (tag or digest, never latest).", pinned_images),
+    Rule("restart-policy", "Long-running containers have a restart policy.", restart_policy),
+]
+
+
+def display_name(resource: Resource) -> str:
+    """A container by its Docker name (icb-prod-api), anything else by its Pulumi name."""
+    return str(resource.props.get("name") or resource.name) if resource.type == CONTAINER else resource.name
+
+
+def violations(resource: Resource) -> list[tuple[str, str]]:
+    """(rule name, message naming the resource and what to change) for every problem found."""
+    return [(rule.name, f"{display_name(resource)}: {problem}") for rule in RULES for problem in rule.check(resource)]

@@ -1,0 +1,160 @@
+"""The policy pack's rules: prod passes every one, dev and test are reported on, and each rule
+fires on a crafted bad resource with a message naming the resource and what to change."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from infra.simulate import PROJECT_DIR
+from tests.conftest import RunStack
+
+sys.path.insert(0, str(PROJECT_DIR / "policy"))
+import pack  # noqa: E402
+import rules  # noqa: E402
+from pulumi_policy import EnforcementLevel, ResourceValidationArgs  # noqa: E402
+
+CONTAINER = rules.CONTAINER
+
+
+def registered(run_stack: RunStack, stack: str, secrets_visible: bool = True) -> list[rules.Resource]:
+    run = run_stack(stack)
+    return [
+        rules.Resource(r.type, r.name, r.inputs if secrets_visible else unwrap_all(r.inputs), secrets_visible)
+        for r in run.resources
+    ]
+
+
+def unwrap_all(value: Any) -> Any:
+    """What pulumi-policy's analyzer hands a policy: secret markers removed."""
+    if isinstance(value, dict):
+        return unwrap_all(value["value"]) if rules.is_secret(value) else {k: unwrap_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_all(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("secrets_visible", [True, False], ids=["under-mocks", "as-the-analyzer-sees-it"])
+def test_prod_passes_every_rule(run_stack: RunStack, secrets_visible: bool) -> None:
+    found = [v for r in registered(run_stack, "prod", secrets_visible) for v in rules.violations(r)]
+    assert found == []
+
+
+def test_dev_is_reported_on(run_stack: RunStack) -> None:
+    found = {rule for r in registered(run_stack, "dev") for rule, _ in rules.violations(r)}
+    # Hot reload needs the source bind-mounted; dev servers run as the image user and writable.
+    assert {"no-host-mounts", "read-only-root-filesystem", "privileges-dropped", "no-root-user"} <= found
+    assert "no-plain-text-secret-env" not in found and "pinned-images" not in found
+
+
+def test_every_resource_belongs_to_an_environment(run_stack: RunStack) -> None:
+    for stack in ("dev", "test", "prod"):
+        for r in registered(run_stack, stack):
+            if r.type == CONTAINER:
+                assert rules.environment(r) == stack, r.name
+
+
+GOOD_PROD: dict[str, Any] = {
+    "name": "icb-prod-api",
+    "image": "sha256:" + "a" * 64,
+    "user": "10001:10001",
+    "readOnly": True,
+    "capabilities": {"drops": ["ALL"]},
+    "securityOpts": ["no-new-privileges:true"],
+    "memory": 512,
+    "cpus": "1.0",
+    "ulimits": [{"name": "nproc", "soft": 256, "hard": 256}],
+    "healthcheck": {"tests": ["CMD", "true"]},
+    "ports": [{"internal": 8000, "external": 8000, "ip": "127.0.0.1"}],
+    "envs": {rules.SECRET_SIG: rules.SECRET_VALUE, "value": ["POSTGRES_PASSWORD=x"]},
+    "restart": "always",
+    "labels": [{"label": "ichrisbirch.environment", "value": "prod"}],
+}
+
+BAD: list[tuple[str, str, dict[str, Any], str]] = [
+    ("no-root-user", CONTAINER, {"user": None}, "set `user`"),
+    ("no-root-user", CONTAINER, {"user": "0:0"}, "runs as root"),
+    ("read-only-root-filesystem", CONTAINER, {"readOnly": False}, "set `readOnly: true`"),
+    ("privileges-dropped", CONTAINER, {"capabilities": {}}, "drops: [ALL]"),
+    ("privileges-dropped", CONTAINER, {"securityOpts": []}, "no-new-privileges"),
+    ("resource-limits", CONTAINER, {"memory": None}, "set `memory`"),
+    ("resource-limits", CONTAINER, {"ulimits": []}, "nproc"),
+    ("health-checked", CONTAINER, {"healthcheck": None}, "set `healthcheck.tests`"),
+    ("no-host-mounts", CONTAINER, {"volumes": [{"containerPath": "/src", "hostPath": "/home/me/src"}]}, "named volume"),
+    (
+        "no-host-mounts",
+        CONTAINER,
+        {"volumes": [{"containerPath": "/var/run/docker.sock", "hostPath": "/var/run/docker.sock"}]},
+        "Docker socket",
+    ),
+    ("no-public-ports", CONTAINER, {"ports": [{"internal": 8000, "external": 8000, "ip": "0.0.0.0"}]}, "set `ip`"),
+    ("no-public-ports", CONTAINER, {"ports": [{"internal": 8000, "external": 8000}]}, "all interfaces"),
+    (
+        "no-plain-text-secret-env",
+        CONTAINER,
+        {"envs": ["LOG_LEVEL=INFO", "POSTGRES_PASSWORD=hunter2"]},
+        "POSTGRES_PASSWORD in plain text",
+    ),
+    ("pinned-images", CONTAINER, {"image": "redis:latest"}, "not pinned"),
+    ("pinned-images", CONTAINER, {"image": "redis"}, "not pinned"),
+    ("restart-policy", CONTAINER, {"restart": "no"}, "set `restart`"),
+]
+
+
+def test_a_good_prod_container_passes() -> None:
+    assert rules.violations(rules.Resource(CONTAINER, "api", GOOD_PROD)) == []
+
+
+@pytest.mark.parametrize(("rule", "typ", "change", "fix"), BAD, ids=[f"{b[0]}:{i}" for i, b in enumerate(BAD)])
+def test_each_rule_fires_naming_the_resource_and_the_fix(rule: str, typ: str, change: dict[str, Any], fix: str) -> None:
+    resource = rules.Resource(typ, "api", {**GOOD_PROD, **change})
+    found = rules.violations(resource)
+    assert [name for name, _ in found] == [rule], found
+    message = found[0][1]
+    assert message.startswith("icb-prod-api: ") and fix in message
+
+
+@pytest.mark.parametrize("typ,key", [(rules.REMOTE_IMAGE, "name"), (rules.IMAGE, "imageName")])
+def test_image_references_must_be_pinned(typ: str, key: str) -> None:
+    assert rules.violations(rules.Resource(typ, "redis-image", {key: "redis:7.4.1"})) == []
+    (found,) = rules.violations(rules.Resource(typ, "redis-image", {key: "redis:latest"}))
+    assert found[0] == "pinned-images" and "redis-image" in found[1]
+
+
+# --- the pack: mandatory for prod resources, advisory for the others ---------------------------
+
+
+def run_pack(props: dict[str, Any]) -> list[tuple[str, EnforcementLevel, str]]:
+    reported = []
+    for policy in pack.policies():
+        args = ResourceValidationArgs(
+            CONTAINER, props, f"urn:pulumi:s::ichrisbirch::{CONTAINER}::api", "api", None, None
+        )
+        policy.validate(args, lambda message, _urn, p=policy: reported.append((p.name, p.enforcement_level, message)))
+    return reported
+
+
+def test_pack_enforces_prod_and_advises_elsewhere() -> None:
+    bad_prod = {**GOOD_PROD, "readOnly": False}
+    assert run_pack(bad_prod) == [
+        (
+            "read-only-root-filesystem-prod",
+            EnforcementLevel.MANDATORY,
+            "icb-prod-api: has a writable root "
+            "filesystem: set `readOnly: true` and mount tmpfs where the process writes",
+        ),
+    ]
+    bad_dev = {**bad_prod, "name": "icb-dev-api", "labels": [{"label": "ichrisbirch.environment", "value": "dev"}]}
+    assert [(name, level) for name, level, _ in run_pack(bad_dev)] == [
+        ("read-only-root-filesystem", EnforcementLevel.ADVISORY)
+    ]
+    assert run_pack(GOOD_PROD) == []
+
+
+def test_the_analyzer_cannot_see_secret_markers_but_still_catches_placeholders() -> None:
+    plain = {**GOOD_PROD, "envs": ["POSTGRES_PASSWORD=changeme"]}
+    assert [name for name, _, _ in run_pack(plain)] == ["no-plain-text-secret-env-prod"]
+    real = {**GOOD_PROD, "envs": ["POSTGRES_PASSWORD=9f8e7d6c5b4a"]}
+    assert run_pack(real) == []
