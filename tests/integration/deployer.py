@@ -359,6 +359,12 @@ class DockerDeployer(Mocks):
         assert self.deployment.first_created_at is not None and healthy
         return max(healthy) - self.deployment.first_created_at
 
+    def time_from_first_container_to_healthy(self) -> float:
+        """Seconds from the first container's start to the last one healthy (images already built)."""
+        containers = self.deployment.containers.values()
+        healthy = [c.healthy_at for c in containers if c.healthy_at is not None]
+        return max(healthy) - min(c.started_at for c in containers)
+
     def teardown(self) -> list[str]:
         """Remove everything this deployer created (and only that); return what was removed."""
         client = self.client()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_SECRETS
+from tests.integration.buildkit import step_states
 from tests.integration.conftest import (
     TEST_LABEL,
     Build,
@@ -44,21 +45,6 @@ def run_in(image: str, *command: str, user: str | None = None) -> subprocess.Com
     return docker(
         "run", "--rm", "--label", TEST_LABEL, *extra, "--entrypoint", command[0], image, *command[1:], check=False
     )
-
-
-def step_states(log: str) -> dict[str, str]:
-    """BuildKit plain progress -> {step text: 'CACHED' | 'RAN'} for every RUN/COPY step."""
-    names: dict[str, str] = {}
-    states: dict[str, str] = {}
-    for line in log.splitlines():
-        started = re.match(r"^#(\d+) \[[^\]]+ \d+/\d+\] ((?:RUN|COPY) .*)$", line)
-        if started:
-            names[started.group(1)] = started.group(2)
-            states.setdefault(started.group(1), "RAN")
-        cached = re.match(r"^#(\d+) CACHED$", line)
-        if cached:
-            states[cached.group(1)] = "CACHED"
-    return {names[n]: state for n, state in states.items() if n in names}
 
 
 def test_both_targets_build_with_buildkit(images: dict[str, Build]) -> None:

@@ -11,8 +11,9 @@ RUN apt-get update \
  && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED
 COPY host-ca-certificates.crt /usr/local/share/ca-certificates/host-ca.crt
 RUN update-ca-certificates >/dev/null
-# uv bundles its own roots: point it (and pip) at the system store that now holds the machine's CA.
+# uv and requests (Poetry) bundle their own roots: point them, and pip, at the system store that now holds the machine's CA.
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
     LANG=C.UTF-8
 CMD ["python3"]

@@ -1,0 +1,387 @@
+"""Benchmarks: our app/Dockerfile against two baselines, time to healthy per stack, program under mocks.
+
+    python -m bench.run              # 3 runs each; prints the table and writes bench/RESULTS.md
+    python -m bench.run --runs 5
+
+Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
+Every figure is the median of the runs, and ratios compare figures measured in this same run.
+Not a test: it asserts nothing and does not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.plan import PlanMocks
+from infra.simulate import PROJECT_DIR, run_program
+from tests.conftest import committed_config
+from tests.integration.buildkit import step_states
+from tests.integration.conftest import Standins, deploy
+
+BENCH = PROJECT_DIR / "bench"
+DOCKER = "/usr/bin/docker"
+RESULTS = BENCH / "RESULTS.md"
+ADDED_DEPENDENCY = "six"  # small and pure Python: the rebuild measures the tooling, not a compile
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    dockerfile: Path
+    target: str | None
+    dependency_steps: re.Pattern[str]  # the build steps that install dependencies
+    prepare: Callable[[Path], None]  # lays out the build context
+    add_dependency: Callable[[Path], None]
+
+
+def run(*command: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=check, timeout=1800, env=env)
+
+
+def copy_app(context: Path) -> None:
+    shutil.copytree(PROJECT_DIR / "app", context, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+
+
+def add_to_pyproject_and_compile(context: Path) -> None:
+    """A new runtime dependency, pinned the way this project pins: hashed requirements from pyproject."""
+    pyproject = context / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '    "pydantic-settings>=2.6",\n', f'    "pydantic-settings>=2.6",\n    "{ADDED_DEPENDENCY}",\n'
+        )
+    )
+    run(
+        "uv",
+        "pip",
+        "compile",
+        "-q",
+        "pyproject.toml",
+        "--universal",
+        "--python-version",
+        "3.11",
+        "--generate-hashes",
+        "-o",
+        "requirements.txt",
+        cwd=context,
+    )
+
+
+class Poetry:
+    """Poetry 1.8.3 on the host, to lock the seed recipe's project (once per context)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.venv = workdir / "poetry-venv"
+        run("uv", "venv", "-q", "--python", "python3", str(self.venv))
+        run("uv", "pip", "install", "-q", "--python", str(self.venv / "bin" / "python"), "poetry==1.8.3")
+        # Poetry reads PyPI through its JSON API, which the index here does not serve: point it at
+        # pip's own index (its simple API), named at run time, so no registry host is written in the repository.
+        self.index = run(
+            "python3", "-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"
+        ).stdout.strip()
+
+    def prepare(self, context: Path) -> None:
+        copy_app(context)
+        (context / "pyproject.toml").write_text(
+            (BENCH / "baselines" / "poetry-pyproject.toml").read_text()
+            + f'\n[[tool.poetry.source]]\nname = "index"\nurl = "{self.index}"\npriority = "primary"\n'
+        )
+        for pins in ("requirements.txt", "requirements-dev.txt"):
+            (context / pins).unlink()
+        self.lock(context)
+
+    def lock(self, context: Path) -> None:
+        run(str(self.venv / "bin" / "poetry"), "lock", "--no-update", cwd=context)
+
+    def add_dependency(self, context: Path) -> None:
+        pyproject = context / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace(
+                "[tool.poetry.group.dev.dependencies]",
+                f'{ADDED_DEPENDENCY} = "*"\n\n[tool.poetry.group.dev.dependencies]',
+            )
+        )
+        self.lock(context)
+
+
+def variants(workdir: Path) -> list[Variant]:
+    poetry = Poetry(workdir)
+    return [
+        Variant(
+            "ours (app/Dockerfile)",
+            PROJECT_DIR / "app" / "Dockerfile",
+            "production",
+            re.compile(
+                r"pip install --no-cache-dir uv|uv venv|uv pip sync .*requirements|COPY --from=builder /opt/venv"
+            ),
+            copy_app,
+            add_to_pyproject_and_compile,
+        ),
+        Variant(
+            "single-stage pip",
+            BENCH / "baselines" / "single-stage.Dockerfile",
+            None,
+            re.compile(r"pip install --no-cache-dir -r requirements.txt"),
+            copy_app,
+            add_to_pyproject_and_compile,
+        ),
+        Variant(
+            "seed recipe (Poetry 1.8.3)",
+            BENCH / "baselines" / "poetry.Dockerfile",
+            "production",
+            re.compile(r"pip install \"poetry|poetry install|COPY --from=builder /app/.venv"),
+            poetry.prepare,
+            poetry.add_dependency,
+        ),
+    ]
+
+
+@dataclass
+class BuildResult:
+    seconds: float
+    dependency_steps_run: int
+    log: str
+
+
+def build(variant: Variant, context: Path, tag: str, base: str) -> BuildResult:
+    command = [
+        DOCKER,
+        "build",
+        "--progress=plain",
+        "-f",
+        str(variant.dockerfile),
+        "-t",
+        tag,
+        "--build-arg",
+        f"PYTHON_BASE_IMAGE={base}",
+    ]
+    if variant.target:
+        command += ["--target", variant.target]
+    started = time.monotonic()
+    result = run(*command, str(context), check=False)
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{variant.name}: build failed:\n{result.stderr[-3000:]}")
+    ran = sum(
+        1
+        for step, state in step_states(result.stderr).items()
+        if state == "RAN" and variant.dependency_steps.search(step)
+    )
+    return BuildResult(seconds, ran, result.stderr)
+
+
+def image_size(image: str) -> int:
+    return int(json.loads(run(DOCKER, "image", "inspect", image).stdout)[0]["Size"])
+
+
+@dataclass
+class Measured:
+    cold: list[float] = field(default_factory=list)
+    source: list[float] = field(default_factory=list)
+    source_steps: list[int] = field(default_factory=list)
+    dependency: list[float] = field(default_factory=list)
+    dependency_steps: list[int] = field(default_factory=list)
+    size: int = 0
+
+
+def measure_builds(runs: int, base: str, workdir: Path) -> dict[str, Measured]:
+    results: dict[str, Measured] = {}
+    for variant in variants(workdir):
+        measured = results.setdefault(variant.name, Measured())
+        for i in range(runs):
+            context = workdir / f"ctx-{len(results)}-{i}"
+            variant.prepare(context)
+            tag = f"icb-bench:{len(results)}"
+            run(DOCKER, "builder", "prune", "-af")  # cold: no layer cache and no cache mounts
+            measured.cold.append(build(variant, context, tag, base).seconds)
+            source = context / "ichrisbirch" / "tasks.py"
+            source.write_text(source.read_text() + f"\n# source change {uuid.uuid4()}\n")
+            rebuilt = build(variant, context, tag, base)
+            measured.source.append(rebuilt.seconds)
+            measured.source_steps.append(rebuilt.dependency_steps_run)
+            measured.size = image_size(tag)
+            variant.add_dependency(context)
+            added = build(variant, context, tag, base)
+            measured.dependency.append(added.seconds)
+            measured.dependency_steps.append(added.dependency_steps_run)
+            print(
+                f"  {variant.name} run {i + 1}: cold {measured.cold[-1]:.1f} s, source {rebuilt.seconds:.1f} s, "
+                f"dependency {added.seconds:.1f} s",
+                file=sys.stderr,
+            )
+        run(DOCKER, "image", "rm", "-f", f"icb-bench:{len(results)}", check=False)
+    return results
+
+
+def measure_time_to_healthy(runs: int, standins: Standins) -> dict[str, list[float]]:
+    healthy: dict[str, list[float]] = {}
+    for stack in ("dev", "test", "prod"):
+        for _ in range(runs):
+            with deploy(stack, standins) as deployed:
+                healthy.setdefault(stack, []).append(deployed.deployer.time_from_first_container_to_healthy())
+    return healthy
+
+
+def measure_mocks(runs: int) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {}
+    for stack in ("dev", "test", "prod"):
+        config, secret_keys = committed_config(stack)
+        for _ in range(runs):
+            started = time.perf_counter()
+            run_program(stack, config, secret_keys, PlanMocks())
+            timings.setdefault(stack, []).append(time.perf_counter() - started)
+    return timings
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    engine = run(DOCKER, "version", "--format", "{{.Server.Version}}").stdout.strip()
+    gib = int(memory) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {gib} GiB, Docker {engine}, Python {platform.python_version()}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def render(
+    builds: dict[str, Measured],
+    base_size: int,
+    healthy: dict[str, list[float]],
+    mocks: dict[str, list[float]],
+    runs: int,
+    command: str,
+) -> str:
+    ours, single, poetry = (builds[name] for name in builds)
+    mb = 1e6
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}x" if b else "n/a"
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- When: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}`; medians of {runs} runs; base image: the local Python stand-in",
+        "",
+        "## Builds of the production image",
+        "",
+        "| | cold build | source-only rebuild | dependency layers re-run | add one dependency | "
+        "dependency layers re-run | image size | above base |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in builds.items():
+        lines.append(
+            f"| {name} | {median(m.cold):.1f} s | {median(m.source):.1f} s | {median(m.source_steps):.0f} | "
+            f"{median(m.dependency):.1f} s | {median(m.dependency_steps):.0f} | {m.size / mb:.0f} MB | "
+            f"{(m.size - base_size) / mb:.0f} MB |"
+        )
+    source_share = median(ours.source) / median(ours.cold)
+    above = (ours.size - base_size) / mb
+    lines += [
+        "",
+        "## Against the targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+        f"| source-only rebuild ≤ 5% of cold, 0 dependency layers re-run | {100 * source_share:.0f}% of cold, "
+        f"{max(ours.source_steps)} layers | {'yes' if source_share <= 0.05 and not max(ours.source_steps) else 'no'} |",
+        f"| cold build ≤ 0.5x the Poetry baseline | {ratio(median(ours.cold), median(poetry.cold))} | "
+        f"{'yes' if median(ours.cold) <= 0.5 * median(poetry.cold) else 'no'} |",
+        f"| image ≤ 0.5x the single-stage image | {ratio(ours.size, single.size)} | "
+        f"{'yes' if ours.size <= 0.5 * single.size else 'no'} |",
+        f"| image ≤ 80 MB above the base | {above:.0f} MB | {'yes' if above <= 80 else 'no'} |",
+    ]
+    for stack, values in healthy.items():
+        lines.append(
+            f"| {stack}: healthy ≤ 20 s after the first container starts | {median(values):.1f} s | "
+            f"{'yes' if median(values) <= 20 else 'no'} |"
+        )
+    for stack, values in mocks.items():
+        lines.append(
+            f"| {stack}: program under mocks < 1 s | {median(values):.2f} s | {'yes' if median(values) < 1 else 'no'} |"
+        )
+    lines += [
+        "",
+        "## Ratios to the baselines (same run)",
+        "",
+        "| | vs single-stage pip | vs seed recipe (Poetry) |",
+        "| --- | --- | --- |",
+        f"| cold build | {ratio(median(ours.cold), median(single.cold))} | "
+        f"{ratio(median(ours.cold), median(poetry.cold))} |",
+        f"| source-only rebuild | {ratio(median(ours.source), median(single.source))} | "
+        f"{ratio(median(ours.source), median(poetry.source))} |",
+        f"| add one dependency | {ratio(median(ours.dependency), median(single.dependency))} | "
+        f"{ratio(median(ours.dependency), median(poetry.dependency))} |",
+        f"| image size | {ratio(ours.size, single.size)} | {ratio(ours.size, poetry.size)} |",
+        "",
+        "## Reading the figures",
+        "",
+        "- A source-only rebuild of ours re-runs no dependency layer; what remains is BuildKit's fixed cost "
+        "(context, export) and building and installing the project's wheel. The seed recipe is faster here "
+        "because its production stage copies the source tree and installs nothing: the project is not "
+        "installed at all, which our production image does on purpose (non-editable, bytecode compiled).",
+        "- The single-stage baseline re-runs its whole `pip install` on any source change, since the source "
+        "is copied before it.",
+        "- Image size: with `--no-cache-dir` and only wheels, the single-stage image carries the same "
+        "dependencies and no build tools either, so the sizes match; the base image is most of every image.",
+        "- Time to healthy counts from the first container's start to the last container healthy, with images "
+        "built; the health checks probe every 3 s, which sets most of it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    command = "python -m bench.run" + (f" --runs {args.runs}" if args.runs != 3 else "")
+
+    standins_out = run("bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")).stdout
+    refs = dict(line.strip().split("=", 1) for line in standins_out.splitlines() if "Image=" in line)
+    standins = Standins(refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"])
+
+    with tempfile.TemporaryDirectory(prefix="icb-bench-") as tmp:
+        print("builds ...", file=sys.stderr)
+        builds = measure_builds(args.runs, standins.python, Path(tmp))
+    print("time to healthy ...", file=sys.stderr)
+    healthy = measure_time_to_healthy(args.runs, standins)
+    print("program under mocks ...", file=sys.stderr)
+    mocks = measure_mocks(max(args.runs, 5))
+
+    text = render(builds, image_size(standins.python), healthy, mocks, args.runs, command)
+    print(text)
+    RESULTS.write_text(text)
+    print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
