@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TEST_SECRETS
-from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container
+from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container, report
 
 pytestmark = pytest.mark.docker
 
@@ -23,6 +23,8 @@ def test_the_suite_runs_against_the_live_stack_and_passes(test_stack: Deployed) 
     tests = test_stack.run.named("docker:index/container:Container", "tests")
     logs = test_stack.deployer.client().logs(test_stack.container("tests")).decode(errors="replace")
     print(f"--- output of {test_stack.container('tests')} ---\n{logs}")
+    summary = next((line for line in reversed(logs.splitlines()) if " passed" in line), "no summary line")
+    report(f"test: the application's suite in {test_stack.container('tests')}: {summary.strip()}")
     assert test_stack.run.outputs["tests_exit_code"] == 0, logs
     assert " passed" in logs and " failed" not in logs
     assert not any(secret in logs for secret in TEST_SECRETS.values())

@@ -21,7 +21,9 @@ from tests.integration.conftest import (
     build_image,
     copy_app,
     docker,
+    inspect_container,
     report,
+    until,
 )
 
 pytestmark = pytest.mark.docker
@@ -149,64 +151,59 @@ def test_source_only_change_reuses_every_dependency_layer(tmp_path: Path, standi
     docker("image", "rm", "-f", "ichrisbirch-test:cache-probe", "ichrisbirch-test:cache-probe-dev", check=False)
 
 
+def start(network: str, alias: str, image: str, env: dict[str, str], health: str, *command: str) -> str:
+    """A detached container on `network` under `alias`, health-checked every second; returns its id."""
+    env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    return docker(
+        "run",
+        "-d",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        network,
+        "--network-alias",
+        alias,
+        *env_args,
+        "--health-cmd",
+        health,
+        "--health-interval",
+        "1s",
+        image,
+        *command,
+    ).stdout.strip()
+
+
+def wait_healthy(container: str) -> None:
+    until(
+        lambda: True if inspect_container(container)["State"]["Health"]["Status"] == "healthy" else None,
+        timeout=60,
+        what=f"container {container[:12]} healthy",
+    )
+
+
 def test_application_suite_passes_against_real_postgres_and_redis(
     images: dict[str, Build], standins: Standins, scratch_network: str
 ) -> None:
     password, redis_password = TEST_SECRETS["postgresPassword"], TEST_SECRETS["redisPassword"]
-    docker(
-        "run",
-        "-d",
-        "--label",
-        TEST_LABEL,
-        "--network",
+    postgres = start(
         scratch_network,
-        "--network-alias",
         "postgres",
-        "-e",
-        "POSTGRES_USER=ichrisbirch",
-        "-e",
-        f"POSTGRES_PASSWORD={password}",
-        "-e",
-        "POSTGRES_DB=ichrisbirch",
-        "--health-cmd",
-        "pg_isready -h 127.0.0.1 -U ichrisbirch -d ichrisbirch",
-        "--health-interval",
-        "1s",
         standins.postgres,
+        {"POSTGRES_USER": "ichrisbirch", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "ichrisbirch"},
+        "pg_isready -h 127.0.0.1 -U ichrisbirch -d ichrisbirch",
     )
-    docker(
-        "run",
-        "-d",
-        "--label",
-        TEST_LABEL,
-        "--network",
+    redis = start(
         scratch_network,
-        "--network-alias",
         "redis",
-        "-e",
-        f"REDIS_PASSWORD={redis_password}",
         standins.redis,
+        {"REDIS_PASSWORD": redis_password},
+        'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG',
         "sh",
         "-c",
         'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD"',
     )
-    wait = docker(
-        "run",
-        "--rm",
-        "--label",
-        TEST_LABEL,
-        "--network",
-        scratch_network,
-        "--entrypoint",
-        "python",
-        images["development"].tag,
-        "-c",
-        "import socket,time\nfor _ in range(120):\n    try:\n        socket.create_connection(('postgres',5432),1)"
-        ".close(); break\n    except OSError: time.sleep(0.5)",
-        check=False,
-        timeout=120,
-    )
-    assert wait.returncode == 0, wait.stderr
+    wait_healthy(postgres)
+    wait_healthy(redis)
     env = {
         "ENVIRONMENT": "test",
         "POSTGRES_HOST": "postgres",
@@ -216,16 +213,7 @@ def test_application_suite_passes_against_real_postgres_and_redis(
         "REDIS_HOST": "redis",
         "REDIS_PASSWORD": redis_password,
     }
-    env_args = [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
-    for _ in range(60):  # pg_isready over TCP: init finishes a moment after the port opens
-        if (
-            docker(
-                "exec", *_container_on(scratch_network, "postgres"), "pg_isready", "-h", "127.0.0.1", check=False
-            ).returncode
-            == 0
-        ):
-            break
-        subprocess.run(["sleep", "0.5"], check=True)
+    env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     result = docker(
         "run",
         "--rm",
@@ -249,13 +237,3 @@ def test_application_suite_passes_against_real_postgres_and_redis(
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
     assert password not in result.stdout and redis_password not in result.stdout
-
-
-def _container_on(network: str, alias: str) -> list[str]:
-    ids = docker("ps", "-q", "--filter", f"network={network}", "--filter", f"ancestor={alias}").stdout.split()
-    if ids:
-        return [ids[0]]
-    for cid in docker("ps", "-q", "--filter", f"network={network}").stdout.split():
-        if alias in docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", cid).stdout:
-            return [cid]
-    raise AssertionError(f"no {alias} container on {network}")
