@@ -4,6 +4,7 @@ nothing (missing rules offline, wrong flags) fails here instead of passing."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import string
@@ -30,7 +31,9 @@ def tool(name: str, *where: Path) -> str:
 
 
 def run(*command: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+    # The venv's bin first: actionlint runs shellcheck on workflow scripts when it finds it.
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def trivy(target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -129,3 +132,22 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
 def test_workflows_install_with_the_readme_commands(workflow: str) -> None:
     text = (WORKFLOWS / workflow).read_text()
     assert "scripts/test" in text or "scripts/setup" in text
+
+
+SHELL_SCRIPTS = [
+    "scripts/setup",
+    "scripts/test",
+    "scripts/deploy",
+    ".ci/run",
+    *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "tests" / "standins").glob("*.sh")),
+]
+
+
+def test_shellcheck_reports_nothing_on_the_scripts() -> None:
+    result = run(tool("shellcheck"), *SHELL_SCRIPTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_catches_a_bad_script(tmp_path: Path) -> None:
+    (tmp_path / "bad.sh").write_text("#!/usr/bin/env bash\ncd $1\nrm -rf $2/*\n")
+    assert run(tool("shellcheck"), str(tmp_path / "bad.sh")).returncode != 0
