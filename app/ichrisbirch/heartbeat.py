@@ -26,7 +26,11 @@ def last_heartbeat(pg: PostgresSettings) -> dict[str, Any]:
     assert row is not None
     last = row["last"]
     age = (datetime.now(UTC) - last).total_seconds() if isinstance(last, datetime) else None
-    return {"last_heartbeat": last.isoformat() if isinstance(last, datetime) else None, "age_seconds": age, "runs": row["runs"]}
+    return {
+        "last_heartbeat": last.isoformat() if isinstance(last, datetime) else None,
+        "age_seconds": age,
+        "runs": row["runs"],
+    }
 
 
 def purge_completed_tasks(pg: PostgresSettings, older_than_days: int = 30) -> int:

@@ -8,8 +8,10 @@ a message naming it; the message never contains a value.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +117,7 @@ class MigrateSettings(CommonSettings, PostgresSettings):
 
 
 S = TypeVar("S", bound=BaseSettings)
+T = TypeVar("T")
 
 
 def describe(error: ValidationError) -> str:
@@ -123,9 +126,10 @@ def describe(error: ValidationError) -> str:
     for detail in error.errors(include_input=False, include_url=False):
         variable = str(detail["loc"][0]).upper() if detail["loc"] else "?"
         if detail["type"] == "missing":
-            lines.append(f"  {variable}: is required (set {variable}" + (
-                f" or {variable}_FILE)" if "PASSWORD" in variable or "SECRET" in variable else ")"
-            ))
+            lines.append(
+                f"  {variable}: is required (set {variable}"
+                + (f" or {variable}_FILE)" if "PASSWORD" in variable or "SECRET" in variable else ")")
+            )
         else:
             lines.append(f"  {variable}: {detail['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
@@ -141,3 +145,19 @@ def load(settings_cls: type[S], process: str) -> S:
     except ValueError as error:  # an unreadable *_FILE
         print(f"{process}: invalid configuration, not starting:\n  {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def built_on_first_use(attribute: str, build: Callable[[], T]) -> Callable[[str], T]:
+    """A module `__getattr__` that builds `attribute` (the WSGI/ASGI app) once, on first use.
+
+    Servers look the app up at start, so a bad environment still stops them before they serve,
+    while importing the module (tests, tooling) needs no environment at all.
+    """
+    cached = functools.cache(build)
+
+    def module_getattr(name: str) -> T:
+        if name == attribute:
+            return cached()
+        raise AttributeError(name)
+
+    return module_getattr

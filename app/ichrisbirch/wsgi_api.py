@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ichrisbirch import __version__, db, heartbeat, logs, tasks
-from ichrisbirch.settings import ApiSettings, load
+from ichrisbirch.settings import ApiSettings, built_on_first_use, load
 
 log = logging.getLogger("ichrisbirch.api")
 
@@ -84,14 +83,4 @@ def create_api(settings: ApiSettings) -> FastAPI:
     return api
 
 
-@functools.cache
-def _api_from_environment() -> FastAPI:
-    return create_api(load(ApiSettings, "api"))
-
-
-def __getattr__(name: str) -> FastAPI:
-    # `api` is built on first use (by the server at start), so importing this module for tests or
-    # tooling needs no environment; a bad environment still stops the server before it serves.
-    if name == "api":
-        return _api_from_environment()
-    raise AttributeError(name)
+__getattr__ = built_on_first_use("api", lambda: create_api(load(ApiSettings, "api")))

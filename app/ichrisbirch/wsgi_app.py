@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import urllib.error
@@ -13,7 +12,7 @@ from flask import Flask, redirect, render_template_string, request, url_for
 from werkzeug.wrappers import Response
 
 from ichrisbirch import logs
-from ichrisbirch.settings import AppSettings, load
+from ichrisbirch.settings import AppSettings, built_on_first_use, load
 
 log = logging.getLogger("ichrisbirch.app")
 API_TIMEOUT = 5
@@ -107,14 +106,4 @@ def create_app(settings: AppSettings) -> Flask:
     return app
 
 
-@functools.cache
-def _app_from_environment() -> Flask:
-    return create_app(load(AppSettings, "app"))
-
-
-def __getattr__(name: str) -> Flask:
-    # `app` is built on first use (by the server at start), so importing this module for tests or
-    # tooling needs no environment; a bad environment still stops the server before it serves.
-    if name == "app":
-        return _app_from_environment()
-    raise AttributeError(name)
+__getattr__ = built_on_first_use("app", lambda: create_app(load(AppSettings, "app")))

@@ -14,22 +14,24 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
-
 from ichrisbirch import migrate
 from ichrisbirch.settings import ApiSettings, SchedulerSettings
 
 REQUIRED = [
-    "ENVIRONMENT", "POSTGRES_HOST", "POSTGRES_USERNAME", "POSTGRES_PASSWORD", "POSTGRES_DB",
-    "REDIS_HOST", "REDIS_PASSWORD",
+    "ENVIRONMENT",
+    "POSTGRES_HOST",
+    "POSTGRES_USERNAME",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "REDIS_HOST",
+    "REDIS_PASSWORD",
 ]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     missing = [name for name in REQUIRED if not os.environ.get(name) and not os.environ.get(f"{name}_FILE")]
     if missing:
-        raise pytest.UsageError(
-            "the application suite needs a real Postgres and Redis; set: " + ", ".join(missing)
-        )
+        raise pytest.UsageError("the application suite needs a real Postgres and Redis; set: " + ", ".join(missing))
 
 
 @pytest.fixture(scope="session")

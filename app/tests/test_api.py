@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-
 from ichrisbirch.settings import ApiSettings
 from ichrisbirch.wsgi_api import create_api
 

@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 from flask.testing import FlaskClient
-
 from ichrisbirch.settings import AppSettings
 from ichrisbirch.wsgi_app import create_app
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ichrisbirch import db, migrate
 from ichrisbirch.settings import ApiSettings
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from ichrisbirch import db, healthcheck, heartbeat
 from ichrisbirch.settings import SchedulerSettings
 from ichrisbirch.wsgi_scheduler import build
@@ -38,7 +37,9 @@ def test_daily_job_purges_only_old_completed_tasks(scheduler_settings: Scheduler
             )
     heartbeat.purge_completed_tasks(scheduler_settings)
     with db.connect(scheduler_settings) as connection:
-        left = {row["title"] for row in connection.execute("SELECT title FROM tasks WHERE title LIKE %s", (f"% {marker}",))}
+        left = {
+            row["title"] for row in connection.execute("SELECT title FROM tasks WHERE title LIKE %s", (f"% {marker}",))
+        }
     assert left == {f"recent {marker}"}
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ichrisbirch.settings import AppSettings, PostgresSettings, load
 
 BASE = {
@@ -13,8 +12,17 @@ BASE = {
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ["ENVIRONMENT", "FASTAPI_HOST", "FASTAPI_PORT", "FLASK_SECRET_KEY", "FLASK_SECRET_KEY_FILE",
-                 "FLASK_PORT", "LOG_LEVEL", "POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE"]:
+    for name in [
+        "ENVIRONMENT",
+        "FASTAPI_HOST",
+        "FASTAPI_PORT",
+        "FLASK_SECRET_KEY",
+        "FLASK_SECRET_KEY_FILE",
+        "FLASK_PORT",
+        "LOG_LEVEL",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_PASSWORD_FILE",
+    ]:
         monkeypatch.delenv(name, raising=False)
     for name, value in BASE.items():
         monkeypatch.setenv(name, value)
