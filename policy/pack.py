@@ -17,7 +17,8 @@ Validate = Callable[[ResourceValidationArgs, Callable[[str, str | None], None]],
 
 def _validator(rule: Rule, for_prod: bool) -> Validate:
     def validate(args: ResourceValidationArgs, report_violation: Callable[[str, str | None], None]) -> None:
-        resource = Resource(args.resource_type, args.name, dict(args.props), secrets_visible=False)
+        stack = args.urn.split("::")[0].removeprefix("urn:pulumi:")  # urn:pulumi:<stack>::<project>::...
+        resource = Resource(args.resource_type, args.name, dict(args.props), secrets_visible=False, stack=stack)
         if (environment(resource) == "prod") != for_prod:
             return
         for problem in rule.check(resource):

@@ -30,6 +30,7 @@ class Resource:
     # Under mocks Pulumi's secret markers are visible; pulumi-policy's analyzer removes them, so
     # there only values that are obviously not secrets can be told apart.
     secrets_visible: bool = True
+    stack: str | None = None  # the Pulumi stack, for resources that carry no environment label
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,13 @@ def reveal(value: Any) -> Any:
 
 
 def environment(resource: Resource) -> str | None:
-    """The environment a resource belongs to: its ichrisbirch.environment label or its icb-<env>- name."""
+    """The environment a resource belongs to: its ichrisbirch.environment label, its icb-<env>- name,
+    or else (images carry neither) the stack it is deployed in."""
     for label in reveal(resource.props.get("labels")) or []:
         if label.get("label") == "ichrisbirch.environment":
             return str(label.get("value"))
     match = re.match(r"^icb-(\w+)(-|$)", str(resource.props.get("name", "")))
-    return match.group(1) if match else None
+    return match.group(1) if match else resource.stack
 
 
 def _long_running(r: Resource) -> bool:

@@ -42,11 +42,15 @@ def test_prod_passes_every_rule(run_stack: RunStack, secrets_visible: bool) -> N
     assert found == []
 
 
-def test_dev_is_reported_on(run_stack: RunStack) -> None:
-    found = {rule for r in registered(run_stack, "dev") for rule, _ in rules.violations(r)}
+def test_dev_and_test_are_reported_on(run_stack: RunStack) -> None:
+    dev = {rule for r in registered(run_stack, "dev") for rule, _ in rules.violations(r)}
     # Hot reload needs the source bind-mounted; dev servers run as the image user and writable.
-    assert {"no-host-mounts", "read-only-root-filesystem", "privileges-dropped", "no-root-user"} <= found
-    assert "no-plain-text-secret-env" not in found and "pinned-images" not in found
+    assert {"no-host-mounts", "read-only-root-filesystem", "privileges-dropped", "no-root-user"} <= dev
+    test = {rule for r in registered(run_stack, "test") for rule, _ in rules.violations(r)}
+    assert {"read-only-root-filesystem", "privileges-dropped", "no-root-user"} <= test
+    assert "no-host-mounts" not in test, "the test stack runs the image as built"
+    for found in (dev, test):
+        assert not found & {"no-plain-text-secret-env", "pinned-images", "health-checked", "no-public-ports"}
 
 
 def test_every_resource_belongs_to_an_environment(run_stack: RunStack) -> None:
@@ -126,12 +130,14 @@ def test_image_references_must_be_pinned(typ: str, key: str) -> None:
 # --- the pack: mandatory for prod resources, advisory for the others ---------------------------
 
 
-def run_pack(props: dict[str, Any]) -> list[tuple[str, EnforcementLevel, str]]:
+def run_pack(
+    props: dict[str, Any], typ: str = CONTAINER, stack: str = "s", name: str = "api"
+) -> list[tuple[str, EnforcementLevel, str]]:
+    """Every policy of the pack on one resource, as the analyzer would call it: (policy, level, message)."""
     reported = []
+    urn = f"urn:pulumi:{stack}::ichrisbirch::ichrisbirch:index:Deployment${typ}::{name}"
     for policy in pack.policies():
-        args = ResourceValidationArgs(
-            CONTAINER, props, f"urn:pulumi:s::ichrisbirch::{CONTAINER}::api", "api", None, None
-        )
+        args = ResourceValidationArgs(typ, props, urn, name, None, None)
         policy.validate(args, lambda message, _urn, p=policy: reported.append((p.name, p.enforcement_level, message)))
     return reported
 
@@ -158,3 +164,13 @@ def test_the_analyzer_cannot_see_secret_markers_but_still_catches_placeholders()
     assert [name for name, _, _ in run_pack(plain)] == ["no-plain-text-secret-env-prod"]
     real = {**GOOD_PROD, "envs": ["POSTGRES_PASSWORD=9f8e7d6c5b4a"]}
     assert run_pack(real) == []
+
+
+def test_resources_without_labels_take_the_environment_of_their_stack() -> None:
+    unpinned = {"name": "redis:latest", "keepLocally": True}
+    assert [(n, level) for n, level, _ in run_pack(unpinned, rules.REMOTE_IMAGE, "prod", "redis-image")] == [
+        ("pinned-images-prod", EnforcementLevel.MANDATORY)
+    ]
+    assert [(n, level) for n, level, _ in run_pack(unpinned, rules.REMOTE_IMAGE, "dev", "redis-image")] == [
+        ("pinned-images", EnforcementLevel.ADVISORY)
+    ]
