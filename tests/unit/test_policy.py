@@ -3,6 +3,8 @@ fires on a crafted bad resource with a message naming the resource and what to c
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from typing import Any
 
@@ -174,3 +176,19 @@ def test_resources_without_labels_take_the_environment_of_their_stack() -> None:
     assert [(n, level) for n, level, _ in run_pack(unpinned, rules.REMOTE_IMAGE, "dev", "redis-image")] == [
         ("pinned-images", EnforcementLevel.ADVISORY)
     ]
+
+
+def test_the_pack_loads_in_its_own_environment() -> None:
+    """policy/.venv, from policy/requirements.txt, is what `pulumi preview --policy-pack policy` runs."""
+    python = PROJECT_DIR / "policy" / ".venv" / "bin" / "python"
+    assert python.exists(), "the pack's environment is made by scripts/setup"
+    result = subprocess.run(
+        [str(python), "-c", "import json, pack; print(json.dumps(sorted(p.name for p in pack.policies())))"],
+        cwd=PROJECT_DIR / "policy",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    names = json.loads(result.stdout)
+    assert "no-root-user-prod" in names and len(names) == 2 * len(rules.RULES)
