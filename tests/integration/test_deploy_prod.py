@@ -68,13 +68,23 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
         assert not inspect_container(prod.container(service))["HostConfig"]["PortBindings"], f"{service} is published"
 
 
-def test_api_runs_gunicorn_with_the_configured_workers(prod: Deployed) -> None:
-    top = docker("top", prod.container("api"), "-eo", "pid,ppid,args").stdout.splitlines()[1:]
+def gunicorn_processes(container: str) -> tuple[list[list[str]], list[list[str]]]:
+    """(masters, workers) among the container's gunicorn processes, each as [pid, ppid, args]."""
+    top = docker("top", container, "-eo", "pid,ppid,args").stdout.splitlines()[1:]
     gunicorn = [line.split(None, 2) for line in top if "gunicorn" in line]
-    master = [p for p in gunicorn if not any(p[1] == q[0] for q in gunicorn)]
-    assert len(master) == 1, top
-    workers = [p for p in gunicorn if p[1] == master[0][0]]
-    assert len(workers) == 4, top
+    masters = [p for p in gunicorn if not any(p[1] == q[0] for q in gunicorn)]
+    workers = [p for p in gunicorn if masters and p[1] == masters[0][0]]
+    return masters, workers
+
+
+def test_api_runs_gunicorn_with_the_configured_workers(prod: Deployed) -> None:
+    # Healthy means one worker serves; the others may still be booting for a moment.
+    masters, workers = until(
+        lambda: found if len((found := gunicorn_processes(prod.container("api")))[1]) >= 4 else None,
+        timeout=20,
+        what="4 gunicorn workers",
+    )
+    assert len(masters) == 1 and len(workers) == 4, (masters, workers)
 
 
 def test_killing_the_api_main_process_brings_it_back_healthy(prod: Deployed) -> None:
