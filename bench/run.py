@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from infra.plan import PlanMocks
 from infra.simulate import PROJECT_DIR, run_program
 from tests.conftest import committed_config
 from tests.integration.buildkit import step_states
-from tests.integration.conftest import Standins, deploy
+from tests.integration.conftest import Standins, copy_app, deploy
 
 BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
@@ -52,10 +51,6 @@ class Variant:
 def run(*command: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=check, timeout=1800, env=env)
-
-
-def copy_app(context: Path) -> None:
-    shutil.copytree(PROJECT_DIR / "app", context, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
 
 
 def add_to_pyproject_and_compile(context: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from infra.config import StackSettings
 from infra.simulate import PROJECT_DIR, Run, run_program
 from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.deployer import MARKER, DockerDeployer
@@ -196,9 +197,9 @@ def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
     overrides = {"pythonBaseImage": standins.python, "postgresImage": standins.postgres, "redisImage": standins.redis}
     config, secret_keys = committed_config(stack, overrides)
     ports: dict[str, int] = {}
-    for service, default in {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379}.items():
+    for service in ("api", "app", "postgres", "redis"):
         key = f"ichrisbirch:{service}Port"
-        port = int(config.get(key, default))
+        port = int(config.get(key, StackSettings.model_fields[f"{service}_port"].default))
         if not port_is_free(port):
             port = free_port()
             config[key] = str(port)
