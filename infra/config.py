@@ -13,6 +13,8 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -26,6 +28,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 PROJECT = "ichrisbirch"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 Environment = Literal["dev", "test", "prod"]
 ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
@@ -97,6 +100,10 @@ class StackSettings(BaseModel):
         "127.0.0.1", description="Host IP address that published ports bind to."
     )
 
+    app_directory: str = Field(
+        "app", description="The application to build and run: a folder with its Dockerfile, relative to the project."
+    )
+
     # Images: every reference is configurable so nothing pulls a fixed name.
     python_base_image: ImageRef = Field(
         "python:3.12-slim-bookworm", description="Base image of app/Dockerfile (build argument PYTHON_BASE_IMAGE)."
@@ -149,6 +156,58 @@ REQUIRED_SECRETS = ("postgres_password", "redis_password", "flask_secret_key")
 _LIST_FIELDS = frozenset(
     name for name, field in StackSettings.model_fields.items() if getattr(field.annotation, "__origin__", None) is list
 )
+
+
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_STACK_NAME_MAX = 40
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The one source of every name a stack gives to what it creates, all derived from the stack name.
+
+    Pulumi keeps stack names unique within a project's backend, so two stacks can never share a
+    container, network, volume or image tag on one engine. `check_stack_name` refuses a stack name
+    that would not make valid Docker names.
+    """
+
+    stack: str
+
+    @property
+    def prefix(self) -> str:
+        return f"icb-{self.stack}"
+
+    @property
+    def network(self) -> str:
+        return self.prefix
+
+    def container(self, service: str) -> str:
+        return f"{self.prefix}-{service}"
+
+    def volume(self, short: str) -> str:
+        return f"{self.prefix}-{short}"
+
+    def image(self, repository: str) -> str:
+        return f"{repository}:{self.stack}"
+
+    def labels(self, environment: str, component: str) -> dict[str, str]:
+        return {
+            "ichrisbirch.stack": self.stack,
+            "ichrisbirch.environment": environment,
+            "ichrisbirch.service": component,
+            "ichrisbirch.managed-by": "pulumi",
+        }
+
+
+def check_stack_name(stack: str) -> str | None:
+    """Why `stack` cannot name Docker objects, or None when it can."""
+    if not _STACK_NAME.match(stack) or len(stack) > _STACK_NAME_MAX:
+        return (
+            f"stack name {stack!r} cannot name its containers, network, volumes and image tag: use lowercase "
+            f"letters, digits and single dashes, starting with a letter, at most {_STACK_NAME_MAX} characters "
+            "(`pulumi stack rename`)"
+        )
+    return None
 
 
 def key_of(field_name: str) -> str:
@@ -259,6 +318,16 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
             )
     if settings is not None:
         problems.extend(_duplicate_ports(settings, published_ports(settings)))
+        if settings.docker_ssh_opts and not settings.docker_host.startswith("ssh://"):
+            problems.append(
+                (f"{PROJECT}:dockerSshOpts", f"only applies to an ssh:// dockerHost, not {settings.docker_host}")
+            )
+        app_dir = PROJECT_DIR / settings.app_directory
+        if not (app_dir / "Dockerfile").is_file():
+            problems.append((f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile"))
+    stack_problem = check_stack_name(stack)
+    if stack_problem:
+        problems.append(("stack", stack_problem))
 
     if problems:
         raise ConfigError(stack, problems)

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from infra.config import StackSettings, load_settings
+from infra.config import Identity, StackSettings, load_settings
 from infra.resources import Deployment
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -31,8 +31,9 @@ def _url_host(settings: StackSettings) -> str:
 
 def main() -> None:
     values, secret_keys = raw_config()
-    settings = load_settings(pulumi.get_stack(), values, secret_keys)
-    deployment = Deployment(settings.environment, settings, PROJECT_DIR)
+    stack = pulumi.get_stack()
+    settings = load_settings(stack, values, secret_keys)
+    deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR)
 
     host = _url_host(settings)
     pulumi.export("api_url", f"http://{host}:{settings.api_port}")

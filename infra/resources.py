@@ -7,18 +7,22 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from infra.config import StackSettings
-from infra.services import PROFILES, ServiceSpec, services
+from infra import provider
+from infra.config import Identity, StackSettings
+from infra.services import PROFILES, HealthCheck, ServiceSpec, app_directory, services
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 
 
-def _labels(settings: StackSettings, service: str) -> dict[str, str]:
-    return {
-        "ichrisbirch.environment": settings.environment,
-        "ichrisbirch.service": service,
-        "ichrisbirch.managed-by": "pulumi",
-    }
+def _healthcheck(health: HealthCheck) -> docker.ContainerHealthcheckArgs:
+    # Durations in the form the provider reads back ("1m30s", not "90s"): no diff on the next `up`.
+    return docker.ContainerHealthcheckArgs(
+        tests=list(health.test),
+        interval=provider.seconds(health.interval_seconds),
+        timeout=provider.seconds(health.timeout_seconds),
+        retries=health.retries,
+        start_period=provider.seconds(health.start_period_seconds),
+    )
 
 
 def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -41,12 +45,18 @@ class Deployment(pulumi.ComponentResource):
     containers: dict[str, docker.Container]
 
     def __init__(
-        self, name: str, settings: StackSettings, project_dir: Path, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: StackSettings,
+        identity: Identity,
+        project_dir: Path,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ichrisbirch:index:Deployment", name, None, opts)
         self.settings = settings
-        env = settings.environment
-        profile = PROFILES[env]
+        self.identity = identity
+        profile = PROFILES[settings.environment]
+        self.app_dir = app_directory(settings, project_dir)
         specs = services(settings, project_dir)
         self.specs = {spec.name: spec for spec in specs}
 
@@ -61,9 +71,9 @@ class Deployment(pulumi.ComponentResource):
 
         self.network = docker.Network(
             "network",
-            name=f"icb-{env}",
+            name=identity.network,
             driver="bridge",
-            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in _labels(settings, "network").items()],
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()],
             opts=child,
         )
 
@@ -71,8 +81,8 @@ class Deployment(pulumi.ComponentResource):
         self.volumes = {
             short: docker.Volume(
                 short,
-                name=f"icb-{env}-{short}",
-                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in _labels(settings, short).items()],
+                name=identity.volume(short),
+                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(short).items()],
                 # Prod data outlives a careless `pulumi destroy`: unprotect it on purpose first.
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=profile.hardened)),
             )
@@ -102,8 +112,10 @@ class Deployment(pulumi.ComponentResource):
             }
         )
 
+    def _labels(self, component: str) -> dict[str, str]:
+        return self.identity.labels(self.settings.environment, component)
+
     def _app_image(self, settings: StackSettings, target: str, child: pulumi.ResourceOptions) -> docker.Image:
-        stack = pulumi.get_stack()
         repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
         registry = None
         if settings.image_registry and settings.registry_username and settings.registry_password:
@@ -114,11 +126,11 @@ class Deployment(pulumi.ComponentResource):
             )
         return docker.Image(
             "app-image",
-            image_name=f"{repository}:{stack}",
+            image_name=self.identity.image(repository),
             build=docker.DockerBuildArgs(
                 # Relative to the project directory, where `pulumi` runs the program.
-                context="app",
-                dockerfile="app/Dockerfile",
+                context=settings.app_directory,
+                dockerfile=f"{settings.app_directory}/Dockerfile",
                 target=target,
                 args={"PYTHON_BASE_IMAGE": settings.python_base_image},
                 builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
@@ -139,25 +151,28 @@ class Deployment(pulumi.ComponentResource):
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
     ) -> docker.Container:
-        env = self.settings.environment
         dependencies = [self.containers[name] for name in spec.depends_on]
-        labels = _labels(self.settings, spec.name)
+        labels = self._labels(spec.name)
         label_args: list[docker.ContainerLabelArgs] = [
             docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())
         ]
         # A one-shot dependency (migrate) must have exited 0: its exit code feeds a label, so a
         # failure stops this container from being created and the error shows the logs.
         for name in spec.depends_on:
+            dep = self.containers[name]
             if self.specs[name].one_shot:
-                dep = self.containers[name]
                 gate = _exit_gate(name, dep.exit_code, dep.container_logs)
                 label_args.append(docker.ContainerLabelArgs(label=f"ichrisbirch.after.{name}", value=gate))
+            elif spec.one_shot:
+                # A one-shot runs again whenever what it ran against is replaced: migrations against
+                # a new (perhaps empty) database, the test suite against a new deployment.
+                label_args.append(docker.ContainerLabelArgs(label=f"ichrisbirch.ran-against.{name}", value=dep.id))
 
         hard = spec.hardening
         health = spec.health
         return docker.Container(
             spec.name,
-            name=f"icb-{env}-{spec.name}",
+            name=self.identity.container(spec.name),
             image=image,
             command=list(spec.command),
             envs=[f"{k}={v}" for k, v in sorted(spec.env.items())] + self._secret_env(spec),
@@ -176,15 +191,7 @@ class Deployment(pulumi.ComponentResource):
                 for m in spec.mounts
             ],
             tmpfs=spec.tmpfs or None,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=list(health.test),
-                interval=health.interval,
-                timeout=health.timeout,
-                retries=health.retries,
-                start_period=health.start_period,
-            )
-            if health
-            else None,
+            healthcheck=_healthcheck(health) if health else None,
             # Creation completes only once the container is healthy: dependants start after that.
             wait=health is not None,
             wait_timeout=self.settings.wait_timeout_seconds if health else None,
@@ -198,20 +205,29 @@ class Deployment(pulumi.ComponentResource):
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]) if hard.drop_all_capabilities else None,
             security_opts=["no-new-privileges:true"] if hard.no_new_privileges else None,
             memory=spec.limits.memory_mb,
-            cpus=str(spec.limits.cpus),
+            # No swap beyond the memory limit. Declared, because Docker records twice the memory
+            # when it is left out, and the provider reads that back as a change on every `up`.
+            memory_swap=spec.limits.memory_mb,
+            # In the provider's read-back form ("1.0", "10."): any other spelling replaces every run.
+            cpus=provider.cpus(spec.limits.cpus),
             ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=spec.limits.processes, hard=spec.limits.processes)]
             if spec.limits.processes
             else None,
             log_driver="json-file",
             log_opts=LOG_OPTIONS,
+            # Time to shut down cleanly: when Docker stops it (stop_timeout) and when a deployment
+            # deletes or replaces it (destroy_grace_seconds; the provider's default is 0, a SIGKILL).
+            stop_timeout=spec.stop_grace_seconds,
+            destroy_grace_seconds=spec.stop_grace_seconds,
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
                     depends_on=dependencies,
                     # Fixed names and host ports: the old container must go before its replacement starts.
                     delete_before_replace=True,
-                    # A changed health check does not reach a running container otherwise (provider #988).
-                    replace_on_changes=["healthcheck"],
+                    # The provider records a changed health check or tmpfs in state and never applies it
+                    # to the running container: a replacement is the only way it takes effect.
+                    replace_on_changes=["healthcheck", "tmpfs"],
                 ),
             ),
         )

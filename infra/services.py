@@ -18,6 +18,11 @@ SecretName = Literal["postgres_password", "redis_password", "flask_secret_key"]
 
 # Ports inside the containers; only host ports are configurable.
 API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
+# Graceful stops: the servers' own timeouts, and Docker's wait before SIGKILL a few seconds longer.
+SERVER_GRACEFUL_SECONDS = 20  # gunicorn --graceful-timeout, uvicorn --timeout-graceful-shutdown
+SERVER_STOP_SECONDS = SERVER_GRACEFUL_SECONDS + 5
+POSTGRES_STOP_SECONDS = 30
+REDIS_STOP_SECONDS = 20
 APP_UID = "10001:10001"  # the numeric user app/Dockerfile creates
 DATA_UID = "999:999"  # the postgres and redis users of the official Debian-based images
 POSTGRES_DATA = "/var/lib/postgresql/data"
@@ -77,10 +82,10 @@ PROFILES: dict[str, Profile] = {
 @dataclass(frozen=True)
 class HealthCheck:
     test: tuple[str, ...]
-    interval: str = "3s"
-    timeout: str = "3s"
+    interval_seconds: float = 3
+    timeout_seconds: float = 3
     retries: int = 5
-    start_period: str = "30s"
+    start_period_seconds: float = 30
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,9 @@ class ServiceSpec:
     one_shot: bool = False  # runs to completion; its exit code is recorded
     hardening: Hardening = Hardening()
     restart: str = "no"
+    # Seconds between the stop signal and SIGKILL, when Docker stops it or a deployment replaces it.
+    # Longer than the process's own graceful shutdown, so in-flight work finishes.
+    stop_grace_seconds: int = 10
 
 
 # --- the application's environment contract, split by who uses what -----------------------------
@@ -204,11 +212,11 @@ def _data_hardening(profile: Profile) -> Hardening:
     return Hardening(user=DATA_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
 
 
-def _source_mounts(profile: Profile, project_dir: Path) -> tuple[Mount, ...]:
+def _source_mounts(profile: Profile, app_dir: Path) -> tuple[Mount, ...]:
     # Only the package is mounted: the virtual environment lives in /opt/venv and stays visible.
     if not profile.hot_reload:
         return ()
-    return (Mount(target="/app/ichrisbirch", host_path=str(project_dir / "app" / "ichrisbirch"), read_only=True),)
+    return (Mount(target="/app/ichrisbirch", host_path=str(app_dir / "ichrisbirch"), read_only=True),)
 
 
 def _writable_tmp(profile: Profile, *extra: str) -> dict[str, str]:
@@ -247,6 +255,8 @@ def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
         health=_health("pg_isready", "-h", "127.0.0.1", "-U", s.postgres_user, "-d", s.postgres_db),
         hardening=_data_hardening(profile),
         restart=profile.restart,
+        # A fast shutdown (the image's SIGINT) writes a checkpoint; killed, it replays WAL on next start.
+        stop_grace_seconds=POSTGRES_STOP_SECONDS,
     )
 
 
@@ -268,10 +278,12 @@ def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
         health=HealthCheck(test=("CMD-SHELL", '[ "$(redis-cli ping)" = PONG ]')),
         hardening=_data_hardening(profile),
         restart=profile.restart,
+        # On SIGTERM Redis fsyncs its append-only file (and saves, where snapshots are on) before exiting.
+        stop_grace_seconds=REDIS_STOP_SECONDS,
     )
 
 
-def migrate(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     env, secrets = _merge((_common_env(s), {}), _postgres_env(s))
     return ServiceSpec(
         name="migrate",
@@ -280,7 +292,7 @@ def migrate(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpe
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        mounts=_source_mounts(profile, project_dir),
+        mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         depends_on=("postgres",),
         one_shot=True,
@@ -288,7 +300,7 @@ def migrate(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpe
     )
 
 
-def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     env, secrets = _merge((_common_env(s), {}), _postgres_env(s), _redis_env(s))
     if profile.production_servers:
         command: tuple[str, ...] = (
@@ -302,9 +314,13 @@ def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
             str(s.api_workers),
             # Load the app in the master: a bad environment stops gunicorn instead of a worker boot loop.
             "--preload",
+            # On SIGTERM, workers finish their in-flight requests for up to this long.
+            "--graceful-timeout",
+            str(SERVER_GRACEFUL_SECONDS),
         )
     else:
         command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(API_PORT))
+        command += ("--timeout-graceful-shutdown", str(SERVER_GRACEFUL_SECONDS))
         if profile.hot_reload:
             command += ("--reload",)
     return ServiceSpec(
@@ -315,16 +331,17 @@ def api(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "api", API_PORT, s.api_port),
-        mounts=_source_mounts(profile, project_dir),
+        mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("api"),
         depends_on=("postgres", "redis", "migrate"),
         hardening=_app_hardening(profile),
         restart=profile.restart,
+        stop_grace_seconds=SERVER_STOP_SECONDS,
     )
 
 
-def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     env, secrets = _merge((_common_env(s), {}), _flask_env())
     if profile.production_servers:
         command: tuple[str, ...] = (
@@ -335,6 +352,8 @@ def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
             "--workers",
             str(s.app_workers),
             "--preload",
+            "--graceful-timeout",
+            str(SERVER_GRACEFUL_SECONDS),
         )
     else:
         command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(APP_PORT))
@@ -348,16 +367,17 @@ def app(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "app", APP_PORT, s.app_port),
-        mounts=_source_mounts(profile, project_dir),
+        mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("app"),
         depends_on=("api",),
         hardening=_app_hardening(profile),
         restart=profile.restart,
+        stop_grace_seconds=SERVER_STOP_SECONDS,
     )
 
 
-def scheduler(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceSpec:
+def scheduler(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     # Exactly one per stack: two schedulers on one database would run every job twice.
     env, secrets = _merge(
         (_common_env(s), {}), _postgres_env(s), ({"SCHEDULER_HEARTBEAT_SECONDS": str(s.heartbeat_seconds)}, {})
@@ -369,7 +389,7 @@ def scheduler(s: StackSettings, profile: Profile, project_dir: Path) -> ServiceS
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        mounts=_source_mounts(profile, project_dir),
+        mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("scheduler"),
         depends_on=("migrate",),
@@ -399,16 +419,22 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
     )
 
 
+def app_directory(s: StackSettings, project_dir: Path) -> Path:
+    """The application folder (its Dockerfile inside): `appDirectory`, relative to the project."""
+    return project_dir / s.app_directory
+
+
 def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
     """Every container of the stack, in an order where each comes after what it depends on."""
     profile = PROFILES[s.environment]
+    app_dir = app_directory(s, project_dir)
     specs = [
         postgres(s, profile),
         redis(s, profile),
-        migrate(s, profile, project_dir),
-        api(s, profile, project_dir),
-        app(s, profile, project_dir),
-        scheduler(s, profile, project_dir),
+        migrate(s, profile, app_dir),
+        api(s, profile, app_dir),
+        app(s, profile, app_dir),
+        scheduler(s, profile, app_dir),
     ]
     if profile.runs_test_suite:
         specs.append(tests(s, profile))

@@ -40,6 +40,7 @@ class Registration:
     delete_before_replace: bool
     protect: bool
     replace_on_changes: list[str]
+    delete_before_replace_defined: bool = False  # an explicit False overrides the provider's default
 
 
 @dataclass
@@ -55,40 +56,50 @@ class Run:
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A MockMonitor that also records each registration with the options the engine would see."""
+    """A MockMonitor that also records each registration with the options the engine would see.
+
+    While the mocks handle a registration, `current()` returns it (on the registering thread), so a
+    Mocks that stands in for the engine can honour the resource options too.
+    """
 
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
         self.run = Run()
         self._lock = threading.Lock()
+        self._current = threading.local()
+
+    def current(self) -> Registration:
+        return self._current.registration  # type: ignore[no-any-return]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
-            return response
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
         registration = Registration(
             type=request.type,
             name=request.name,
-            urn=response.urn,
+            urn=self.make_urn(request.parent, request.type, request.name),  # type: ignore[no-untyped-call]
             parent=request.parent,
             provider=request.provider,
-            inputs=_whole_numbers(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+            inputs=whole_numbers(rpc.deserialize_properties(request.object, keep_unknowns=True)),
             dependencies=sorted(set(request.dependencies)),
             delete_before_replace=request.deleteBeforeReplace,
             protect=request.protect,
             replace_on_changes=sorted(request.replaceOnChanges),
+            delete_before_replace_defined=request.deleteBeforeReplaceDefined,
         )
+        self._current.registration = registration
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         with self._lock:
             self.run.resources.append(registration)
         return response
 
 
-def _whole_numbers(value: Any) -> Any:
+def whole_numbers(value: Any) -> Any:
     """Protobuf carries every number as a double: give whole ones back as ints (ports, memory)."""
     if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
+        return {k: whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
+        return [whole_numbers(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -100,6 +111,7 @@ def run_program(
     secret_keys: set[str],
     mocks: pulumi_mocks.Mocks,
     program: Callable[[], None] | None = None,
+    monitor: RecordingMonitor | None = None,
 ) -> Run:
     """Run the program (default: infra.program.main) as stack `stack` and return what it registered.
 
@@ -108,7 +120,7 @@ def run_program(
     from infra.program import main
 
     runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
-    monitor = RecordingMonitor(mocks)
+    monitor = monitor or RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
 

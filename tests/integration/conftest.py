@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -23,10 +24,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from infra.config import StackSettings
-from infra.simulate import PROJECT_DIR, Run, run_program
+from infra.config import Identity, StackSettings
+from infra.simulate import PROJECT_DIR, Run
 from tests.conftest import TEST_SECRETS, committed_config
-from tests.integration.deployer import MARKER, DockerDeployer
+from tests.integration.deployer import MARKER, DockerEngine, UpResult
 
 T = TypeVar("T")
 
@@ -175,26 +176,57 @@ def free_port() -> int:
 
 @dataclass
 class Deployed:
+    """A stack deployed by the test engine: run `up()` again to go on from the state it left."""
+
     stack: str
-    run: Run
-    deployer: DockerDeployer
+    engine: DockerEngine
+    config: dict[str, str]
+    secret_keys: set[str]
     ports: dict[str, int]
+    app_dir: Path  # this deployment's own copy of app/ (its appDirectory): edit it to change the source
+    last: UpResult
+
+    @property
+    def run(self) -> Run:
+        assert self.last.run is not None
+        return self.last.run
+
+    @property
+    def deployer(self) -> DockerEngine:
+        return self.engine
+
+    def up(
+        self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str
+    ) -> UpResult:
+        """`pulumi up` again with config `overrides` (short key -> value), from the last run's state."""
+        config = {**self.config, **{f"ichrisbirch:{key}": value for key, value in overrides.items()}}
+        self.last = self.engine.up(self.stack, config, self.secret_keys, replace=replace, program=program)
+        self.config = config
+        return self.last
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def container(self, service: str) -> str:
-        return f"icb-{self.stack}-{service}"
+        return Identity(self.stack).container(service)
 
 
 @contextmanager
 def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
-    """Deploy `stack` from its committed stack file on the real engine; tear it down afterwards.
+    """Deploy `stack` from its committed stack file on the real engine; remove all of it afterwards.
 
-    Overrides: the image references (local stand-ins), test secrets, and a host port only where
-    the committed one is taken on this machine.
+    Overrides: the image references (local stand-ins), test secrets, a copy of app/ as the
+    application, and a host port only where the committed one is taken on this machine.
     """
-    overrides = {"pythonBaseImage": standins.python, "postgresImage": standins.postgres, "redisImage": standins.redis}
+    workspace = Path(tempfile.mkdtemp(prefix=f"icb-{stack}-"))
+    workspace.chmod(0o755)  # the dev stack bind-mounts the copied source into containers running as 10001
+    app_dir = copy_app(workspace / "app")
+    overrides = {
+        "pythonBaseImage": standins.python,
+        "postgresImage": standins.postgres,
+        "redisImage": standins.redis,
+        "appDirectory": str(app_dir),
+    }
     config, secret_keys = committed_config(stack, overrides)
     ports: dict[str, int] = {}
     for service in ("api", "app", "postgres", "redis"):
@@ -205,16 +237,17 @@ def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
             config[key] = str(port)
             report(f"{stack}: host port {config[key]} used for {service} (the committed one is taken here)")
         ports[service] = port
-    deployer = DockerDeployer()
+    engine = DockerEngine(workspace / "state.json")
     try:
-        run = run_program(stack, config, secret_keys, deployer)
+        first = engine.up(stack, config, secret_keys)
         report(
-            f"{stack}: first resource to all healthy {deployer.time_to_healthy():.1f} s "
-            f"(image build {deployer.deployment.build_seconds:.1f} s of it)"
+            f"{stack}: first resource to all healthy {engine.time_to_healthy():.1f} s "
+            f"(image build {first.timings.build_seconds:.1f} s of it)"
         )
-        yield Deployed(stack, run, deployer, ports)
+        yield Deployed(stack, engine, config, secret_keys, ports, app_dir, first)
     finally:
-        deployer.teardown()
+        engine.sweep()
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def http(

@@ -1,171 +1,453 @@
-"""A Pulumi `Mocks` that deploys for real: each resource the program registers becomes the real
-Docker object, and the real outputs (ids, digests, exit codes, logs) flow back into the program.
+"""The Pulumi engine and the pulumi-docker provider, stood in for on a real Docker engine, run after run.
 
-This stands in for the Pulumi engine and the pulumi-docker provider in tests only (the CLI cannot
-be installed here). It maps every input the program uses faithfully and fails the deployment,
-naming the input, on anything it does not understand. Every object it creates carries the label
-`ichrisbirch.deployer=itest`; `teardown()` removes exactly those, also after a failure.
+The Pulumi CLI cannot be installed here. `DockerEngine` is a Pulumi `Mocks` that turns each
+registration of the program into what `pulumi up` would do to the real engine, given the state the
+previous run left:
+
+- it keeps state between runs (per resource: its checked inputs, the state Read wrote, its id,
+  dependencies and options) in a JSON file, as Pulumi keeps a checkpoint;
+- on each run it diffs every resource with the provider's rules (`infra.provider`, shared with
+  `python -m infra.plan --diff`) and the resource options: `same`, `update` (applied through the
+  engine's API as the provider does it, or recorded only, for state-only fields), `replace`
+  (delete-first for containers and named resources unless the option says otherwise), `create`,
+  and at the end `delete` for what the program no longer declares, dependents first; `protect`
+  refuses a delete or replacement;
+- after a Create it reads the real object back as the provider's Read does, so a value Docker
+  records differently from the input (MemorySwap, durations, cpus) shows up on the next run;
+- it prints the run's steps as `pulumi preview` would.
+
+An input it cannot model fails the run naming it. Every object it creates carries the label
+`ichrisbirch.deployer=itest` (hidden from Read, so it is no diff); `sweep()` removes exactly those.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
+import json
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
-from docker.types import EndpointConfig, Healthcheck, LogConfig, Mount, Ulimit
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG
+from infra import provider
+from infra.provider import (
+    CONTAINER,
+    CONTAINER_FIELDS,
+    CONTAINER_UPDATE_API,
+    IMAGE,
+    NETWORK,
+    PROVIDER,
+    REMOTE_IMAGE,
+    VOLUME,
+    NotModelled,
+    reveal,
+)
+from infra.simulate import PROJECT_DIR, RecordingMonitor, Registration, Run, run_program, whole_numbers
 
 MARKER = ("ichrisbirch.deployer", "itest")
 BUILDKIT_DOCKER = "/usr/bin/docker"
+MIB = 1024 * 1024
+# What this stand-in applies to a container. CONTAINER_FIELDS lists what the provider knows; any
+# other input fails the run by name rather than being ignored.
+CONTAINER_APPLIED = frozenset(
+    {
+        "name", "image", "command", "envs", "labels", "networksAdvanced", "ports", "volumes", "tmpfs",
+        "healthcheck", "wait", "waitTimeout", "mustRun", "attach", "logs", "restart", "user", "readOnly",
+        "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "ulimits", "logDriver", "logOpts",
+        "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode",
+    }
+)  # fmt: skip
+Operation = Literal["same", "create", "update", "replace", "delete"]
 
 
 class DeploymentError(RuntimeError):
     pass
 
 
-def reveal(value: Any) -> Any:
-    """Unwrap Pulumi's secret markers: the engine hands providers plain values too."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG) == SECRET_VALUE_SIG:
-            return reveal(value["value"])
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v) for v in value]
-    return value
-
-
-def nanoseconds(duration: str) -> int:
-    """Go-style durations as the provider takes them: "3s", "500ms", "1m30s"."""
-    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise DeploymentError(f"healthcheck duration {duration!r} is not understood")
-    return int(sum(float(n) * units[u] for n, u in parts))
-
-
-def _only(inputs: dict[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(inputs) - allowed)
-    if unknown:
-        raise DeploymentError(f"{what}: input(s) {', '.join(unknown)} not understood by the test deployer")
-
-
-def _labels(pairs: list[dict[str, str]], what: str) -> dict[str, str]:
-    for pair in pairs:
-        _only(pair, {"label", "value"}, f"{what} label")
-    return {pair["label"]: pair["value"] for pair in pairs} | {MARKER[0]: MARKER[1]}
-
-
 @dataclass
-class CreatedContainer:
+class Step:
+    op: Operation
+    type: str
     name: str
-    id: str
-    create_args: dict[str, Any]
-    started_at: float
-    healthy_at: float | None = None
+    physical: str = ""
+    changed: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    delete_first: bool = False
+    note: str = ""
+
+    SYMBOLS = {"same": " ", "create": "+", "update": "~", "replace": "+-", "delete": "-"}
+
+    def line(self) -> str:
+        kind = self.type.split(":")[-1]
+        text = f"{self.SYMBOLS[self.op]:>2} {kind:<12} {self.name:<16} {self.op}"
+        if self.physical:
+            text += f" {self.physical}"
+        if self.op == "replace":
+            text += f" [diff: {', '.join('~' + f for f in self.replaces)}]"
+            text += " (delete before replace)" if self.delete_first else " (create before delete)"
+        elif self.op == "update":
+            text += f" [diff: {', '.join('~' + f for f in self.changed)}]"
+        if self.note:
+            text += f" ({self.note})"
+        return text
 
 
 @dataclass
-class Deployment:
-    """What one run created, in order, and when."""
+class Resource:
+    """One resource in state: what the provider recorded after the last operation on it."""
 
-    networks: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    containers: dict[str, CreatedContainer] = field(default_factory=dict)
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]  # the checked inputs of the last run that touched it
+    state: dict[str, Any]  # what the provider's state holds (inputs, defaults, what Read wrote)
+    dependencies: list[str]
+    protect: bool
+    init_error: str = ""  # a Create whose object exists but failed after (wait, start)
+
+
+@dataclass
+class Timings:
+    """When this run created containers and when they were healthy (the figures the suite prints)."""
+
     first_created_at: float | None = None
+    started: dict[str, float] = field(default_factory=dict)
+    healthy: dict[str, float] = field(default_factory=dict)
     build_seconds: float = 0.0
 
 
-class DockerDeployer(Mocks):
-    def __init__(self, base_url: str = "unix:///var/run/docker.sock") -> None:
-        self.base_url = base_url
-        self.deployment = Deployment()
+@dataclass
+class UpResult:
+    stack: str
+    steps: list[Step]
+    run: Run | None
+    error: BaseException | None
+    timings: Timings
+
+    def ops(self) -> dict[str, Operation]:
+        """Logical resource name -> what this run did to it."""
+        return {s.name: s.op for s in self.steps}
+
+    def touched(self, op: Operation) -> set[str]:
+        return {s.name for s in self.steps if s.op == op}
+
+    def preview(self) -> str:
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            counts[step.op] = counts.get(step.op, 0) + 1
+        summary = ", ".join(f"{n} {op if op != 'same' else 'unchanged'}" for op, n in sorted(counts.items()))
+        return f"Update of stack {self.stack}:\n" + "\n".join(s.line() for s in self.steps) + f"\nResources: {summary}"
+
+
+class UpFailed(DeploymentError):
+    def __init__(self, result: UpResult) -> None:
+        self.result = result
+        super().__init__(f"`up` of {result.stack} failed: {result.error}\n{result.preview()}")
+
+
+class DockerEngine(Mocks):
+    def __init__(self, state_file: Path, workdir: Path = PROJECT_DIR) -> None:
+        self.state_file = state_file
+        self.workdir = workdir  # where `pulumi` would run the program: relative build paths start here
+        self.base_url = "unix:///var/run/docker.sock"
+        self.resources: dict[str, Resource] = self._load()
         self._lock = threading.Lock()
+        self._monitor: RecordingMonitor | None = None
+        self._steps: list[Step] = []
+        self._replace: set[str] = set()
+        self._replaced_later: list[Resource] = []
+        self.timings = Timings()
+
+    # --- one `pulumi up` ------------------------------------------------------------------------
+
+    def up(
+        self,
+        stack: str,
+        config: Mapping[str, str],
+        secret_keys: set[str],
+        *,
+        replace: Iterable[str] = (),
+        program: Callable[[], None] | None = None,
+    ) -> UpResult:
+        """Run the program against the state the last run left, as `pulumi up --yes [--replace]` would.
+
+        Raises UpFailed (with the steps taken) when the program or a step fails; state keeps what
+        was done, and, as with Pulumi, nothing is deleted after a failure.
+        """
+        self._steps, self._replace, self._replaced_later = [], set(replace), []
+        self.timings = Timings()
+        self._monitor = RecordingMonitor(self)
+        registered_before = set(self.resources)
+        run: Run | None = None
+        error: BaseException | None = None
+        try:
+            run = run_program(stack, config, secret_keys, self, program=program, monitor=self._monitor)
+            registered = {r.urn for r in self._monitor.run.resources}
+            self._delete_at_end([self.resources[u] for u in registered_before - registered], removed=True)
+            self._delete_at_end(self._replaced_later, removed=False)
+        except Exception as failure:  # noqa: BLE001 (the result carries it; UpFailed re-raises)
+            error = failure
+        finally:
+            self._save()
+        result = UpResult(stack, self._steps, run, error, self.timings)
+        print(result.preview())  # what `pulumi up` shows; pytest prints it with a failing test
+        if error is not None:
+            raise UpFailed(result) from error
+        return result
 
     # --- Mocks --------------------------------------------------------------------------------
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        raise DeploymentError(f"provider function {args.token} is not supported by the test deployer")
+        raise DeploymentError(f"provider function {args.token} is not modelled by the test deployer")
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        assert self._monitor is not None
+        registration = self._monitor.current()
         if not args.custom:
             return "", {}  # a component (the program's Deployment): nothing to create
-        inputs = reveal(args.inputs)
-        handlers = {
-            "pulumi:providers:docker": self._provider,
-            "docker:index/network:Network": self._network,
-            "docker:index/volume:Volume": self._volume,
-            "docker:index/image:Image": self._image,
-            "docker:index/remoteImage:RemoteImage": self._remote_image,
-            "docker:index/container:Container": self._container,
-        }
-        if args.typ not in handlers:
-            raise DeploymentError(f"resource type {args.typ} ({args.name}) is not supported by the test deployer")
-        resource_id, outputs = handlers[args.typ](args.name, inputs)
-        return resource_id, {**args.inputs, **outputs}
+        try:
+            return self._register(registration, whole_numbers(dict(args.inputs)))
+        except NotModelled as error:
+            raise DeploymentError(f"{registration.type} {registration.name}: {error} is not modelled") from None
 
-    def client(self) -> docker.APIClient:
-        # One client per call: the SDK registers independent resources from several threads.
-        return docker.APIClient(base_url=self.base_url, timeout=300)
-
-    def _created(self) -> None:
+    def _register(self, reg: Registration, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        checked = self._check(reg, inputs)
         with self._lock:
-            if self.deployment.first_created_at is None:
-                self.deployment.first_created_at = time.monotonic()
+            old = self.resources.get(reg.urn)
+        if old is None:
+            return self._create(reg, checked, Step("create", reg.type, reg.name, _physical(checked)))
+        recorded = old.inputs if reg.type == IMAGE else old.state  # the native Image diffs its old inputs
+        diff = provider.diff_fields(reg.type, recorded, checked, reg.replace_on_changes)
+        if reg.name in self._replace or reg.urn in self._replace:
+            diff = provider.Diff(diff.changed or ("(--replace)",), diff.replaces or ("(--replace)",))
+        physical = _physical(checked)
+        if diff.kind == "same":
+            if old.init_error:
+                # The bridge forces an update after a failed Create, re-diffs, finds nothing and sends nothing.
+                self._record(Step("update", reg.type, reg.name, physical, note="after a failed create: nothing sent"))
+                old.init_error = ""
+            else:
+                self._record(Step("same", reg.type, reg.name, physical))
+            self._remember(old, reg)
+            return old.id, self._outputs(old)
+        if diff.kind == "update":
+            return self._update(reg, old, checked, diff)
+        if old.protect:
+            raise DeploymentError(
+                f"{reg.type} {reg.name} is protected and would be replaced ({', '.join(diff.replaces)} changed); "
+                "unprotect it first (`pulumi state unprotect`) if its data may go"
+            )
+        delete_first = provider.deletes_before_replace(
+            reg.type, reg.delete_before_replace if reg.delete_before_replace_defined else None, checked
+        )
+        step = Step("replace", reg.type, reg.name, physical, diff.changed, diff.replaces, delete_first)
+        if delete_first:
+            self._delete(old)
+            return self._create(reg, checked, step)
+        self._replaced_later.append(old)
+        return self._create(reg, checked, step)
 
-    # --- resources ------------------------------------------------------------------------------
+    # --- checks: what the provider's Check does, and what this stand-in refuses -----------------
 
-    def _provider(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, {"host", "sshOpts", "version"}, f"provider {name}")
+    def _check(self, reg: Registration, inputs: dict[str, Any]) -> dict[str, Any]:
+        if reg.type == IMAGE:
+            return provider.check_image(inputs, self.workdir)
+        if reg.type == CONTAINER:
+            unknown = sorted(set(inputs) - CONTAINER_APPLIED - provider.CONTAINER_OUTPUTS)
+            if unknown:
+                raise NotModelled(f"input(s) {', '.join(unknown)}")
+            if (inputs.get("attach") or inputs.get("logs")) and inputs.get("mustRun", True) is not False:
+                raise NotModelled("attach/logs with mustRun true (the next `up` would restart it)")
+        return inputs
+
+    # --- create, update, delete per type --------------------------------------------------------
+
+    def _create(self, reg: Registration, inputs: dict[str, Any], step: Step) -> tuple[str, dict[str, Any]]:
+        handlers = {
+            PROVIDER: self._create_provider,
+            NETWORK: self._create_network,
+            VOLUME: self._create_volume,
+            IMAGE: self._create_image,
+            REMOTE_IMAGE: self._create_remote_image,
+            CONTAINER: self._create_container,
+        }
+        if reg.type not in handlers:
+            raise NotModelled(f"resource type {reg.type}")
+        plain = reveal(inputs)
+        resource = Resource(reg.type, reg.name, reg.urn, "", inputs, {}, reg.dependencies, reg.protect)
+        try:
+            resource.id, resource.state = handlers[reg.type](reg.name, plain, resource)
+        finally:
+            if resource.id:  # the object exists: in state even when a later step of Create failed
+                with self._lock:
+                    self.resources[reg.urn] = resource
+                self._record(step)
+        return resource.id, self._outputs(resource)
+
+    def _update(
+        self, reg: Registration, old: Resource, inputs: dict[str, Any], diff: provider.Diff
+    ) -> tuple[str, dict[str, Any]]:
+        plain, note = reveal(inputs), ""
+        if reg.type == IMAGE:
+            old.id, built = self._create_image(reg.name, plain, old)
+            old.state = built
+            note = "rebuilt"
+        elif reg.type == CONTAINER:
+            note = self._update_container(old, plain, diff)
+            # Container Update ends without Read: the state becomes the inputs.
+            old.state = {**old.state, **_with_defaults(inputs)}
+        elif reg.type == REMOTE_IMAGE:
+            old.id, old.state = self._create_remote_image(reg.name, plain, old)
+        else:
+            raise NotModelled(f"an in-place update of {reg.type} ({', '.join(diff.changed)})")
+        old.inputs = inputs
+        self._remember(old, reg)
+        self._record(Step("update", reg.type, reg.name, _physical(inputs), diff.changed, note=note))
+        return old.id, self._outputs(old)
+
+    def _delete_at_end(self, resources: list[Resource], *, removed: bool) -> None:
+        """Deletes after every registration, dependents before what they depend on."""
+        for resource in _dependents_first(resources):
+            if resource.protect:
+                raise DeploymentError(f"{resource.type} {resource.name} is protected; it cannot be deleted")
+            self._delete(resource)
+            if removed:
+                self._record(Step("delete", resource.type, resource.name, _physical(resource.inputs)))
+
+    def _delete(self, resource: Resource) -> None:
+        client = self.client()
+        plain = reveal(resource.inputs)
+        if resource.type == CONTAINER:
+            try:
+                if not plain.get("attach"):
+                    # ContainerStop with destroy_grace_seconds (0 when unset: SIGKILL at once).
+                    client.stop(resource.id, timeout=int(plain.get("destroyGraceSeconds") or 0))
+                client.remove_container(resource.id, force=True, v=plain.get("removeVolumes", True))
+            except docker.errors.NotFound:
+                pass
+        elif resource.type == NETWORK:
+            self._retry(lambda: client.remove_network(resource.id), "has active endpoints", ignore_missing=True)
+        elif resource.type == VOLUME:
+            self._retry(lambda: client.remove_volume(resource.id, force=True), "in use", ignore_missing=True)
+        elif resource.type == REMOTE_IMAGE and not plain.get("keepLocally"):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.remove_image(plain["name"], force=bool(plain.get("forceRemove")))
+        # Image: the native provider's Delete removes nothing; a provider resource has nothing to delete.
+        with self._lock:
+            self.resources.pop(resource.urn, None)
+
+    @staticmethod
+    def _retry(action: Callable[[], object], busy: str, *, ignore_missing: bool) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                action()
+                return
+            except docker.errors.NotFound:
+                if ignore_missing:
+                    return
+                raise
+            except docker.errors.APIError as error:
+                if busy not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    # provider ----------------------------------------------------------------------------------
+
+    def _create_provider(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - {"host", "sshOpts", "version"})
+        if unknown:
+            raise NotModelled(f"provider input(s) {', '.join(unknown)}")
+        modelled = package_version("pulumi-docker")
+        if inputs.get("version", modelled).split(".")[0] != "5":
+            raise NotModelled(f"provider version {inputs['version']} (the model is of pulumi-docker 5.x)")
         host = inputs.get("host", "unix:///var/run/docker.sock")
         if not host.startswith("unix://"):
-            raise DeploymentError(f"provider {name}: the test deployer only reaches a local engine, not {host}")
+            raise NotModelled(f"a provider host {host} (this stand-in reaches only a local engine)")
+        if inputs.get("sshOpts"):
+            raise NotModelled("sshOpts on a unix:// host")
         self.base_url = host
-        return "docker-provider", {}
+        return "docker-provider", dict(inputs)
 
-    def _network(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, {"name", "driver", "labels"}, f"network {name}")
-        self._created()
+    # network and volume --------------------------------------------------------------------------
+
+    def _create_network(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - {"name", "driver", "labels"})
+        if unknown:
+            raise NotModelled(f"network input(s) {', '.join(unknown)}")
+        self._started()
         created = self.client().create_network(
-            inputs["name"],
-            driver=inputs.get("driver", "bridge"),
-            labels=_labels(inputs.get("labels", []), name),
-            check_duplicate=True,
+            inputs["name"], driver=inputs.get("driver", "bridge"), labels=_labels(inputs.get("labels", []))
         )
-        self.deployment.networks.append(inputs["name"])
-        return str(created["Id"]), {}
+        network_id = str(created["Id"])
+        return network_id, self._read_network(network_id)
 
-    def _volume(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, {"name", "labels"}, f"volume {name}")
-        client = self.client()
-        if any(v["Name"] == inputs["name"] for v in client.volumes().get("Volumes") or []):
-            raise DeploymentError(f"volume {inputs['name']} already exists; the test deployer does not adopt objects")
-        self._created()
-        client.create_volume(inputs["name"], labels=_labels(inputs.get("labels", []), name))
-        self.deployment.volumes.append(inputs["name"])
-        return inputs["name"], {"mountpoint": ""}
+    def _read_network(self, network_id: str) -> dict[str, Any]:
+        info = self.client().inspect_network(network_id)
+        ipam = info.get("IPAM") or {}
+        return {
+            "name": info["Name"],
+            "labels": _label_blocks(info.get("Labels")),
+            "driver": info["Driver"],
+            "options": info.get("Options") or {},
+            "internal": info["Internal"],
+            "attachable": info["Attachable"],
+            "ingress": info["Ingress"],
+            "ipv6": info["EnableIPv6"],
+            "ipamDriver": ipam.get("Driver") or "default",
+            "ipamOptions": ipam.get("Options") or {},
+            "scope": info["Scope"],
+        }
 
-    def _image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, {"imageName", "build", "skipPush", "buildOnPreview", "registry"}, f"image {name}")
-        if not inputs.get("skipPush", False):
-            raise DeploymentError(f"image {name}: pushing to {inputs.get('registry')} is not possible in tests")
+    def _create_volume(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - {"name", "labels"})
+        if unknown:
+            raise NotModelled(f"volume input(s) {', '.join(unknown)}")
+        self._started()
+        # As the daemon does: creating a volume whose name exists returns the existing one (adopted;
+        # Read then records its labels, and a mismatch replaces it on the next run).
+        self.client().create_volume(inputs["name"], labels=_labels(inputs.get("labels", [])))
+        info = self.client().inspect_volume(inputs["name"])
+        state = {
+            "name": info["Name"],
+            "labels": _label_blocks(info.get("Labels")),
+            "driver": info["Driver"],
+            "driverOpts": info.get("Options") or {},
+            "mountpoint": info["Mountpoint"],
+        }
+        return info["Name"], state
+
+    # images ----------------------------------------------------------------------------------------
+
+    def _create_image(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - {"imageName", "build", "skipPush", "buildOnPreview", "registry"})
+        if unknown:
+            raise NotModelled(f"image input(s) {', '.join(unknown)}")
+        if not inputs.get("skipPush"):
+            raise NotModelled(f"pushing {inputs['imageName']} (no registry is reachable here)")
+        if inputs.get("registry"):
+            raise NotModelled("registry credentials with skipPush (used only to pull cacheFrom images)")
         build = inputs["build"]
-        _only(build, {"context", "dockerfile", "target", "args", "builderVersion"}, f"image {name} build")
-        if build.get("builderVersion") != "BuilderBuildKit":
-            raise DeploymentError(f"image {name}: builderVersion {build.get('builderVersion')} is not BuildKit")
-        # As the provider does: paths relative to the program's working directory (the project).
-        context = PROJECT_DIR / build["context"]
-        dockerfile = PROJECT_DIR / build["dockerfile"]
+        allowed = {"context", "dockerfile", "target", "args", "builderVersion", "platform", "contextDigest"}
+        unknown = sorted(set(build) - allowed)
+        if unknown:
+            raise NotModelled(f"image build input(s) {', '.join(unknown)}")
+        if build.get("builderVersion", "BuilderBuildKit") != "BuilderBuildKit":
+            raise NotModelled(f"builderVersion {build.get('builderVersion')}")
+        context = provider._resolve(self.workdir, build["context"])
+        dockerfile = provider._resolve(self.workdir, build["dockerfile"])
         command = [BUILDKIT_DOCKER, "build", "-f", str(dockerfile), "-t", inputs["imageName"]]
-        if build.get("target"):
-            command += ["--target", build["target"]]
+        command += ["--platform", build["platform"]] if build.get("platform") else []
+        command += ["--target", build["target"]] if build.get("target") else []
         for key, value in sorted((build.get("args") or {}).items()):
             command += ["--build-arg", f"{key}={value}"]
         started = time.monotonic()
@@ -176,170 +458,288 @@ class DockerDeployer(Mocks):
             timeout=1200,
             env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
         )
-        self.deployment.build_seconds += time.monotonic() - started
+        self.timings.build_seconds += time.monotonic() - started
         if result.returncode != 0:
             raise DeploymentError(f"image {name}: build failed:\n{result.stderr[-3000:]}")
         image_id = self.client().inspect_image(inputs["imageName"])["Id"]
-        return image_id, {"repoDigest": image_id, "registryServer": "", "context": str(context)}
+        state = {
+            **inputs,
+            "repoDigest": image_id,  # with skipPush: the local image id
+            "baseImageName": inputs["imageName"],
+            "registryServer": "",
+            "context": str(context),
+            "dockerfile": str(dockerfile.relative_to(context))
+            if dockerfile.is_relative_to(context)
+            else str(dockerfile),
+            "platform": build.get("platform", ""),
+        }
+        return inputs["imageName"], state  # the Image's id is its name and never changes
 
-    def _remote_image(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, {"name", "keepLocally"}, f"remote image {name}")
+    def _create_remote_image(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - {"name", "keepLocally", "forceRemove"})
+        if unknown:
+            raise NotModelled(f"remote image input(s) {', '.join(unknown)}")
         try:
-            image_id = self.client().inspect_image(inputs["name"])["Id"]
+            info = self.client().inspect_image(inputs["name"])
         except docker.errors.ImageNotFound:
             raise DeploymentError(
                 f"remote image {name}: {inputs['name']} is not on the engine and nothing can be pulled here"
             ) from None
-        return image_id, {"imageId": image_id, "repoDigest": image_id}
+        digests = info.get("RepoDigests") or []
+        state = {**inputs, "imageId": info["Id"], "repoDigest": digests[0] if digests else info["Id"]}
+        return f"{info['Id']}{inputs['name']}", state
 
-    CONTAINER_INPUTS = {
-        "name",
-        "image",
-        "command",
-        "envs",
-        "labels",
-        "networksAdvanced",
-        "ports",
-        "volumes",
-        "tmpfs",
-        "healthcheck",
-        "wait",
-        "waitTimeout",
-        "mustRun",
-        "attach",
-        "logs",
-        "restart",
-        "user",
-        "readOnly",
-        "capabilities",
-        "securityOpts",
-        "memory",
-        "cpus",
-        "ulimits",
-        "logDriver",
-        "logOpts",
-    }
+    # containers ----------------------------------------------------------------------------------
 
-    def _container(self, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        _only(inputs, self.CONTAINER_INPUTS, f"container {name}")
-        create_args = self._container_args(name, inputs)
-        self._created()
-        container_id = self._create_and_start(create_args)
-        created = CreatedContainer(inputs["name"], container_id, create_args, time.monotonic())
-        self.deployment.containers[name] = created
-        outputs: dict[str, Any] = {}
-        if inputs.get("wait"):
-            if not inputs.get("healthcheck"):
-                raise DeploymentError(f"container {name}: wait needs a healthcheck")
-            self.wait_healthy(inputs["name"], inputs.get("waitTimeout", 60))
-            created.healthy_at = time.monotonic()
-        if inputs.get("mustRun", True) is False and inputs.get("attach"):
-            code = self.client().wait(container_id, timeout=600)["StatusCode"]
-            outputs["exitCode"] = code
-            if inputs.get("logs"):
-                outputs["containerLogs"] = self.client().logs(container_id).decode(errors="replace")
-        elif inputs.get("mustRun", True):
-            state = self.client().inspect_container(container_id)["State"]
-            if not state["Running"]:
-                logs = self.client().logs(container_id, tail=30).decode(errors="replace")
-                raise DeploymentError(f"container {name} is not running (exit {state['ExitCode']}):\n{logs}")
-        return container_id, outputs
-
-    def _container_args(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _create_container(self, name: str, inputs: dict[str, Any], resource: Resource) -> tuple[str, dict[str, Any]]:
         client = self.client()
+        client.inspect_image(inputs["image"])  # the provider pulls only what is missing; nothing can be pulled here
+        self._started()
+        config, host_config = self._container_config(inputs)
+        container_id = str(client.create_container(**config, host_config=host_config, use_config_proxy=False)["Id"])
+        resource.id = container_id  # from here on the container is in state, even if a later step fails
         networks = inputs.get("networksAdvanced") or []
+        if networks:
+            try:
+                client.disconnect_container_from_network(container_id, "bridge")
+            except docker.errors.APIError as error:
+                if "not connected" not in str(error):
+                    raise
         for network in networks:
-            _only(network, {"name", "aliases"}, f"container {name} network")
+            client.connect_container_to_network(container_id, network["name"], aliases=network.get("aliases") or None)
+        physical = inputs["name"]
+        if inputs.get("start", True):
+            client.start(container_id)
+            self.timings.started[physical] = time.monotonic()
+        state = _with_defaults(resource.inputs)  # secret-marked, as Pulumi keeps secret inputs in state
+        if inputs.get("start", True) and inputs.get("wait"):
+            try:
+                self._wait_healthy_like_the_provider(container_id, inputs)
+            except DeploymentError as error:
+                resource.state = self._read_container(container_id, state)
+                resource.init_error = str(error)
+                raise
+            self.timings.healthy[physical] = time.monotonic()
+        logs = None
+        if inputs.get("attach"):
+            client.wait(container_id, timeout=600)
+            if inputs.get("logs"):
+                logs = client.logs(container_id).decode(errors="replace")
+        state = self._read_container(container_id, state)
+        if logs is not None:
+            state["containerLogs"] = logs
+        return container_id, state
+
+    def _container_config(self, inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """ContainerCreate's config and host config, built as resource_docker_container_funcs.go does."""
+        client = self.client()
         ports = inputs.get("ports") or []
-        for port in ports:
-            _only(port, {"internal", "external", "ip", "protocol"}, f"container {name} port")
-            if port.get("protocol", "tcp") != "tcp":
-                raise DeploymentError(f"container {name}: port protocol {port['protocol']} not understood")
-        mounts = []
+        binds = []
         for volume in inputs.get("volumes") or []:
-            _only(volume, {"containerPath", "volumeName", "hostPath", "readOnly"}, f"container {name} volume")
-            if volume.get("volumeName"):
-                source, kind = volume["volumeName"], "volume"
-            elif volume.get("hostPath"):
-                source, kind = volume["hostPath"], "bind"
-            else:
-                raise DeploymentError(f"container {name}: a volume needs volumeName or hostPath")
-            mounts.append(Mount(volume["containerPath"], source, type=kind, read_only=bool(volume.get("readOnly"))))
+            unknown = sorted(set(volume) - {"containerPath", "volumeName", "hostPath", "readOnly"})
+            if unknown:
+                raise NotModelled(f"volume input(s) {', '.join(unknown)}")
+            source = volume.get("hostPath") or volume.get("volumeName")  # host_path wins, as in the provider
+            if not source:
+                raise NotModelled("an anonymous volume")
+            binds.append(f"{source}:{volume['containerPath']}:{'ro' if volume.get('readOnly') else 'rw'}")
         capabilities = inputs.get("capabilities") or {}
-        _only(capabilities, {"adds", "drops"}, f"container {name} capabilities")
-        ulimits = []
-        for ulimit in inputs.get("ulimits") or []:
-            _only(ulimit, {"name", "soft", "hard"}, f"container {name} ulimit")
-            ulimits.append(Ulimit(name=ulimit["name"], soft=int(ulimit["soft"]), hard=int(ulimit["hard"])))
+        check = inputs.get("healthcheck")
         healthcheck = None
-        if inputs.get("healthcheck"):
-            check = inputs["healthcheck"]
-            _only(check, {"tests", "interval", "timeout", "retries", "startPeriod"}, f"container {name} healthcheck")
-            healthcheck = Healthcheck(
-                test=check["tests"],
-                interval=nanoseconds(check.get("interval", "0s")),
-                timeout=nanoseconds(check.get("timeout", "0s")),
-                retries=int(check.get("retries", 0)),
-                start_period=nanoseconds(check.get("startPeriod", "0s")),
-            )
-        restart = inputs.get("restart", "no")
+        if check:
+            block = {**CONTAINER_FIELDS["healthcheck"].nested_defaults, **check}
+            healthcheck = {
+                "Test": block["tests"],
+                "Interval": provider.parse_go_duration(block["interval"]),
+                "Timeout": provider.parse_go_duration(block["timeout"]),
+                "StartPeriod": provider.parse_go_duration(block["startPeriod"]),
+                "Retries": int(block["retries"]),
+            }
+            if provider.parse_go_duration(block["startInterval"]):
+                raise NotModelled("healthcheck.startInterval (Docker 20.10 has none)")
+        memory = int(inputs.get("memory") or 0)
         host_config = client.create_host_config(
-            port_bindings={int(p["internal"]): (p.get("ip", "0.0.0.0"), int(p["external"])) for p in ports},
-            mounts=mounts,
+            port_bindings={
+                f"{int(p['internal'])}/{p.get('protocol', 'tcp')}": [(p.get("ip", "0.0.0.0"), int(p["external"]))]
+                for p in ports
+            },
+            binds=binds or None,
             tmpfs=inputs.get("tmpfs") or None,
-            restart_policy={"Name": restart},
+            restart_policy={"Name": inputs.get("restart", "no"), "MaximumRetryCount": 0},
             read_only=bool(inputs.get("readOnly")),
             cap_add=capabilities.get("adds"),
             cap_drop=capabilities.get("drops"),
             security_opt=inputs.get("securityOpts"),
-            mem_limit=f"{int(inputs['memory'])}m" if inputs.get("memory") else None,
+            mem_limit=memory * MIB if memory else None,
+            memswap_limit=_swap_bytes(inputs.get("memorySwap")),
             nano_cpus=int(float(inputs["cpus"]) * 1e9) if inputs.get("cpus") else None,
-            ulimits=ulimits or None,
-            log_config=LogConfig(type=inputs.get("logDriver", "json-file"), config=inputs.get("logOpts") or {}),
-            network_mode=networks[0]["name"] if networks else None,
+            ulimits=[
+                docker.types.Ulimit(name=u["name"], soft=int(u["soft"]), hard=int(u["hard"]))
+                for u in inputs.get("ulimits") or []
+            ]
+            or None,
+            log_config=docker.types.LogConfig(
+                type=inputs.get("logDriver", "json-file"), config=inputs.get("logOpts") or {}
+            ),
+            network_mode=inputs.get("networkMode", "bridge"),
+            init=False,  # Create sends Init=false when unset
         )
-        networking = None
-        if networks:
-            networking = client.create_networking_config(
-                {networks[0]["name"]: EndpointConfig(client._version, aliases=networks[0].get("aliases") or [])}
-            )
-        return {
+        config = {
             "image": inputs["image"],
             "name": inputs["name"],
             "command": inputs.get("command"),
             "environment": inputs.get("envs") or [],
-            "labels": _labels(inputs.get("labels", []), name),
+            "labels": _labels(inputs.get("labels", [])),
             "user": inputs.get("user") or "",
             "healthcheck": healthcheck,
-            "ports": [int(p["internal"]) for p in ports],
-            "host_config": host_config,
-            "networking_config": networking,
-            "extra_networks": [(n["name"], n.get("aliases") or []) for n in networks[1:]],
+            "ports": [(int(p["internal"]), p.get("protocol", "tcp")) for p in ports],
+            "stop_timeout": inputs.get("stopTimeout"),
         }
+        return config, host_config
 
-    def _create_and_start(self, create_args: dict[str, Any]) -> str:
+    def _wait_healthy_like_the_provider(self, container_id: str, inputs: dict[str, Any]) -> None:
+        """Create's wait (resource_docker_container_funcs.go): inspect every second until healthy or timeout."""
         client = self.client()
-        args = dict(create_args)
-        extra_networks = args.pop("extra_networks")
-        container_id = str(client.create_container(**args, use_config_proxy=False)["Id"])
-        for network, aliases in extra_networks:
-            client.connect_container_to_network(container_id, network, aliases=aliases)
-        client.start(container_id)
-        return container_id
+        timeout = float(inputs.get("waitTimeout", 60))
+        deadline = time.monotonic() + timeout
+        while True:
+            info = client.inspect_container(container_id)
+            health = info["State"].get("Health")
+            if health is None:
+                raise DeploymentError(f"container {inputs['name']} has no healthcheck to wait for")
+            if health["Status"] == "healthy":
+                return
+            if time.monotonic() > deadline:
+                probes = health.get("Log") or []
+                last = probes[-1]["Output"].strip() if probes else "no probe ran"
+                logs = client.logs(container_id, tail=40).decode(errors="replace")
+                raise DeploymentError(
+                    f"container {inputs['name']} failed to be in healthy state within {timeout:.0f}s "
+                    f"(status {info['State']['Status']}, last probe: {last}):\n{logs}"
+                )
+            time.sleep(1)
+
+    def _read_container(self, container_id: str, prior: dict[str, Any]) -> dict[str, Any]:
+        """resource_docker_container_funcs.go:750-981: what Read writes into state from `docker inspect`."""
+        info = self.client().inspect_container(container_id)
+        config, host, state = info["Config"], info["HostConfig"], dict(prior)
+        running = info["State"]["Running"]
+        if (running or state.get("mustRun", True)) and state.get("ports"):
+            state["ports"] = _flatten_ports((info.get("NetworkSettings") or {}).get("Ports") or {})
+        if not running:
+            state["exitCode"] = info["State"]["ExitCode"]
+            if state.get("mustRun", True):
+                state["mustRun"] = False
+        image = str(state.get("image", ""))
+        health = config.get("Healthcheck")
+        state.update(
+            name=info["Name"].lstrip("/"),
+            rm=host["AutoRemove"],
+            readOnly=host["ReadonlyRootfs"],
+            image=info["Image"] if image.startswith("sha256:") else config["Image"],
+            hostname=config["Hostname"],
+            domainname=config["Domainname"],
+            command=config.get("Cmd") or [],
+            entrypoints=config.get("Entrypoint") or [],
+            user=config.get("User") or "",
+            dns=host.get("Dns") or [],
+            dnsOpts=host.get("DnsOptions") or [],
+            securityOpts=host.get("SecurityOpt") or [],
+            dnsSearches=host.get("DnsSearch") or [],
+            publishAllPorts=host["PublishAllPorts"],
+            restart=host["RestartPolicy"]["Name"],
+            maxRetryCount=host["RestartPolicy"]["MaximumRetryCount"],
+            init=bool(host.get("Init")),
+            workingDir=config.get("WorkingDir") or "",
+            runtime=host.get("Runtime") or "",
+            platform=info.get("Platform") or "",
+            tmpfs=host.get("Tmpfs") or {},
+            privileged=host["Privileged"],
+            memory=host["Memory"] // MIB,
+            memoryReservation=host["MemoryReservation"] // MIB
+            if host["MemoryReservation"] > 0
+            else host["MemoryReservation"],
+            memorySwap=host["MemorySwap"] // MIB if host["MemorySwap"] > 0 else host["MemorySwap"],
+            shmSize=host["ShmSize"] // MIB,
+            cpuShares=host["CpuShares"],
+            cpuSet=host.get("CpusetCpus") or "",
+            logDriver=host["LogConfig"]["Type"],
+            storageOpts=host.get("StorageOpt") or {},
+            networkMode=host["NetworkMode"],
+            usernsMode=host.get("UsernsMode") or "",
+            sysctls=host.get("Sysctls") or {},
+            ipcMode=host.get("IpcMode") or "",
+            groupAdds=host.get("GroupAdd") or [],
+            tty=config["Tty"],
+            stdinOpen=config["OpenStdin"],
+            stopSignal=config.get("StopSignal") or "",
+            stopTimeout=config.get("StopTimeout") or 0,
+        )
+        if host.get("CapAdd") or host.get("CapDrop"):
+            state["capabilities"] = {"adds": host.get("CapAdd") or [], "drops": host.get("CapDrop") or []}
+        if host.get("NanoCpus"):
+            state["cpus"] = provider.cpus(str(Decimal(host["NanoCpus"]) / 10**9))
+        if prior.get("logOpts"):
+            state["logOpts"] = host["LogConfig"].get("Config") or {}
+        if prior.get("ulimits"):
+            state["ulimits"] = [
+                {"name": u["Name"], "soft": u["Soft"], "hard": u["Hard"]} for u in host.get("Ulimits") or []
+            ]
+        if health:
+            state["healthcheck"] = {
+                "tests": health.get("Test") or [],
+                "interval": provider.go_duration(health.get("Interval", 0)),
+                "timeout": provider.go_duration(health.get("Timeout", 0)),
+                "startPeriod": provider.go_duration(health.get("StartPeriod", 0)),
+                "startInterval": provider.go_duration(health.get("StartInterval", 0)),
+                "retries": health.get("Retries", 0),
+            }
+        if host.get("Mounts"):
+            raise NotModelled("mounts read back from the engine")
+        return state
+
+    def _update_container(self, old: Resource, inputs: dict[str, Any], diff: provider.Diff) -> str:
+        """resource_docker_container_funcs.go:991-1077: start if mustRun turned true, one ContainerUpdate."""
+        client = self.client()
+        notes = []
+        if "mustRun" in diff.changed and inputs.get("mustRun", True) and inputs.get("start", True):
+            client.start(old.id)
+            notes.append("started")
+        if set(diff.changed) & CONTAINER_UPDATE_API:
+            memory = int(inputs.get("memory") or 0)
+            swap = _swap_bytes(inputs.get("memorySwap"))
+            client.update_container(
+                old.id,
+                cpu_shares=int(inputs.get("cpuShares") or 0) or None,
+                mem_limit=memory * MIB if memory else None,
+                mem_reservation=int(inputs.get("memoryReservation") or 0) * MIB or None,
+                memswap_limit=swap if swap else None,  # sent only when non-zero
+                cpuset_cpus=inputs.get("cpuSet") or None,
+                restart_policy={"Name": inputs.get("restart", "no"), "MaximumRetryCount": 0},
+            )
+            notes.append("ContainerUpdate")
+        state_only = [f for f in diff.changed if f not in CONTAINER_UPDATE_API and f != "mustRun"]
+        if state_only:
+            notes.append(f"state only, not applied to the running container: {', '.join(state_only)}")
+        return "; ".join(notes)
 
     # --- operations the tests use ------------------------------------------------------------
 
+    def client(self) -> docker.APIClient:
+        # One client per call: the SDK registers independent resources from several threads.
+        return docker.APIClient(base_url=self.base_url, timeout=300)
+
     def wait_healthy(self, container: str, timeout: float) -> None:
+        """Poll a container until healthy; fail early, with its logs, when it exits or restarts."""
         deadline = time.monotonic() + timeout
         client = self.client()
         restarts_before = client.inspect_container(container)["RestartCount"]
         while True:
-            state = client.inspect_container(container)["State"]
-            health = (state.get("Health") or {}).get("Status")
-            if health == "healthy":
+            info = client.inspect_container(container)
+            state = info["State"]
+            if (state.get("Health") or {}).get("Status") == "healthy":
                 return
-            restarts = client.inspect_container(container)["RestartCount"]
-            if state["Status"] == "exited" or restarts > restarts_before:
+            if state["Status"] == "exited" or info["RestartCount"] > restarts_before:
                 logs = client.logs(container, tail=40).decode(errors="replace")
                 raise DeploymentError(f"{container} exited with {state['ExitCode']} before it was healthy:\n{logs}")
             if time.monotonic() > deadline:
@@ -348,25 +748,21 @@ class DockerDeployer(Mocks):
                 raise DeploymentError(f"{container} not healthy within {timeout}s (last probe: {last})")
             time.sleep(0.2)
 
-    def recreate(self, resource_name: str) -> None:
-        """Remove a container and create it again from the same inputs, as a replacement would."""
-        created = self.deployment.containers[resource_name]
-        self.client().remove_container(created.id, force=True)
-        created.id = self._create_and_start(created.create_args)
+    def ids(self, type_token: str = CONTAINER) -> dict[str, str]:
+        """Logical name -> id of every resource of a type in state."""
+        return {r.name: r.id for r in self.resources.values() if r.type == type_token}
 
     def time_to_healthy(self) -> float:
-        healthy = [c.healthy_at for c in self.deployment.containers.values() if c.healthy_at is not None]
-        assert self.deployment.first_created_at is not None and healthy
-        return max(healthy) - self.deployment.first_created_at
+        t = self.timings
+        assert t.first_created_at is not None and t.healthy
+        return max(t.healthy.values()) - t.first_created_at
 
     def time_from_first_container_to_healthy(self) -> float:
-        """Seconds from the first container's start to the last one healthy (images already built)."""
-        containers = self.deployment.containers.values()
-        healthy = [c.healthy_at for c in containers if c.healthy_at is not None]
-        return max(healthy) - min(c.started_at for c in containers)
+        t = self.timings
+        return max(t.healthy.values()) - min(t.started.values())
 
-    def teardown(self) -> list[str]:
-        """Remove everything this deployer created (and only that); return what was removed."""
+    def sweep(self) -> list[str]:
+        """Remove everything this deployer created (and only that), protected or not; forget the state."""
         client = self.client()
         removed = []
         label = f"{MARKER[0]}={MARKER[1]}"
@@ -379,4 +775,106 @@ class DockerDeployer(Mocks):
         for network in client.networks(filters={"label": label}):
             client.remove_network(network["Id"])
             removed.append(network["Name"])
+        self.resources = {}
+        self._save()
         return removed
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _started(self) -> None:
+        with self._lock:
+            if self.timings.first_created_at is None:
+                self.timings.first_created_at = time.monotonic()
+
+    def _record(self, step: Step) -> None:
+        with self._lock:
+            self._steps.append(step)
+
+    def _remember(self, resource: Resource, reg: Registration) -> None:
+        resource.dependencies, resource.protect = reg.dependencies, reg.protect
+
+    def _outputs(self, resource: Resource) -> dict[str, Any]:
+        # The program sees the state; secret inputs that Read does not write stay secret-marked.
+        return {**resource.inputs, **resource.state}
+
+    def _load(self) -> dict[str, Resource]:
+        if not self.state_file.exists():
+            return {}
+        return {urn: Resource(**data) for urn, data in json.loads(self.state_file.read_text()).items()}
+
+    def _save(self) -> None:
+        # Like a Pulumi checkpoint it holds secret values; unlike one it is not encrypted: tests only, 0600.
+        self.state_file.touch(mode=0o600)
+        with self._lock:
+            data = {urn: asdict(resource) for urn, resource in self.resources.items()}
+        self.state_file.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _labels(pairs: list[dict[str, str]]) -> dict[str, str]:
+    for pair in pairs:
+        unknown = sorted(set(pair) - {"label", "value"})
+        if unknown:
+            raise NotModelled(f"label input(s) {', '.join(unknown)}")
+    return {pair["label"]: pair["value"] for pair in pairs} | {MARKER[0]: MARKER[1]}
+
+
+def _label_blocks(labels: Mapping[str, str] | None) -> list[dict[str, str]]:
+    """Labels as Read writes them, less this deployer's own marker (which the program never declared)."""
+    return [{"label": k, "value": v} for k, v in sorted((labels or {}).items()) if k != MARKER[0]]
+
+
+def _flatten_ports(ports: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """resource_docker_container_structures.go:35-59: bindings sorted by internal port."""
+    flat = []
+    for key, bindings in ports.items():
+        internal, _, protocol = key.partition("/")
+        for binding in bindings or []:
+            flat.append(
+                {
+                    "internal": int(internal),
+                    "external": int(binding["HostPort"]),
+                    "ip": binding["HostIp"],
+                    "protocol": protocol,
+                }
+            )
+    return sorted(flat, key=lambda p: (p["internal"], p["ip"]))
+
+
+def _swap_bytes(value: Any) -> int | None:
+    if not value:
+        return None
+    return int(value) * MIB if int(value) > 0 else int(value)
+
+
+def _with_defaults(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The planned state: the inputs, with the schema's defaults for what they leave out."""
+    defaults = {k: f.default for k, f in CONTAINER_FIELDS.items() if f.default is not None}
+    return {**defaults, **inputs}
+
+
+def _physical(inputs: Mapping[str, Any]) -> str:
+    plain = reveal(inputs)
+    return str(plain.get("name") or plain.get("imageName") or "")
+
+
+def _dependents_first(resources: list[Resource]) -> list[Resource]:
+    """Order for deletion: a resource after every resource (in the list) that depends on it."""
+    by_urn = {r.urn: r for r in resources}
+    ordered: list[Resource] = []
+    seen: set[str] = set()
+
+    def visit(resource: Resource) -> None:
+        if resource.urn in seen:
+            return
+        seen.add(resource.urn)
+        for other in resources:
+            if resource.urn in other.dependencies:
+                visit(other)
+        ordered.append(resource)
+
+    for resource in sorted(by_urn.values(), key=lambda r: r.urn):
+        visit(resource)
+    return ordered

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.simulate import PROJECT_DIR
+from infra.services import HealthCheck
+from tests.integration import day2
 from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, http, inspect_container, until
 
 pytestmark = pytest.mark.docker
@@ -55,7 +56,7 @@ def test_the_scheduler_heartbeat_advances(dev: Deployed) -> None:
 
 
 def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:
-    source = PROJECT_DIR / "app" / "ichrisbirch" / "__init__.py"
+    source = dev.app_dir / "ichrisbirch" / "__init__.py"
     original = source.read_text()
     started_at = inspect_container(dev.container("api"))["State"]["StartedAt"]
     marker = f"0.1.0+reload.{uuid.uuid4().hex[:6]}"
@@ -76,3 +77,30 @@ def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:
 
 def test_no_secret_in_image_history_config_or_logs(dev: Deployed) -> None:
     assert_no_secret_leak(dev)
+
+
+# --- the second and later `up`, against the state the first left (module order matters) ----------
+
+
+def test_a_second_up_with_nothing_changed_touches_nothing(dev: Deployed) -> None:
+    day2.assert_second_up_changes_nothing(dev)
+
+
+def test_changing_an_environment_value_replaces_exactly_its_readers(dev: Deployed) -> None:
+    day2.assert_env_change_replaces_its_readers(dev)
+
+
+def test_a_source_change_rebuilds_and_replaces_the_application_only(dev: Deployed) -> None:
+    day2.assert_source_change_rolls_out_the_application_only(dev)
+
+
+def test_removing_a_service_from_the_program_deletes_its_container(dev: Deployed) -> None:
+    day2.assert_removing_a_service_deletes_its_container(dev, "scheduler")
+
+
+def test_a_changed_health_check_replaces_the_container(dev: Deployed) -> None:
+    api = dev.run.of_type("docker:index/container:Container")["api"]
+    health = HealthCheck(test=tuple(api.inputs["healthcheck"]["tests"]), interval_seconds=4)
+    result = day2.assert_change_replaces(dev, "api", "healthcheck", health=health)
+    assert inspect_container(dev.container("api"))["Config"]["Healthcheck"]["Interval"] == 4_000_000_000
+    assert result.ops()["app"] == "same", "the app depends on the api only by order: not replaced"

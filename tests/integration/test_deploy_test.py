@@ -8,7 +8,16 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import TEST_SECRETS
-from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container, report
+from tests.integration import day2
+from tests.integration.conftest import (
+    Deployed,
+    Standins,
+    assert_no_secret_leak,
+    deploy,
+    docker,
+    inspect_container,
+    report,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -52,3 +61,59 @@ def test_postgres_keeps_throwaway_data_on_tmpfs_without_fsync(test_stack: Deploy
 
 def test_no_secret_in_image_history_config_or_logs(test_stack: Deployed) -> None:
     assert_no_secret_leak(test_stack)
+
+
+# --- the second and later `up`, against the state the first left (module order matters) ----------
+
+
+def test_a_second_up_with_nothing_changed_touches_nothing(test_stack: Deployed) -> None:
+    day2.assert_second_up_changes_nothing(test_stack)
+
+
+def test_changing_an_environment_value_replaces_exactly_its_readers(test_stack: Deployed) -> None:
+    day2.assert_env_change_replaces_its_readers(test_stack)
+    assert test_stack.run.outputs["tests_exit_code"] == 0, "the suite ran again against the new scheduler"
+
+
+def test_a_source_change_rebuilds_and_replaces_the_application_only(test_stack: Deployed) -> None:
+    result = day2.assert_source_change_rolls_out_the_application_only(test_stack)
+    assert result.ops()["tests"] == "replace" and test_stack.run.outputs["tests_exit_code"] == 0
+
+
+def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_replace(test_stack: Deployed) -> None:
+    # Someone made a table by hand that the next migration creates: `up` fails with migrate's logs.
+    psql(test_stack, "CREATE TABLE audit_log (id integer)")
+    day2.add_migration(test_stack, 3, "audit log", "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, note TEXT)")
+    api_before = day2.container_identity(test_stack)["api"]
+    failure = day2.failed_up(test_stack)
+    assert "migrate exited with code 1" in str(failure.__cause__), failure
+    assert 'relation "audit_log" already exists' in str(failure.__cause__), "the error shows migrate's logs"
+    assert day2.container_identity(test_stack)["api"] == api_before, "the old api keeps running"
+    # The cause is removed outside the source: the recorded exit code still fails the next `up` ...
+    psql(test_stack, "DROP TABLE audit_log")
+    again = day2.failed_up(test_stack)
+    assert again.result.ops()["migrate"] == "same", again.result.preview()
+    # ... until migrate is replaced, as the README says: pulumi up --replace <migrate's URN>.
+    recovered = test_stack.up(replace=("migrate",))
+    assert recovered.ops()["migrate"] == "replace" and recovered.ops()["api"] == "replace", recovered.preview()
+    assert "audit_log" in psql(test_stack, "SELECT tablename FROM pg_tables WHERE tablename = 'audit_log'")
+
+
+# Last: the next `up` of the committed program would replace Postgres back.
+def test_a_changed_tmpfs_replaces_postgres_and_migrations_run_again(test_stack: Deployed) -> None:
+    result = day2.assert_change_replaces(
+        test_stack, "postgres", "tmpfs", tmpfs={"/var/lib/postgresql/data": "rw,size=384m"}
+    )
+    tmpfs = inspect_container(test_stack.container("postgres"))["HostConfig"]["Tmpfs"]
+    assert tmpfs == {"/var/lib/postgresql/data": "rw,size=384m"}
+    # The new database is empty: migrate ran against it again, so the api can write.
+    assert result.ops()["migrate"] == "replace" and result.ops()["api"] == "same", result.preview()
+    day2.write_task(test_stack)
+
+
+def psql(deployed: Deployed, sql: str) -> str:
+    result = docker(
+        "exec", "-u", "postgres", deployed.container("postgres"), "psql", "-U", "ichrisbirch", "-d", "ichrisbirch",
+        "-v", "ON_ERROR_STOP=1", "-Atc", sql,
+    )  # fmt: skip
+    return result.stdout

@@ -118,6 +118,8 @@ def test_dev_commands_reload(run_stack: RunStack) -> None:
         "0.0.0.0",
         "--port",
         "8000",
+        "--timeout-graceful-shutdown",
+        "20",
         "--reload",
     ]
     assert run["app"].inputs["command"] == [
@@ -147,11 +149,13 @@ def test_prod_commands_run_gunicorn_with_configured_workers(run_stack: RunStack)
         "--workers",
         "4",
         "--preload",
+        "--graceful-timeout",
+        "20",
     ]
     assert default["app"].inputs["command"][:2] == ["gunicorn", "ichrisbirch.wsgi_app:app"]
     two = containers(run_stack("prod", apiWorkers="2", appWorkers="3"))
-    assert two["api"].inputs["command"][-3:] == ["--workers", "2", "--preload"]
-    assert two["app"].inputs["command"][-3:] == ["--workers", "3", "--preload"]
+    assert two["api"].inputs["command"][-5:-2] == ["--workers", "2", "--preload"]
+    assert two["app"].inputs["command"][-5:-2] == ["--workers", "3", "--preload"]
 
 
 def test_test_stack_runs_the_suite_once_and_exports_its_exit_code(run_stack: RunStack) -> None:
@@ -370,7 +374,7 @@ def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: 
 def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunStack, stack: str) -> None:
     for name, container in containers(run_stack(stack)).items():
         assert container.delete_before_replace, name
-        assert container.replace_on_changes == ["healthcheck"], name
+        assert container.replace_on_changes == ["healthcheck", "tmpfs"], name
 
 
 # --- provider and outputs ------------------------------------------------------------------------

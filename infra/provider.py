@@ -1,0 +1,538 @@
+"""What pulumi-docker 5.x does with a resource's inputs on the next `pulumi up`, as data and pure functions.
+
+The Pulumi CLI and the provider cannot run on the machines this project is built on, so two
+stand-ins need the provider's rules: the test deployer (`tests/integration/deployer.py`), which
+applies them to a real engine run after run, and `python -m infra.plan --diff`, which predicts from
+two committed plans what an `up` would do. Both take the rules from here, so they cannot drift apart.
+
+Sources (see ../shared/docs/provider-semantics.md for line references):
+kreuzwerker/terraform-provider-docker v4.5.0 (Container, Network, Volume, RemoteImage), bridged by
+pulumi-terraform-bridge, and pulumi-docker's own native `Image` (provider.go, image.go).
+
+The bridge diffs the state of the last run against the new inputs under Terraform's plan rules:
+- a ForceNew ("R") field that differs replaces the resource;
+- an updatable ("U") field is changed in place through the engine's API;
+- a state-only ("N") field is recorded and sent nowhere (a running container never sees it);
+- an Optional+Computed field absent from the inputs never differs; an Optional field absent from
+  the inputs but set in state differs as a removal; schema defaults fill absent inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from infra.simulate import SECRET_SIG, SECRET_VALUE_SIG
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/image:Image"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+PROVIDER = "pulumi:providers:docker"
+
+Change = Literal["R", "U", "N"]
+Shape = Literal["scalar", "set", "list", "map", "block", "blocks", "set_of_blocks"]
+
+
+class NotModelled(ValueError):
+    """An input, or a change of one, whose effect the model does not know: never guessed, never skipped."""
+
+
+@dataclass(frozen=True)
+class Field:
+    change: Change
+    computed: bool = False  # Optional+Computed: absent from the inputs, it never differs
+    default: Any = None  # the schema default an absent input takes (None: the type's zero value)
+    shape: Shape = "scalar"
+    nested_defaults: Mapping[str, Any] = field(default_factory=dict)  # defaults inside a block
+
+
+_DURATION = "0s"
+
+# Container: resource_docker_container.go:49-1188 (schema), with pulumi-docker's names.
+CONTAINER_FIELDS: dict[str, Field] = {
+    "name": Field("R", computed=True),
+    "image": Field("R"),
+    "command": Field("R", computed=True, shape="list"),
+    "entrypoints": Field("R", computed=True, shape="list"),
+    "hostname": Field("R", computed=True),
+    "domainname": Field("R"),
+    "user": Field("R"),  # DiffSuppressFunc: a new "" keeps the old value
+    "workingDir": Field("R"),  # likewise
+    "envs": Field("R", computed=True, shape="set"),
+    "labels": Field("R", computed=True, shape="set_of_blocks"),
+    "ports": Field("R", shape="blocks", nested_defaults={"ip": "0.0.0.0", "protocol": "tcp"}),
+    "capabilities": Field("R", shape="block"),
+    "volumes": Field(
+        "R",
+        shape="set_of_blocks",
+        nested_defaults={"volumeName": "", "hostPath": "", "fromContainer": "", "readOnly": False},
+    ),
+    "networksAdvanced": Field("R", shape="set_of_blocks", nested_defaults={"aliases": []}),
+    "hosts": Field("R", shape="set_of_blocks"),
+    "ulimits": Field("R", shape="set_of_blocks"),
+    "uploads": Field("R", shape="set_of_blocks"),
+    "mounts": Field("R", shape="set_of_blocks"),
+    "platform": Field("R", computed=True),
+    "cpus": Field("R"),
+    "logOpts": Field("R", shape="map"),
+    "networkMode": Field("R", default="bridge"),
+    "securityOpts": Field("R", computed=True, shape="set"),
+    "runtime": Field("R", computed=True),
+    "stopSignal": Field("R", computed=True),
+    "stopTimeout": Field("R", computed=True),
+    "logDriver": Field("R", computed=True),
+    "ipcMode": Field("R", computed=True),
+    "shmSize": Field("R", computed=True),
+    "dns": Field("R", shape="set"),
+    "dnsOpts": Field("R", shape="set"),
+    "dnsSearches": Field("R", shape="set"),
+    "publishAllPorts": Field("R", default=False),
+    "privileged": Field("R", default=False),
+    "readOnly": Field("R", default=False),
+    "tty": Field("R", default=False),
+    "stdinOpen": Field("R", default=False),
+    "sysctls": Field("R", shape="map"),
+    "groupAdds": Field("R", shape="set"),
+    "storageOpts": Field("R", shape="map"),
+    "usernsMode": Field("R"),
+    "pidMode": Field("R"),
+    "cgroupnsMode": Field("R"),
+    "cgroupParent": Field("R"),
+    "restart": Field("U", default="no"),
+    "maxRetryCount": Field("U", default=0),
+    "cpuShares": Field("U", default=0),
+    "cpuSet": Field("U"),
+    "memory": Field("U", default=0),
+    "memoryReservation": Field("U", default=0),
+    "memorySwap": Field("U", default=0),
+    "healthcheck": Field(
+        "N",
+        computed=True,
+        shape="block",
+        nested_defaults={
+            "interval": _DURATION,
+            "timeout": _DURATION,
+            "startPeriod": _DURATION,
+            "startInterval": _DURATION,
+            "retries": 0,
+        },
+    ),
+    "tmpfs": Field("N", shape="map"),
+    "init": Field("N", computed=True),
+    "rm": Field("N", default=False),
+    "cpuPeriod": Field("N"),
+    "cpuQuota": Field("N"),
+    "mustRun": Field("N", default=True),  # false -> true starts the container (Update)
+    "start": Field("N", default=True),
+    "attach": Field("N", default=False),
+    "logs": Field("N", default=False),
+    "wait": Field("N", default=False),
+    "waitTimeout": Field("N", default=60),
+    "removeVolumes": Field("N", default=True),
+    "destroyGraceSeconds": Field("N", default=0),
+    "containerReadRefreshTimeoutMilliseconds": Field("N", default=15000),
+}
+CONTAINER_OUTPUTS = frozenset({"exitCode", "containerLogs", "bridge", "networkDatas"})
+# Fields whose engine-side value Container Update changes (resource_docker_container_funcs.go:991-1077).
+CONTAINER_UPDATE_API = frozenset(
+    {"restart", "maxRetryCount", "cpuShares", "cpuSet", "memory", "memoryReservation", "memorySwap"}
+)
+
+# Network: no Update at all (resource_docker_network.go:24-144).
+NETWORK_FIELDS: dict[str, Field] = {
+    "name": Field("R", computed=True),
+    "labels": Field("R", shape="set_of_blocks"),
+    "driver": Field("R", computed=True),
+    "options": Field("R", computed=True, shape="map"),
+    "internal": Field("R", computed=True),
+    "attachable": Field("R", default=False),
+    "ingress": Field("R", default=False),
+    "ipv6": Field("R", default=False),
+    "ipamDriver": Field("R", default="default"),
+    "ipamOptions": Field("R", shape="map"),
+    "ipamConfigs": Field("R", computed=True, shape="set_of_blocks"),
+}
+NETWORK_OUTPUTS = frozenset({"scope"})
+
+# Volume (resource_docker_volume.go:40-445).
+VOLUME_FIELDS: dict[str, Field] = {
+    "name": Field("R", computed=True),
+    "labels": Field("R", shape="set_of_blocks"),
+    "driver": Field("R", computed=True),
+    "driverOpts": Field("R", computed=True, shape="map"),
+}
+VOLUME_OUTPUTS = frozenset({"mountpoint"})
+
+# RemoteImage (resource_docker_image.go:30-97): keepLocally/forceRemove update by re-reading.
+REMOTE_IMAGE_FIELDS: dict[str, Field] = {
+    "name": Field("R"),
+    "pullTriggers": Field("R", shape="set"),
+    "triggers": Field("R", shape="map"),
+    "platform": Field("R"),
+    "keepLocally": Field("U", default=False),
+    "forceRemove": Field("U", default=False),
+}
+REMOTE_IMAGE_OUTPUTS = frozenset({"imageId", "repoDigest"})
+
+FIELDS: dict[str, dict[str, Field]] = {
+    CONTAINER: CONTAINER_FIELDS,
+    NETWORK: NETWORK_FIELDS,
+    VOLUME: VOLUME_FIELDS,
+    REMOTE_IMAGE: REMOTE_IMAGE_FIELDS,
+}
+OUTPUTS: dict[str, frozenset[str]] = {
+    CONTAINER: CONTAINER_OUTPUTS,
+    NETWORK: NETWORK_OUTPUTS,
+    VOLUME: VOLUME_OUTPUTS,
+    REMOTE_IMAGE: REMOTE_IMAGE_OUTPUTS,
+    IMAGE: frozenset({"repoDigest", "baseImageName", "registryServer", "context", "dockerfile", "platform"}),
+}
+# pulumi-docker sets DeleteBeforeReplace for Container (resources.go); an explicit `name` forces it
+# for every autonamed resource [bridge]. A resource option deleteBeforeReplace=False overrides both.
+PROVIDER_DELETES_BEFORE_REPLACE = frozenset({CONTAINER})
+
+
+# --- canonical forms: what Read writes back -----------------------------------------------------
+
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's time.ParseDuration, in nanoseconds ("1m30s", "500ms", "0s")."""
+    if text in ("0", ""):
+        return 0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise NotModelled(f"{text!r} is not a Go duration")
+    return int(sum(Decimal(n) * _GO_UNITS[u] for n, u in parts))
+
+
+def go_duration(nanoseconds: int) -> str:
+    """Go's time.Duration.String(): what Read writes back for a duration (90s -> "1m30s")."""
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if nanoseconds >= size:
+                return f"{_trim(Fraction(nanoseconds, size))}{unit}"
+    hours, rest = divmod(nanoseconds, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    text = f"{_trim(Fraction(rest, 10**9))}s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
+
+
+def seconds(value: float) -> str:
+    """A duration in seconds, written in the form the provider reads back."""
+    return go_duration(int(Decimal(str(value)) * 10**9))
+
+
+def _trim(value: Fraction) -> str:
+    text = f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def cpus(value: float | str) -> str:
+    """helpers.go nanoInt64ToDecimalString: how Read writes `cpus` back (1 -> "1.0", 10 -> "10.")."""
+    nanos = int(Decimal(str(value)) * 10**9)
+    if nanos == 0:
+        return "0"
+    rational = Fraction(nanos, 10**9)
+    text = _float_string(rational, 9)
+    if text.count("0") == 9:
+        return _float_string(rational, 1)
+    return text.rstrip("0")
+
+
+def _float_string(value: Fraction, places: int) -> str:
+    """Go's big.Rat.FloatString: rounded half away from zero to `places` decimals."""
+    scaled = value * 10**places
+    whole = int(scaled)
+    if (scaled - whole) * 2 >= 1:
+        whole += 1
+    digits = str(whole).rjust(places + 1, "0")
+    return f"{digits[:-places]}.{digits[-places:]}" if places else digits
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def reveal(value: Any) -> Any:
+    """Unwrap Pulumi's secret markers (the engine hands the provider plain values)."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_VALUE_SIG:
+            return reveal(value["value"])
+        if set(value) == {"secret"}:  # a committed plan's rendering of a secret value
+            return reveal(value["secret"])
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def secret_fields(inputs: Mapping[str, Any]) -> set[str]:
+    """Top-level inputs that carry a secret: their values are never printed."""
+
+    def has_secret(value: Any) -> bool:
+        if isinstance(value, dict):
+            return (
+                value.get(SECRET_SIG) == SECRET_VALUE_SIG
+                or set(value) == {"secret"}
+                or any(has_secret(v) for v in value.values())
+            )
+        if isinstance(value, list):
+            return any(has_secret(v) for v in value)
+        return False
+
+    return {key for key, value in inputs.items() if has_secret(value)}
+
+
+# --- the diff -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What the provider says about one resource: which fields changed and which force a replacement."""
+
+    changed: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Literal["same", "update", "replace"]:
+        if self.replaces:
+            return "replace"
+        return "update" if self.changed else "same"
+
+
+def _canonical(value: Any, spec: Field) -> Any:
+    """A comparable form of a value of `spec`'s shape (sets unordered, block defaults filled)."""
+    if spec.shape == "set":
+        return sorted(str(v) for v in value or [])
+    if spec.shape == "map":
+        return {str(k): str(v) for k, v in (value or {}).items()}
+    if spec.shape in ("blocks", "set_of_blocks", "block"):
+        blocks = value if isinstance(value, list) else ([value] if value else [])
+        filled = []
+        for block in blocks:
+            full = {**spec.nested_defaults, **{k: v for k, v in block.items() if v is not None}}
+            # Lists inside a block are sets (aliases, capabilities) except a health check's command.
+            filled.append(
+                {k: sorted(map(str, v)) if isinstance(v, list) and k != "tests" else v for k, v in full.items()}
+            )
+        if spec.shape == "set_of_blocks":
+            return sorted(filled, key=lambda b: json.dumps(b, sort_keys=True, default=str))
+        if spec.shape == "blocks":  # ports: reordering alone is suppressed
+            return sorted(filled, key=lambda b: json.dumps(b, sort_keys=True, default=str))
+        return filled[0] if filled else None
+    if value is None:
+        return spec.default if spec.default is not None else ""
+    return value
+
+
+def _zero(spec: Field) -> Any:
+    return _canonical(spec.default, spec)
+
+
+def diff_fields(
+    type_token: str,
+    state: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    replace_on_changes: Iterable[str] = (),
+) -> Diff:
+    """The provider's diff of a resource's recorded state against its new inputs."""
+    if type_token == IMAGE:
+        return _diff_image(state, inputs)
+    if type_token == PROVIDER:
+        different = sorted(k for k in set(state) | set(inputs) if reveal(state.get(k)) != reveal(inputs.get(k)))
+        if different:
+            raise NotModelled(f"a change of the Docker provider's configuration ({', '.join(different)})")
+        return Diff()
+    fields = FIELDS.get(type_token)
+    if fields is None:
+        raise NotModelled(f"resource type {type_token}")
+    unknown = sorted(set(inputs) - set(fields) - OUTPUTS[type_token])
+    if unknown:
+        raise NotModelled(f"{type_token} input(s) {', '.join(unknown)}")
+    forced = set(replace_on_changes)
+    changed: list[str] = []
+    replaces: list[str] = []
+    for name, spec in fields.items():
+        if name not in inputs and spec.computed:
+            continue
+        new = _canonical(reveal(inputs.get(name)), spec) if name in inputs else _zero(spec)
+        old = _canonical(reveal(state.get(name)), spec) if name in state else _zero(spec)
+        if name in ("user", "workingDir") and new == "":
+            continue  # DiffSuppressFunc: "" is Docker's default, not a change
+        if new == old:
+            continue
+        changed.append(name)
+        if spec.change == "R" or name in forced or "*" in forced:
+            replaces.append(name)
+    return Diff(tuple(changed), tuple(replaces))
+
+
+def _diff_image(state: Mapping[str, Any], inputs: Mapping[str, Any]) -> Diff:
+    """Native Image (provider.go:271-348): any changed input rebuilds in place; never a replacement."""
+    changed = []
+    for key in sorted(set(state) | set(inputs)):
+        if key in OUTPUTS[IMAGE] and key not in inputs:
+            continue
+        old, new = reveal(state.get(key)), reveal(inputs.get(key))
+        if key == "registry" and isinstance(old, dict) and isinstance(new, dict):
+            # A registry change that touches only the credentials is ignored.
+            old = {k: v for k, v in old.items() if k not in ("username", "password")}
+            new = {k: v for k, v in new.items() if k not in ("username", "password")}
+        if key == "build" and isinstance(old, dict) and isinstance(new, dict):
+            changed += [f"build.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            changed.append(key)
+    return Diff(tuple(changed))
+
+
+def deletes_before_replace(type_token: str, option: bool | None, inputs: Mapping[str, Any]) -> bool:
+    """Whether a replacement deletes the old resource first: the option wins when given explicitly."""
+    if option is not None:
+        return option
+    explicit_name = "name" in inputs and type_token != REMOTE_IMAGE
+    return type_token in PROVIDER_DELETES_BEFORE_REPLACE or explicit_name
+
+
+# --- Check and predicted Read --------------------------------------------------------------------
+
+
+def check_image(inputs: Mapping[str, Any], workdir: Path, *, portable_modes: bool = False) -> dict[str, Any]:
+    """The native Image's Check (provider.go:128-268): defaults, and the build context's digest.
+
+    `portable_modes` hashes each file's mode as git records it (644 or 755) instead of the file
+    system's, so committed plans do not depend on a machine's umask; the deployer uses real modes.
+    """
+    checked = dict(inputs)
+    checked.setdefault("buildOnPreview", False)
+    checked.setdefault("skipPush", False)
+    build = dict(checked.get("build") or {"context": "."})
+    context = build.get("context", ".")
+    build.setdefault("dockerfile", f"{context}/Dockerfile")
+    build.setdefault("platform", "linux/amd64")
+    context_dir = _resolve(workdir, context)
+    dockerfile = _resolve(workdir, build["dockerfile"])
+    if not dockerfile.is_file():
+        raise NotModelled(f"Image: dockerfile {build['dockerfile']} not found (relative to the program's directory)")
+    build["contextDigest"] = context_digest(context_dir, dockerfile, portable_modes=portable_modes)
+    checked["build"] = build
+    return checked
+
+
+def _resolve(workdir: Path, path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else workdir / candidate
+
+
+def context_digest(context: Path, dockerfile: Path, *, portable_modes: bool = False) -> str:
+    """SHA-256 over the Dockerfile and every context file not excluded by .dockerignore (provider.go:544-684)."""
+    digest = hashlib.sha256()
+    digest.update(b"Dockerfile")
+    digest.update(hashlib.sha256(dockerfile.read_bytes()).hexdigest().encode())
+    ignore_file = Path(f"{dockerfile}.dockerignore")
+    if not ignore_file.is_file():
+        ignore_file = context / ".dockerignore"
+    patterns = dockerignore_patterns(ignore_file.read_text()) if ignore_file.is_file() else []
+    for path in sorted(_context_files(context), key=lambda p: p.relative_to(context).as_posix()):
+        relative = path.relative_to(context).as_posix()
+        if excluded(relative, patterns):
+            continue
+        if path.is_symlink():
+            content = os.readlink(path).encode()
+            mode = "L"
+        else:
+            content = path.read_bytes()
+            executable = bool(path.stat().st_mode & 0o111)
+            mode = ("-rwxr-xr-x" if executable else "-rw-r--r--") if portable_modes else _mode_string(path)
+        digest.update(f"{relative}{mode}".encode())
+        digest.update(hashlib.sha256(content).hexdigest().encode())
+    return digest.hexdigest()
+
+
+def _context_files(root: Path) -> Iterable[Path]:
+    for directory, _, files in os.walk(root):
+        for name in files:
+            yield Path(directory) / name
+
+
+def _mode_string(path: Path) -> str:
+    import stat
+
+    return stat.filemode(path.lstat().st_mode)
+
+
+def dockerignore_patterns(text: str) -> list[tuple[bool, re.Pattern[str]]]:
+    """(negated, regex) per .dockerignore line, with moby/patternmatcher's glob rules."""
+    patterns = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        line = os.path.normpath(line[1:] if negated else line).lstrip("/")
+        regex = ""
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if line.startswith("**", index):
+                index += 2
+                if line.startswith("/", index):  # "**/": any number of directories, none included
+                    regex += "(?:.*/)?"
+                    index += 1
+                else:
+                    regex += ".*"
+                continue
+            regex += {"*": "[^/]*", "?": "[^/]"}.get(char, re.escape(char))
+            index += 1
+        patterns.append((negated, re.compile(f"^{regex}$")))
+    return patterns
+
+
+def excluded(relative: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether a context path is left out: the last matching pattern wins; a matching parent counts."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for negated, pattern in patterns:
+        if any(pattern.match(candidate) for candidate in candidates):
+            result = not negated
+    return result
+
+
+def predict_read(type_token: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the state holds after Create and Read, predicted from the inputs alone (for plan diffs).
+
+    Only what this engine is known to write back differently from the inputs is changed: memorySwap
+    (twice the memory when only memory is set), cpus and durations in their canonical forms.
+    """
+    state = dict(inputs)
+    if type_token != CONTAINER:
+        return state
+    memory = reveal(inputs.get("memory")) or 0
+    if memory and not reveal(inputs.get("memorySwap")):
+        state["memorySwap"] = 2 * int(memory)
+    if inputs.get("cpus") not in (None, ""):
+        state["cpus"] = cpus(reveal(inputs["cpus"]))
+    check = reveal(inputs.get("healthcheck"))
+    if check:
+        block = {**CONTAINER_FIELDS["healthcheck"].nested_defaults, **check}
+        for key in ("interval", "timeout", "startPeriod", "startInterval"):
+            block[key] = go_duration(parse_go_duration(str(block[key])))
+        state["healthcheck"] = block
+    return state

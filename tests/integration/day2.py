@@ -1,0 +1,201 @@
+"""Checks of the second and later `pulumi up` of a deployed stack, shared by the per-stack modules.
+
+Each runs the program again through the test engine against the state the previous run left, and
+checks what the run did (its steps) and what the engine shows (container ids, data, logs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import infra.resources
+from infra.provider import CONTAINER, reveal
+from infra.services import ServiceSpec
+from tests.integration.conftest import DOCKER, Deployed, http, inspect_container, report
+from tests.integration.deployer import UpFailed, UpResult
+
+APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
+
+
+def container_identity(deployed: Deployed) -> dict[str, tuple[str, str]]:
+    """Service -> (container id, start time) of every container the stack has on the engine."""
+    identity = {}
+    for name in deployed.engine.ids(CONTAINER):
+        info = inspect_container(deployed.container(name))
+        identity[name] = (info["Id"], info["State"]["StartedAt"])
+    return identity
+
+
+def readers_of(deployed: Deployed, variable: str) -> set[str]:
+    """The containers whose environment has `variable`, as the program declared them."""
+    readers = set()
+    for name, registration in deployed.run.of_type(CONTAINER).items():
+        entries = reveal(registration.inputs.get("envs") or [])
+        if any(entry.split("=", 1)[0] == variable for entry in entries):
+            readers.add(name)
+    return readers
+
+
+def assert_second_up_changes_nothing(deployed: Deployed) -> None:
+    before = container_identity(deployed)
+    result = deployed.up()
+    assert set(result.ops().values()) == {"same"}, result.preview()
+    assert container_identity(deployed) == before, "a container was touched by an `up` with nothing changed"
+    report(f"{deployed.stack}: second `up` with nothing changed: {len(result.steps)} resources, all `same`")
+
+
+def assert_env_change_replaces_its_readers(deployed: Deployed) -> None:
+    readers = readers_of(deployed, "SCHEDULER_HEARTBEAT_SECONDS")
+    assert readers, "some container reads the heartbeat interval"
+    before = container_identity(deployed)
+    current = int(deployed.config.get("ichrisbirch:heartbeatSeconds", "60"))
+    result = deployed.up(heartbeatSeconds=str(current + 1))
+    assert result.touched("replace") == readers, result.preview()
+    assert set(result.ops().values()) == {"same", "replace"}, result.preview()
+    after = container_identity(deployed)
+    for name in before:
+        assert (after[name] != before[name]) == (name in readers), name
+    env = inspect_container(deployed.container("scheduler"))["Config"]["Env"]
+    assert f"SCHEDULER_HEARTBEAT_SECONDS={current + 1}" in env
+
+
+def write_task(deployed: Deployed) -> str:
+    title = f"day2 {uuid.uuid4().hex[:8]}"
+    status, body = http("POST", deployed.url("api", "/tasks"), body={"title": title}, timeout=10)
+    assert status == 201, body
+    return title
+
+
+def task_titles(deployed: Deployed) -> set[str]:
+    status, body = http("GET", deployed.url("api", "/tasks"), timeout=10)
+    assert status == 200, body
+    return {task["title"] for task in json.loads(body)}
+
+
+def edit_source(deployed: Deployed, relative: str, edit: Callable[[str], str]) -> None:
+    path = deployed.app_dir / relative
+    path.write_text(edit(path.read_text()))
+
+
+def bump_version(deployed: Deployed) -> str:
+    marker = f"0.1.0+day2.{uuid.uuid4().hex[:6]}"
+    edit_source(
+        deployed, "ichrisbirch/__init__.py", lambda t: re.sub(r'__version__ = ".*"', f'__version__ = "{marker}"', t)
+    )
+    return marker
+
+
+def assert_source_change_rolls_out_the_application_only(deployed: Deployed) -> UpResult:
+    title = write_task(deployed)
+    before = container_identity(deployed)
+    version = bump_version(deployed)
+    result = deployed.up()
+    ops = result.ops()
+    assert ops["app-image"] == "update", result.preview()
+    application = APP_CONTAINERS & set(ops)
+    assert result.touched("replace") == application, result.preview()
+    for untouched in ("postgres", "redis", "network", "postgres-image", "redis-image"):
+        assert ops[untouched] == "same", (untouched, result.preview())
+    after = container_identity(deployed)
+    assert after["postgres"] == before["postgres"] and after["redis"] == before["redis"]
+    migrate = inspect_container(deployed.container("migrate"))
+    assert migrate["Id"] != before["migrate"][0] and migrate["State"]["ExitCode"] == 0, "migrate re-ran and passed"
+    status, body = http("GET", deployed.url("api", "/"), timeout=10)
+    assert status == 200 and json.loads(body)["version"] == version, body
+    assert title in task_titles(deployed), "data written before the rollout is still there"
+    return result
+
+
+def add_migration(deployed: Deployed, version: int, name: str, sql: str) -> None:
+    """Append a migration to this deployment's copy of the application."""
+    entry = f'    ({version}, "{name}", """{sql}"""),\n]\n_LOCK_ID'
+
+    def edit(text: str) -> str:
+        edited = re.sub(r"\n\]\n_LOCK_ID", "\n" + entry, text, count=1)
+        assert edited != text, "migrate.py has the expected shape"
+        return edited
+
+    edit_source(deployed, "ichrisbirch/migrate.py", edit)
+
+
+def replace_migration(deployed: Deployed, old_sql: str, new_sql: str) -> None:
+    edit_source(deployed, "ichrisbirch/migrate.py", lambda text: text.replace(old_sql, new_sql))
+
+
+def failed_up(deployed: Deployed, **kwargs: Any) -> UpFailed:
+    with pytest.raises(UpFailed) as failure:
+        deployed.up(**kwargs)
+    return failure.value
+
+
+@contextmanager
+def program_with(transform: Callable[[list[ServiceSpec]], list[ServiceSpec]]) -> Iterator[None]:
+    """Run the program with its service specs changed (a service removed, a health check edited)."""
+    original = infra.resources.services
+    infra.resources.services = lambda settings, project_dir: transform(original(settings, project_dir))
+    try:
+        yield
+    finally:
+        infra.resources.services = original
+
+
+def without(service: str) -> Callable[[list[ServiceSpec]], list[ServiceSpec]]:
+    return lambda specs: [s for s in specs if s.name != service]
+
+
+def changed(service: str, **fields: Any) -> Callable[[list[ServiceSpec]], list[ServiceSpec]]:
+    return lambda specs: [dataclasses.replace(s, **fields) if s.name == service else s for s in specs]
+
+
+def assert_removing_a_service_deletes_its_container(deployed: Deployed, service: str) -> None:
+    before = container_identity(deployed)
+    with program_with(without(service)):
+        result = deployed.up()
+    assert result.ops()[service] == "delete", result.preview()
+    assert {op for name, op in result.ops().items() if name != service} == {"same"}, result.preview()
+    gone = subprocess.run([DOCKER, "inspect", deployed.container(service)], capture_output=True, check=False)
+    assert gone.returncode != 0, f"{deployed.container(service)} still exists"
+    after = container_identity(deployed)
+    assert after == {k: v for k, v in before.items() if k != service}
+    back = deployed.up()
+    assert back.ops()[service] == "create", back.preview()
+
+
+def assert_change_replaces(deployed: Deployed, service: str, field: str, **spec_fields: Any) -> UpResult:
+    before = container_identity(deployed)
+    with program_with(changed(service, **spec_fields)):
+        result = deployed.up()
+    assert result.ops()[service] == "replace", result.preview()
+    step = next(s for s in result.steps if s.name == service)
+    assert field in step.replaces, step.line()
+    assert container_identity(deployed)[service] != before[service]
+    return result
+
+
+class LogFollower:
+    """`docker logs -f` of a container from now until it is removed: what it said while shutting down."""
+
+    def __init__(self, container: str, workspace: Path) -> None:
+        self.path = workspace / f"{container}.log"
+        self._file = self.path.open("w")
+        self._process = subprocess.Popen(
+            [DOCKER, "logs", "-f", "--since", "0s", container], stdout=self._file, stderr=subprocess.STDOUT
+        )
+
+    def text(self) -> str:
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._file.close()
+        return self.path.read_text()
