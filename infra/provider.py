@@ -328,6 +328,8 @@ def _canonical(value: Any, spec: Field) -> Any:
         filled = []
         for block in blocks:
             full = {**spec.nested_defaults, **{k: v for k, v in block.items() if v is not None}}
+            # An absent nested field and its zero value are the same to Terraform (an unset `adds` is []).
+            full = {k: v for k, v in full.items() if v not in ([], {}, "", None)}
             # Lists inside a block are sets (aliases, capabilities) except a health check's command.
             filled.append(
                 {k: sorted(map(str, v)) if isinstance(v, list) and k != "tests" else v for k, v in full.items()}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import threading
 import time
@@ -70,6 +71,17 @@ Operation = Literal["same", "create", "update", "replace", "delete"]
 
 class DeploymentError(RuntimeError):
     pass
+
+
+class _UnretrievedProgramError(logging.Filter):
+    """When the program fails (a migrate gate), the SDK's asyncio loop logs the same error once for
+    every output that depended on it. The run's error already carries it: keep the log readable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "exception was never retrieved" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_UnretrievedProgramError())
 
 
 @dataclass

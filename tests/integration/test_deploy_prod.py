@@ -6,9 +6,11 @@ import json
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.integration import day2
 from tests.integration.conftest import (
     Deployed,
     Standins,
@@ -120,3 +122,71 @@ def test_stopping_postgres_turns_health_into_a_503_naming_it(prod: Deployed) -> 
 
 def test_no_secret_in_image_history_config_or_logs(prod: Deployed) -> None:
     assert_no_secret_leak(prod)
+
+
+# --- the second and later `up`, against the state the first left (module order matters) ----------
+
+
+def test_a_second_up_with_nothing_changed_touches_nothing(prod: Deployed) -> None:
+    day2.assert_second_up_changes_nothing(prod)
+
+
+def test_changing_an_environment_value_replaces_exactly_its_readers(prod: Deployed) -> None:
+    day2.assert_env_change_replaces_its_readers(prod)
+
+
+def test_a_source_change_rebuilds_and_replaces_the_application_only(prod: Deployed) -> None:
+    day2.assert_source_change_rolls_out_the_application_only(prod)
+
+
+def postgres_variant(base: str) -> str:
+    """Another Postgres image (another id) for an image bump: the stand-in with one label more."""
+    variant = f"{base}-variant"
+    docker("build", "-t", variant, "-", input=f"FROM {base}\nLABEL ichrisbirch.test.variant=2\n")
+    return variant
+
+
+def cluster_identifier(deployed: Deployed) -> str:
+    """Postgres's system identifier: set once by initdb, so it changes only with a new data directory."""
+    sql = "SELECT system_identifier FROM pg_control_system()"
+    container = deployed.container("postgres")
+    return docker("exec", "-u", "postgres", container, "psql", "-U", "ichrisbirch", "-Atc", sql).stdout.strip()
+
+
+def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_cleanly(
+    prod: Deployed, standins: Standins, tmp_path: Path
+) -> None:
+    title = day2.write_task(prod)
+    cluster_before = cluster_identifier(prod)
+    old_postgres = day2.LogFollower(prod.container("postgres"), tmp_path)
+    result = prod.up(postgresImage=postgres_variant(standins.postgres))
+    ops = result.ops()
+    assert ops["postgres"] == "replace" and ops["postgres-data"] == "same", result.preview()
+    assert ops["api"] == ops["app"] == ops["scheduler"] == "same", "they depend on Postgres by order only"
+    assert ops["migrate"] == "replace", "migrations run again against the replaced server"
+    assert cluster_identifier(prod) == cluster_before, "the same database cluster: the protected volume was kept"
+    shutdown = old_postgres.text()
+    assert "received fast shutdown request" in shutdown and "database system is shut down" in shutdown, shutdown
+    startup = docker("logs", prod.container("postgres")).stderr + docker("logs", prod.container("postgres")).stdout
+    assert "not properly shut down" not in startup and "automatic recovery" not in startup, startup
+    until(lambda: True if health(prod)[0] == 200 else None, timeout=30, what="the api reconnected to Postgres")
+    assert title in day2.task_titles(prod), "the data survived the replacement"
+
+
+def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_goes_through(prod: Deployed) -> None:
+    broken = "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT no_such_function()"
+    day2.add_migration(prod, 3, "task priority", broken)
+    before = day2.container_identity(prod)
+    failure = day2.failed_up(prod)
+    assert "migrate exited with code 1" in str(failure.__cause__)
+    assert "no_such_function() does not exist" in str(failure.__cause__), "the error shows migrate's logs"
+    after = day2.container_identity(prod)
+    assert {s: after[s] for s in ("api", "app", "scheduler")} == {s: before[s] for s in ("api", "app", "scheduler")}
+    assert health(prod)[0] == 200, "the old api keeps serving"
+
+    day2.replace_migration(prod, broken, broken.replace("no_such_function()", "0"))
+    fixed = prod.up()
+    assert {fixed.ops()[s] for s in ("migrate", "api", "app", "scheduler")} == {"replace"}, fixed.preview()
+    assert inspect_container(prod.container("migrate"))["State"]["ExitCode"] == 0
+    status, body = http("POST", prod.url("api", "/tasks"), body={"title": "after the fix"})
+    assert status == 201, body
