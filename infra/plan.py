@@ -2,6 +2,7 @@
 
     python -m infra.plan prod            # print the plan of the committed prod stack config
     python -m infra.plan --write         # rewrite tests/plans/<stack>.yaml for every stack
+    python -m infra.plan --diff [BASE]   # what `pulumi up` would do, from the plans at BASE (HEAD)
 
 No engine, backend or credentials are needed: the program runs under Pulumi mocks with the
 committed stack file. Secret values are masked; secrets the stack file does not hold (or holds
@@ -12,15 +13,20 @@ as a diff of tests/plans/.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra.config import ENVIRONMENTS, REQUIRED_SECRETS, key_of
-from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Run, run_program, stack_config
+from infra import provider
+from infra.config import ENVIRONMENTS, PROJECT, REQUIRED_SECRETS, key_of
+from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Run, run_program, stack_config, whole_numbers
 
 PLANS_DIR = PROJECT_DIR / "tests" / "plans"
 REGENERATE = "python -m infra.plan --write"
@@ -32,20 +38,42 @@ PLACEHOLDER_SECRETS = {
 
 
 class PlanMocks(Mocks):
-    """Deterministic outputs: each resource echoes its inputs plus the outputs the program reads."""
+    """Deterministic outputs that change exactly when the real ones would.
+
+    An image's digest follows its build context (as the provider's Check hashes it); a resource's
+    id follows the inputs that would replace it; so a reviewer sees a rebuild or a replacement
+    reach what depends on it.
+    """
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
-        if args.typ == "docker:index/image:Image":
-            state["repoDigest"] = f"sha256:plan-{args.name}"
-        elif args.typ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = f"sha256:plan-{args.name}"
-        elif args.typ == "docker:index/container:Container" and not args.inputs.get("mustRun", True):
+        if args.typ == provider.IMAGE:
+            checked = check_image(args.inputs)
+            state["repoDigest"] = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
+        elif args.typ == provider.REMOTE_IMAGE:
+            state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
+        elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
             state.update(exitCode=0, containerLogs="")
-        return f"{args.name}-id", state
+        return f"{args.name}-{_replacement_key(args.typ, whole_numbers(dict(args.inputs)))}", state
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise NotImplementedError(f"the program makes no provider calls (got {args.token})")
+
+
+def check_image(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The Image's inputs as the provider's Check completes them, with portable file modes."""
+    return provider.check_image(inputs, PROJECT_DIR, portable_modes=True)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _replacement_key(type_token: str, inputs: dict[str, Any]) -> str:
+    """A hash of the inputs whose change replaces the resource: it changes when the real id would."""
+    fields = provider.FIELDS.get(type_token, {})
+    forcing = {k: provider.reveal(v) for k, v in inputs.items() if k in fields and fields[k].change == "R"}
+    return _digest(forcing)
 
 
 def _short(urn: str) -> str:
@@ -82,15 +110,17 @@ def _clean(value: Any) -> Any:
 def render(stack: str, run: Run) -> str:
     resources = {}
     for r in sorted(run.resources, key=lambda r: (r.type, r.name)):
+        # The Image as its provider sees it: with the build context's digest, so a source change shows.
+        inputs = check_image(r.inputs) if r.type == provider.IMAGE else r.inputs
         entry: dict[str, Any] = {
             "parent": _short(r.parent) if r.parent else None,
             "dependsOn": sorted(_short(d) for d in r.dependencies),
-            "inputs": _clean(r.inputs),
+            "inputs": _clean(inputs),
         }
         if r.provider:
             entry["provider"] = _short(r.provider.rsplit("::", 1)[0])  # a provider reference is <urn>::<id>
-        if r.delete_before_replace:
-            entry["deleteBeforeReplace"] = True
+        if r.delete_before_replace_defined:
+            entry["deleteBeforeReplace"] = r.delete_before_replace
         if r.protect:
             entry["protect"] = True
         if r.replace_on_changes:
@@ -104,8 +134,10 @@ def render(stack: str, run: Run) -> str:
     return header + yaml.safe_dump(body, sort_keys=True, default_flow_style=False, width=120)
 
 
-def plan(stack: str) -> str:
+def plan(stack: str, overrides: dict[str, str] | None = None) -> str:
+    """The plan of the committed stack file, with config `overrides` (key without the project prefix)."""
     config, secret_keys = stack_config(stack, PLACEHOLDER_SECRETS)
+    config.update({f"{PROJECT}:{key}": value for key, value in (overrides or {}).items()})
     return render(stack, run_program(stack, config, secret_keys, PlanMocks()))
 
 
@@ -113,11 +145,114 @@ def plan_path(stack: str) -> Path:
     return PLANS_DIR / f"{stack}.yaml"
 
 
+# --- what `up` would do: the provider's rules applied to two plans --------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    op: str  # create, update, replace, delete
+    key: str  # <type>::<name>
+    physical: str
+    fields: tuple[str, ...] = ()
+    delete_first: bool = False
+    protected: bool = False
+
+    def line(self) -> str:
+        kind, name = self.key.split("::")[0].split("/")[-1].split(":")[-1], self.key.split("::")[-1]
+        what = f"{kind} {name}" + (f" ({self.physical})" if self.physical and self.physical != name else "")
+        changed = ", ".join(self.fields)
+        if self.op == "replace":
+            order = "the old one is deleted first" if self.delete_first else "the new one is created first"
+            refused = "; REFUSED: it is protected" if self.protected else ""
+            return f"  +- replaces {what} because its {changed} changed ({order}){refused}"
+        if self.op == "update":
+            return f"  ~  updates {what} in place: {changed}"
+        if self.op == "create":
+            return f"  +  creates {what}"
+        return f"  -  deletes {what}" + ("; REFUSED: it is protected" if self.protected else "")
+
+
+def diff_plans(old: dict[str, Any] | None, new: dict[str, Any]) -> list[PlannedStep]:
+    """The steps an `up` would take from the state `old` left to `new`, by the provider's rules.
+
+    The old state is predicted from the old plan's inputs (`provider.predict_read`): what the
+    provider reads back where Docker records a value differently from the input.
+    """
+    before: dict[str, Any] = (old or {}).get("resources", {})
+    after: dict[str, Any] = new.get("resources", {})
+    steps = []
+    for key in sorted(set(before) | set(after)):
+        type_token = key.split("::")[0]
+        if not type_token.startswith(("docker:", "pulumi:providers:")):
+            continue  # a component (the Deployment): nothing of its own to create or change
+        if key not in after:
+            entry = before[key]
+            steps.append(PlannedStep("delete", key, _physical(entry), protected=bool(entry.get("protect"))))
+            continue
+        entry = after[key]
+        if key not in before:
+            steps.append(PlannedStep("create", key, _physical(entry)))
+            continue
+        if type_token == "pulumi:providers:docker":
+            recorded = before[key]["inputs"]
+        else:
+            recorded = provider.predict_read(type_token, before[key]["inputs"])
+        diff = provider.diff_fields(type_token, recorded, entry["inputs"], entry.get("replaceOnChanges", ()))
+        if diff.kind == "same":
+            continue
+        option = entry.get("deleteBeforeReplace")
+        delete_first = provider.deletes_before_replace(type_token, option, provider.reveal(entry["inputs"]))
+        fields = diff.replaces if diff.kind == "replace" else diff.changed
+        protected = bool(before[key].get("protect")) and diff.kind == "replace"
+        steps.append(PlannedStep(diff.kind, key, _physical(entry), fields, delete_first, protected))
+    return steps
+
+
+def _physical(entry: dict[str, Any]) -> str:
+    inputs = entry.get("inputs") or {}
+    return str(inputs.get("name") or inputs.get("imageName") or "")
+
+
+def describe(stack: str, steps: list[PlannedStep], total: int) -> str:
+    if not steps:
+        return f"{stack}: no changes ({total} resources)"
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.op] = counts.get(step.op, 0) + 1
+    summary = ", ".join(f"{n} to {op}" for op, n in sorted(counts.items()))
+    order = {"delete": 0, "replace": 1, "update": 2, "create": 3}
+    lines = [s.line() for s in sorted(steps, key=lambda s: (order[s.op], s.key))]
+    return f"{stack}: {summary}, {total - len(steps)} unchanged\n" + "\n".join(lines)
+
+
+def committed_plan(stack: str, base: str) -> dict[str, Any] | None:
+    """tests/plans/<stack>.yaml as committed at `base`; None where it did not exist."""
+    path = plan_path(stack).relative_to(PROJECT_DIR).as_posix()
+    shown = subprocess.run(["git", "show", f"{base}:{path}"], cwd=PROJECT_DIR, capture_output=True, text=True)
+    if shown.returncode != 0:
+        if "does not exist" in shown.stderr or "exists on disk, but not in" in shown.stderr:
+            return None
+        raise SystemExit(f"git show {base}:{path} failed: {shown.stderr.strip()}")
+    return yaml.safe_load(shown.stdout)  # type: ignore[no-any-return]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stacks", nargs="*", choices=[[], *ENVIRONMENTS], help="stacks to render (default: all)")
     parser.add_argument("--write", action="store_true", help="write tests/plans/<stack>.yaml instead of printing")
+    parser.add_argument(
+        "--diff",
+        nargs="?",
+        const="HEAD",
+        metavar="BASE",
+        help="print what `pulumi up` would do going from the plans committed at BASE (default HEAD) to this tree",
+    )
     args = parser.parse_args(argv)
+    if args.diff:
+        for stack in args.stacks or ENVIRONMENTS:
+            new = yaml.safe_load(plan(stack))
+            print(describe(stack, diff_plans(committed_plan(stack, args.diff), new), len(new["resources"])))
+        return 0
     for stack in args.stacks or ENVIRONMENTS:
         text = plan(stack)
         if args.write:

@@ -77,7 +77,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         registration = Registration(
             type=request.type,
             name=request.name,
-            urn=self.make_urn(request.parent, request.type, request.name),  # type: ignore[no-untyped-call]
+            urn=self.make_urn(request.parent, request.type, request.name),
             parent=request.parent,
             provider=request.provider,
             inputs=whole_numbers(rpc.deserialize_properties(request.object, keep_unknowns=True)),

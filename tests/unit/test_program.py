@@ -73,9 +73,12 @@ def test_image_is_built_from_the_one_dockerfile_with_the_stack_target(
 
 def test_app_containers_run_the_built_image_by_digest(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
+    digest = run.outputs["image_digest"]  # under PlanMocks: derived from the build context's digest
+    assert digest.startswith("sha256:plan-")
     for name in APP_SERVICES:
-        assert containers(run)[name].inputs["image"] == "sha256:plan-app-image", name
-    assert containers(run)["postgres"].inputs["image"] == "sha256:plan-postgres-image"
+        assert containers(run)[name].inputs["image"] == digest, name
+    postgres_image = containers(run)["postgres"].inputs["image"]
+    assert postgres_image.startswith("sha256:plan-") and postgres_image != digest
     remote = run.of_type(REMOTE_IMAGE)
     assert remote["postgres-image"].inputs["name"] == "postgres:16.4-bookworm"
     assert remote["redis-image"].inputs["name"] == "redis:7.4.1-bookworm"
@@ -408,5 +411,5 @@ def test_outputs(run_stack: RunStack, stack: str) -> None:
     port = PORTS[stack]
     assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
     assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
-    assert run.outputs["image_digest"] == "sha256:plan-app-image"
+    assert run.outputs["image_digest"] == containers(run)["api"].inputs["image"]
     assert run.outputs["containers"]["api"] == f"icb-{stack}-api"
