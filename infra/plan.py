@@ -236,6 +236,33 @@ def committed_plan(stack: str, base: str) -> dict[str, Any] | None:
     return yaml.safe_load(shown.stdout)  # type: ignore[no-any-return]
 
 
+_PREVIEW_OPS = {"create-replacement": "replace", "delete-replaced": "replace", "replace": "replace"}
+
+
+def preview_steps(preview: dict[str, Any]) -> dict[str, str]:
+    """`pulumi preview --json` steps as <type>::<name> -> create/update/replace/delete (same left out)."""
+    ops: dict[str, str] = {}
+    for step in preview.get("steps", []):
+        urn = step["urn"]
+        if urn.split("::")[2].endswith("pulumi:pulumi:Stack") or step["op"] in ("same", "read", "refresh"):
+            continue
+        key = _short(urn)
+        if key.split("::")[0].startswith(("docker:", "pulumi:providers:")):
+            ops[key] = _PREVIEW_OPS.get(step["op"], step["op"])
+    return ops
+
+
+def mismatches(predicted: list[PlannedStep], preview: dict[str, Any]) -> list[str]:
+    """Where a real preview's steps differ from the prediction, one line each."""
+    expected = {step.key: step.op for step in predicted}
+    actual = preview_steps(preview)
+    return [
+        f"{key}: predicted {expected.get(key, 'no change')}, the preview says {actual.get(key, 'no change')}"
+        for key in sorted(set(expected) | set(actual))
+        if expected.get(key) != actual.get(key)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stacks", nargs="*", choices=[[], *ENVIRONMENTS], help="stacks to render (default: all)")
@@ -247,12 +274,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="BASE",
         help="print what `pulumi up` would do going from the plans committed at BASE (default HEAD) to this tree",
     )
+    parser.add_argument(
+        "--against-preview",
+        metavar="JSON",
+        type=Path,
+        help="with --diff and one stack: fail unless `pulumi preview --json` output in JSON takes the predicted steps",
+    )
     args = parser.parse_args(argv)
     if args.diff:
+        failed = False
         for stack in args.stacks or ENVIRONMENTS:
             new = yaml.safe_load(plan(stack))
-            print(describe(stack, diff_plans(committed_plan(stack, args.diff), new), len(new["resources"])))
-        return 0
+            predicted = diff_plans(committed_plan(stack, args.diff), new)
+            print(describe(stack, predicted, len(new["resources"])))
+            if args.against_preview:
+                problems = mismatches(predicted, json.loads(args.against_preview.read_text()))
+                print("\n".join(problems) if problems else f"{stack}: the preview takes exactly the predicted steps")
+                failed = failed or bool(problems)
+        return 1 if failed else 0
     for stack in args.stacks or ENVIRONMENTS:
         text = plan(stack)
         if args.write:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from infra import provider
-from infra.plan import PlannedStep, diff_plans, plan
+from infra.plan import PlannedStep, diff_plans, mismatches, plan
 from tests.integration.conftest import copy_app
 
 
@@ -152,3 +152,27 @@ def test_deleting_the_protected_volume_is_flagged_as_refused() -> None:
     planned = {s.key.split("::")[-1]: s for s in diff_plans(old, new)}
     assert planned["postgres-data"].op == "delete" and planned["postgres-data"].protected
     assert "REFUSED" in planned["postgres-data"].line()
+
+
+def test_a_real_preview_is_checked_against_the_prediction() -> None:
+    planned = list(steps("prod", postgresImage="postgres:16.5-bookworm").values())
+    urn = "urn:pulumi:prod::ichrisbirch::ichrisbirch:index:Deployment${kind}::{name}"
+    matching = {
+        "steps": [
+            {"op": "same", "urn": urn.format(kind="docker:index/container:Container", name="api")},
+            {"op": "replace", "urn": urn.format(kind="docker:index/remoteImage:RemoteImage", name="postgres-image")},
+            {"op": "create-replacement", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
+            {"op": "delete-replaced", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
+            {"op": "replace", "urn": urn.format(kind="docker:index/container:Container", name="migrate")},
+        ]
+    }
+    assert mismatches(planned, matching) == []
+    differing = {
+        "steps": [
+            *matching["steps"],
+            {"op": "update", "urn": urn.format(kind="docker:index/container:Container", name="api")},
+        ]
+    }
+    assert mismatches(planned, differing) == [
+        "docker:index/container:Container::api: predicted no change, the preview says update"
+    ]
