@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +14,12 @@ HEARTBEAT = "heartbeat"
 PURGE = "purge-completed-tasks"
 
 
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"  # which scheduler ran a job: its container and process
+
+
 def record_run(pg: PostgresSettings, job: str) -> None:
     with db.connect(pg) as connection:
-        connection.execute("INSERT INTO job_runs (job) VALUES (%s)", (job,))
+        connection.execute("INSERT INTO job_runs (job, runner) VALUES (%s, %s)", (job, RUNNER))
 
 
 def last_heartbeat(pg: PostgresSettings) -> dict[str, Any]:

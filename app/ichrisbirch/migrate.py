@@ -44,6 +44,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX job_runs_job_ran_at ON job_runs (job, ran_at DESC)
         """,
     ),
+    (
+        3,
+        "job runner",
+        """
+        ALTER TABLE job_runs ADD COLUMN runner TEXT
+        """,
+    ),
 ]
 _LOCK_ID = 0x1C5B  # pg_advisory_xact_lock key of this application's migrations
 

@@ -110,6 +110,8 @@ class SchedulerSettings(CommonSettings, PostgresSettings):
     """The scheduler: records each heartbeat in Postgres."""
 
     scheduler_heartbeat_seconds: int = Field(60, gt=0)
+    # The Postgres advisory lock that elects the one scheduler that runs jobs (see leadership.py).
+    scheduler_lock_id: int = Field(0x1C5C, ge=0, le=2**31 - 1)
 
 
 class MigrateSettings(CommonSettings, PostgresSettings):

@@ -116,8 +116,10 @@ def assert_source_change_rolls_out_the_application_only(deployed: Deployed) -> U
     return result
 
 
-def add_migration(deployed: Deployed, version: int, name: str, sql: str) -> None:
-    """Append a migration to this deployment's copy of the application."""
+def add_migration(deployed: Deployed, name: str, sql: str) -> None:
+    """Append a migration (the next version) to this deployment's copy of the application."""
+    source = (deployed.app_dir / "ichrisbirch" / "migrate.py").read_text()
+    version = max(int(v) for v in re.findall(r"^    \(\n        (\d+),", source, re.MULTILINE)) + 1
     entry = f'    ({version}, "{name}", """{sql}"""),\n]\n_LOCK_ID'
 
     def edit(text: str) -> str:

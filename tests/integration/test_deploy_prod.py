@@ -175,7 +175,7 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
 
 def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_goes_through(prod: Deployed) -> None:
     broken = "ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT no_such_function()"
-    day2.add_migration(prod, 3, "task priority", broken)
+    day2.add_migration(prod, "task priority", broken)
     before = day2.container_identity(prod)
     failure = day2.failed_up(prod)
     assert "migrate exited with code 1" in str(failure.__cause__)

@@ -83,7 +83,7 @@ def test_a_source_change_rebuilds_and_replaces_the_application_only(test_stack: 
 def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_replace(test_stack: Deployed) -> None:
     # Someone made a table by hand that the next migration creates: `up` fails with migrate's logs.
     psql(test_stack, "CREATE TABLE audit_log (id integer)")
-    day2.add_migration(test_stack, 3, "audit log", "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, note TEXT)")
+    day2.add_migration(test_stack, "audit log", "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, note TEXT)")
     api_before = day2.container_identity(test_stack)["api"]
     failure = day2.failed_up(test_stack)
     assert "migrate exited with code 1" in str(failure.__cause__), failure

@@ -8,15 +8,10 @@ from typing import Any
 import pytest
 
 from infra.plan import PlanMocks
+from infra.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
 from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
 from tests.conftest import TEST_SECRETS, RunStack
 
-CONTAINER = "docker:index/container:Container"
-IMAGE = "docker:index/image:Image"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
-REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
-PROVIDER = "pulumi:providers:docker"
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
 APP_SERVICES = ["migrate", "api", "app", "scheduler"]
 
