@@ -110,6 +110,9 @@ class StackSettings(BaseModel):
     )
     postgres_image: ImageRef = Field("postgres:16.4-bookworm", description="Pinned Postgres image.")
     redis_image: ImageRef = Field("redis:7.4.1-bookworm", description="Pinned Redis image.")
+    haproxy_image: ImageRef = Field(
+        "haproxy:2.8.10-bookworm", description="Pinned HAProxy image of the ingress (prod), which balances api and app."
+    )
     image_registry: Annotated[str, AfterValidator(_repository_or_empty)] = Field(
         "", description="Registry repository to push the prod image to; empty keeps the image local."
     )
@@ -120,6 +123,13 @@ class StackSettings(BaseModel):
     app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
     postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")
     redis_port: HostPort = Field(6379, description="Host port of Redis (not published in prod).")
+    http_port: HostPort = Field(80, description="Host port of the ingress (prod): the only port prod publishes.")
+
+    domain: str = Field(
+        "localhost",
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
+        description="Where the ingress serves: the app at <domain>, the api at api.<domain>.",
+    )
 
     # Sizing.
     api_workers: Positive = Field(4, description="gunicorn workers of the api in prod.")
@@ -251,7 +261,7 @@ def _duplicate_ports(settings: StackSettings, published: Mapping[str, int]) -> l
         by_port.setdefault(port, []).append(service)
     for port, services in sorted(by_port.items()):
         if len(services) > 1:
-            keys = ", ".join(f"{PROJECT}:{key_of(s + '_port')}" for s in services)
+            keys = ", ".join(f"{PROJECT}:{key_of({'ingress': 'http'}.get(s, s) + '_port')}" for s in services)
             problems.append((keys, f"{' and '.join(services)} would both publish host port {port}"))
     return problems
 

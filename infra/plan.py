@@ -131,7 +131,19 @@ def render(stack: str, run: Run) -> str:
         f"# Secrets are masked; absent or encrypted secrets take placeholders. Regenerate: {REGENERATE}\n"
     )
     body = {"stack": stack, "outputs": _clean(run.outputs), "resources": resources}
-    return header + yaml.safe_dump(body, sort_keys=True, default_flow_style=False, width=120)
+    return header + yaml.dump(body, Dumper=_PlanDumper, sort_keys=True, default_flow_style=False, width=120)
+
+
+class _PlanDumper(yaml.SafeDumper):
+    """Multi-line strings (rendered configuration files) as readable blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not value.endswith(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_PlanDumper.add_representer(str, _represent_str)
 
 
 def plan(stack: str, overrides: dict[str, str] | None = None) -> str:

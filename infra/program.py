@@ -10,6 +10,7 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import Identity, StackSettings, load_settings
 from infra.resources import Deployment
+from infra.services import PROFILES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,9 +36,14 @@ def main() -> None:
     settings = load_settings(stack, values, secret_keys)
     deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR)
 
-    host = _url_host(settings)
-    pulumi.export("api_url", f"http://{host}:{settings.api_port}")
-    pulumi.export("app_url", f"http://{host}:{settings.app_port}")
+    if PROFILES[settings.environment].ingress:
+        port = "" if settings.http_port == 80 else f":{settings.http_port}"
+        pulumi.export("api_url", f"http://api.{settings.domain}{port}")
+        pulumi.export("app_url", f"http://{settings.domain}{port}")
+    else:
+        host = _url_host(settings)
+        pulumi.export("api_url", f"http://{host}:{settings.api_port}")
+        pulumi.export("app_url", f"http://{host}:{settings.app_port}")
     pulumi.export("network", deployment.network.name)
     pulumi.export("image_digest", deployment.image.repo_digest)
     pulumi.export("containers", {name: c.name for name, c in deployment.containers.items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pulumi
@@ -99,6 +100,9 @@ class Deployment(pulumi.ComponentResource):
             "postgres": self.postgres_image.image_id,
             "redis": self.redis_image.image_id,
         }
+        if any(spec.image == "haproxy" for spec in specs):
+            haproxy = docker.RemoteImage("haproxy-image", name=settings.haproxy_image, keep_locally=True, opts=child)
+            image_refs["haproxy"] = haproxy.image_id
 
         self.containers = {}
         for spec in specs:
@@ -140,13 +144,33 @@ class Deployment(pulumi.ComponentResource):
             opts=child,
         )
 
-    def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
-        entries = []
+    def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
+        values = {}
         for var, secret_name in sorted(spec.secret_env.items()):
             secret = getattr(self.settings, secret_name)
             assert secret is not None, f"{secret_name} is validated as required"
-            entries.append(pulumi.Output.secret(f"{var}={secret.get_secret_value()}"))
-        return entries
+            values[var] = secret.get_secret_value()
+        return values
+
+    def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
+        return [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
+
+    def _container_name(self, spec: ServiceSpec, image: pulumi.Output[str]) -> str | pulumi.Output[str]:
+        """A fixed name; for a create-first container, one that changes whenever it is replaced.
+
+        The suffix hashes what replaces the container (its spec, its image, its secrets), so old
+        and new can run side by side. It is no secret: a digest of high-entropy values.
+        """
+        base = self.identity.container(spec.name)
+        if not spec.create_first:
+            return base
+        secrets = self._secret_values(spec)
+
+        def suffixed(image_ref: str) -> str:
+            material = repr((spec, image_ref, sorted(secrets.items()), LOG_OPTIONS))
+            return f"{base}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
+
+        return pulumi.Output.unsecret(image.apply(suffixed))
 
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
@@ -172,7 +196,7 @@ class Deployment(pulumi.ComponentResource):
         health = spec.health
         return docker.Container(
             spec.name,
-            name=self.identity.container(spec.name),
+            name=self._container_name(spec, image),
             image=image,
             command=list(spec.command),
             envs=[f"{k}={v}" for k, v in sorted(spec.env.items())] + self._secret_env(spec),
@@ -224,7 +248,8 @@ class Deployment(pulumi.ComponentResource):
                 pulumi.ResourceOptions(
                     depends_on=dependencies,
                     # Fixed names and host ports: the old container must go before its replacement starts.
-                    delete_before_replace=True,
+                    # Create-first ones have names of their own and no host port: the new one first.
+                    delete_before_replace=not spec.create_first,
                     # The provider records a changed health check or tmpfs in state and never applies it
                     # to the running container: a replacement is the only way it takes effect.
                     replace_on_changes=["healthcheck", "tmpfs"],

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 from infra.config import StackSettings
+from infra.ingress import CONFIG_PATH, HTTP_PORT, STATUS_PORT, Route, haproxy_config
 
-ImageName = Literal["app", "postgres", "redis"]
+ImageName = Literal["app", "postgres", "redis", "haproxy"]
 SecretName = Literal["postgres_password", "redis_password", "flask_secret_key"]
 
 # Ports inside the containers; only host ports are configurable.
@@ -23,7 +24,8 @@ SERVER_GRACEFUL_SECONDS = 20  # gunicorn --graceful-timeout, uvicorn --timeout-g
 SERVER_STOP_SECONDS = SERVER_GRACEFUL_SECONDS + 5
 POSTGRES_STOP_SECONDS = 30
 REDIS_STOP_SECONDS = 20
-APP_UID = "10001:10001"  # the numeric user app/Dockerfile creates
+APP_UID = "10001:10001"
+HAPROXY_UID = "99:99"  # the haproxy user of the official image  # the numeric user app/Dockerfile creates
 DATA_UID = "999:999"  # the postgres and redis users of the official Debian-based images
 POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
@@ -41,6 +43,9 @@ class Profile:
     published: frozenset[str]  # services reachable from the host
     restart: Literal["always", "unless-stopped"]
     runs_test_suite: bool  # a one-shot `tests` container runs the app's suite against the stack
+    # An ingress balances api and app, which are replaced create-first (the new container healthy
+    # before the old one stops): an update drops no request.
+    ingress: bool = False
 
 
 _ALL_PUBLISHED = frozenset({"api", "app", "postgres", "redis"})
@@ -72,9 +77,10 @@ PROFILES: dict[str, Profile] = {
         production_servers=True,
         hardened=True,
         persistent_data=True,
-        published=frozenset({"api", "app"}),
+        published=frozenset({"ingress"}),
         restart="always",
         runs_test_suite=False,
+        ingress=True,
     ),
 }
 
@@ -137,6 +143,10 @@ class ServiceSpec:
     # Seconds between the stop signal and SIGKILL, when Docker stops it or a deployment replaces it.
     # Longer than the process's own graceful shutdown, so in-flight work finishes.
     stop_grace_seconds: int = 10
+    # Replaced by creating the new container (a name of its own, the same network alias) and
+    # deleting the old one once the new one is healthy; otherwise the old one goes first.
+    create_first: bool = False
+    route: Route | None = None  # how the ingress reaches it, if it does
 
 
 # --- the application's environment contract, split by who uses what -----------------------------
@@ -331,6 +341,8 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "api", API_PORT, s.api_port),
+        create_first=profile.ingress,
+        route=Route(f"api.{s.domain}", "api", API_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("api"),
@@ -367,6 +379,8 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "app", APP_PORT, s.app_port),
+        create_first=profile.ingress,
+        route=Route(s.domain, "app", APP_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("app"),
@@ -392,9 +406,51 @@ def scheduler(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("scheduler"),
-        depends_on=("migrate",),
+        # Last in a rollout: one that fails on the api or the app never reaches it.
+        depends_on=("migrate", "app"),
+        # Two may overlap while it is replaced create-first: the leader lock lets one run jobs.
+        create_first=profile.ingress,
         hardening=_app_hardening(profile),
         restart=profile.restart,
+    )
+
+
+def ingress(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> ServiceSpec:
+    """HAProxy in front of the routed services: the one container prod publishes."""
+    routes = [spec.route for spec in routed if spec.route is not None]
+    hardening = Hardening()
+    if profile.hardened:
+        hardening = Hardening(user=HAPROXY_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
+    return ServiceSpec(
+        name="ingress",
+        image="haproxy",
+        # The rendered configuration arrives in the environment (it holds no secret) and is written to
+        # tmpfs: the provider's uploads cannot write under a read-only root, not even into a volume.
+        command=(
+            "sh",
+            "-c",
+            f'printf "%s\\n" "$HAPROXY_CONFIG" >{CONFIG_PATH} && exec haproxy -W -db -f {CONFIG_PATH}',
+        ),
+        env={"HAPROXY_CONFIG": haproxy_config(routes)},
+        secret_env={},
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
+        ports=_published(s, profile, "ingress", HTTP_PORT, s.http_port),
+        tmpfs=_writable_tmp(profile),
+        # No curl in the image: bash's /dev/tcp asks HAProxy's monitor URI.
+        health=HealthCheck(
+            test=(
+                "CMD",
+                "bash",
+                "-c",
+                f"exec 3<>/dev/tcp/127.0.0.1/{STATUS_PORT} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3"
+                " && grep -q ' 200 ' <&3",
+            )
+        ),
+        depends_on=tuple(spec.name for spec in routed),
+        hardening=hardening,
+        restart=profile.restart,
+        # On SIGTERM (the image's SIGUSR1 is a soft stop) HAProxy finishes the requests it is serving.
+        stop_grace_seconds=SERVER_STOP_SECONDS,
     )
 
 
@@ -436,6 +492,8 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
         app(s, profile, app_dir),
         scheduler(s, profile, app_dir),
     ]
+    if profile.ingress:
+        specs.append(ingress(s, profile, [spec for spec in specs if spec.route is not None]))
     if profile.runs_test_suite:
         specs.append(tests(s, profile))
     return specs
@@ -443,5 +501,11 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
 
 def published_ports(s: StackSettings) -> dict[str, int]:
     """Host port per published service, for the config check that no two collide."""
-    ports = {"api": s.api_port, "app": s.app_port, "postgres": s.postgres_port, "redis": s.redis_port}
+    ports = {
+        "api": s.api_port,
+        "app": s.app_port,
+        "postgres": s.postgres_port,
+        "redis": s.redis_port,
+        "ingress": s.http_port,
+    }
     return {name: port for name, port in ports.items() if name in PROFILES[s.environment].published}

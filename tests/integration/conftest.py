@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 
 from infra.config import Identity, StackSettings
+from infra.services import PROFILES
 from infra.simulate import PROJECT_DIR, Run
 from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.deployer import MARKER, DockerEngine, UpResult
@@ -74,6 +75,7 @@ class Standins:
     python: str
     postgres: str
     redis: str
+    haproxy: str
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +85,12 @@ def standins(engine: None) -> Standins:
     )
     assert result.returncode == 0, f"building the stand-in images failed:\n{result.stdout}\n{result.stderr}"
     refs = dict(line.strip().split("=", 1) for line in result.stdout.splitlines() if "Image=" in line)
-    return Standins(python=refs["pythonBaseImage"], postgres=refs["postgresImage"], redis=refs["redisImage"])
+    return Standins(
+        python=refs["pythonBaseImage"],
+        postgres=refs["postgresImage"],
+        redis=refs["redisImage"],
+        haproxy=refs["haproxyImage"],
+    )
 
 
 @dataclass(frozen=True)
@@ -204,15 +211,37 @@ class Deployed:
         self.config = config
         return self.last
 
+    @property
+    def ingress(self) -> bool:
+        return PROFILES[self.stack].ingress
+
     def url(self, service: str, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.ports[service]}{path}"
+        """Where a request for `service` goes: through the ingress where the stack has one."""
+        port = self.ports["ingress"] if self.ingress and service in ("api", "app") else self.ports[service]
+        return f"http://127.0.0.1:{port}{path}"
+
+    def host(self, service: str) -> str | None:
+        """The Host header the ingress routes on (the app at <domain>, the api at api.<domain>)."""
+        if not self.ingress:
+            return None
+        domain = self.config.get("ichrisbirch:domain", "localhost")
+        return domain if service == "app" else f"{service}.{domain}"
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, **kwargs: Any
+    ) -> tuple[int, str]:
+        return http(method, self.url(service, path), body=body, host=self.host(service), **kwargs)
 
     def container(self, service: str) -> str:
+        """The container's name now: from state (a create-first container's name changes with it)."""
+        for resource in self.engine.resources.values():
+            if resource.type == "docker:index/container:Container" and resource.name == service:
+                return str(resource.state["name"])
         return Identity(self.stack).container(service)
 
 
 @contextmanager
-def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
+def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed]:
     """Deploy `stack` from its committed stack file on the real engine; remove all of it afterwards.
 
     Overrides: the image references (local stand-ins), test secrets, a copy of app/ as the
@@ -225,13 +254,21 @@ def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
         "pythonBaseImage": standins.python,
         "postgresImage": standins.postgres,
         "redisImage": standins.redis,
+        "haproxyImage": standins.haproxy,
         "appDirectory": str(app_dir),
+        **settings,
     }
     config, secret_keys = committed_config(stack, overrides)
     ports: dict[str, int] = {}
-    for service in ("api", "app", "postgres", "redis"):
-        key = f"ichrisbirch:{service}Port"
-        port = int(config.get(key, StackSettings.model_fields[f"{service}_port"].default))
+    for service, field_name in (
+        ("api", "api"),
+        ("app", "app"),
+        ("postgres", "postgres"),
+        ("redis", "redis"),
+        ("ingress", "http"),
+    ):
+        key = f"ichrisbirch:{field_name}Port"
+        port = int(config.get(key, StackSettings.model_fields[f"{field_name}_port"].default))
         if not port_is_free(port):
             port = free_port()
             config[key] = str(port)
@@ -251,15 +288,22 @@ def deploy(stack: str, standins: Standins) -> Iterator[Deployed]:
 
 
 def http(
-    method: str, url: str, body: dict[str, object] | None = None, form: dict[str, str] | None = None, timeout: float = 5
+    method: str,
+    url: str,
+    body: dict[str, object] | None = None,
+    form: dict[str, str] | None = None,
+    timeout: float = 5,
+    host: str | None = None,
 ) -> tuple[int, str]:
-    """One request to a published port on 127.0.0.1: (status, body text)."""
+    """One request to a published port on 127.0.0.1: (status, body text). `host`: the Host header."""
     assert url.startswith("http://127.0.0.1:"), "tests only reach containers through 127.0.0.1"
     data, headers = None, {}
     if body is not None:
         data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
     elif form is not None:
         data = urllib.parse.urlencode(form).encode()
+    if host:
+        headers["Host"] = host
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -10,9 +10,12 @@ import dataclasses
 import json
 import re
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import pytest
 import infra.resources
 from infra.provider import CONTAINER, reveal
 from infra.services import ServiceSpec
-from tests.integration.conftest import DOCKER, Deployed, http, inspect_container, report
+from tests.integration.conftest import DOCKER, Deployed, inspect_container, report
 from tests.integration.deployer import UpFailed, UpResult
 
 APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
@@ -71,13 +74,13 @@ def assert_env_change_replaces_its_readers(deployed: Deployed) -> None:
 
 def write_task(deployed: Deployed) -> str:
     title = f"day2 {uuid.uuid4().hex[:8]}"
-    status, body = http("POST", deployed.url("api", "/tasks"), body={"title": title}, timeout=10)
+    status, body = deployed.http("POST", "api", "/tasks", body={"title": title}, timeout=10)
     assert status == 201, body
     return title
 
 
 def task_titles(deployed: Deployed) -> set[str]:
-    status, body = http("GET", deployed.url("api", "/tasks"), timeout=10)
+    status, body = deployed.http("GET", "api", "/tasks", timeout=10)
     assert status == 200, body
     return {task["title"] for task in json.loads(body)}
 
@@ -110,7 +113,7 @@ def assert_source_change_rolls_out_the_application_only(deployed: Deployed) -> U
     assert after["postgres"] == before["postgres"] and after["redis"] == before["redis"]
     migrate = inspect_container(deployed.container("migrate"))
     assert migrate["Id"] != before["migrate"][0] and migrate["State"]["ExitCode"] == 0, "migrate re-ran and passed"
-    status, body = http("GET", deployed.url("api", "/"), timeout=10)
+    status, body = deployed.http("GET", "api", "/", timeout=10)
     assert status == 200 and json.loads(body)["version"] == version, body
     assert title in task_titles(deployed), "data written before the rollout is still there"
     return result
@@ -201,3 +204,92 @@ class LogFollower:
             self._process.kill()
         self._file.close()
         return self.path.read_text()
+
+
+@dataclass
+class Outcome:
+    at: float  # seconds since the loop started
+    what: str  # "GET api /", "GET app /", "POST api /tasks"
+    status: int  # 0: no response (refused, reset, timed out)
+    version: str = ""
+    error: str = ""
+
+
+@dataclass
+class LoadReport:
+    outcomes: list[Outcome]
+    seconds: float
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status not in (200, 201)]
+
+    @property
+    def rate(self) -> float:
+        return len(self.outcomes) / self.seconds
+
+    def versions(self) -> list[str]:
+        """The api versions that answered, in order, each once per run of answers."""
+        seen: list[str] = []
+        for outcome in self.outcomes:
+            if outcome.version and (not seen or seen[-1] != outcome.version):
+                seen.append(outcome.version)
+        return seen
+
+    def first(self, version: str) -> float | None:
+        return next((o.at for o in self.outcomes if o.version == version), None)
+
+
+class LoadLoop:
+    """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
+    writes, at `rate` a second. Bounded: it stops when told, or after `max_seconds` / `max_requests`."""
+
+    def __init__(self, deployed: Deployed, rate: float = 25, max_seconds: float = 240, max_requests: int = 8000):
+        self.deployed, self.interval = deployed, 1 / rate
+        self.max_seconds, self.max_requests = max_seconds, max_requests
+        self._stop = threading.Event()
+        self._outcomes: list[Outcome] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LoadLoop:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def report(self) -> LoadReport:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return LoadReport(list(self._outcomes), time.monotonic() - self.started)
+
+    def _run(self) -> None:
+        requests = [("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks")]
+        deadline = self.started + self.max_seconds
+        n = 0
+        while not self._stop.is_set() and time.monotonic() < deadline and n < self.max_requests:
+            method, service, path = requests[n % len(requests)]
+            at = time.monotonic() - self.started
+            body = {"title": f"load {n}"} if method == "POST" else None
+            try:
+                status, text = self.deployed.http(method, service, path, body=body, timeout=10)
+                version = (
+                    json.loads(text).get("version", "") if (service, path) == ("api", "/") and status == 200 else ""
+                )
+                self._outcomes.append(
+                    Outcome(at, f"{method} {service} {path}", status, version, text[:200] if status >= 400 else "")
+                )
+            except OSError as error:  # refused, reset, timed out: a failed request
+                self._outcomes.append(Outcome(at, f"{method} {service} {path}", 0, error=str(error)))
+            n += 1
+            pause = self.started + n * self.interval - time.monotonic()
+            if pause > 0:
+                self._stop.wait(pause)
+
+
+def api_version(deployed: Deployed) -> str:
+    status, body = deployed.http("GET", "api", "/", timeout=10)
+    assert status == 200, body
+    return str(json.loads(body)["version"])

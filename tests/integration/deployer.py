@@ -171,7 +171,7 @@ class DockerEngine(Mocks):
         self.state_file = state_file
         self.workdir = workdir  # where `pulumi` would run the program: relative build paths start here
         self.base_url = "unix:///var/run/docker.sock"
-        self.resources: dict[str, Resource] = self._load()
+        self.resources, self.pending_deletes = self._load()
         self._lock = threading.Lock()
         self._monitor: RecordingMonitor | None = None
         self._steps: list[Step] = []
@@ -202,6 +202,11 @@ class DockerEngine(Mocks):
         run: Run | None = None
         error: BaseException | None = None
         try:
+            # Resources a failed run left pending deletion go first, as the engine cleans them up.
+            pending, self.pending_deletes = self.pending_deletes, []
+            for resource in _dependents_first(pending):
+                self._delete(resource, keep_state=True)
+                self._record(Step("delete", resource.type, resource.name, _physical(resource.state), note="pending"))
             run = run_program(stack, config, secret_keys, self, program=program, monitor=self._monitor)
             registered = {r.urn for r in self._monitor.run.resources}
             self._delete_at_end([self.resources[u] for u in registered_before - registered], removed=True)
@@ -265,8 +270,15 @@ class DockerEngine(Mocks):
         if delete_first:
             self._delete(old)
             return self._create(reg, checked, step)
+        try:
+            created = self._create(reg, checked, step)
+        except Exception:
+            # The replacement failed: the old resource stays, and keeps serving, marked for deletion;
+            # the new one is in state with its error.
+            self.pending_deletes.append(old)
+            raise
         self._replaced_later.append(old)
-        return self._create(reg, checked, step)
+        return created
 
     # --- checks: what the provider's Check does, and what this stand-in refuses -----------------
 
@@ -335,7 +347,7 @@ class DockerEngine(Mocks):
             if removed:
                 self._record(Step("delete", resource.type, resource.name, _physical(resource.inputs)))
 
-    def _delete(self, resource: Resource) -> None:
+    def _delete(self, resource: Resource, *, keep_state: bool = False) -> None:
         client = self.client()
         plain = reveal(resource.inputs)
         if resource.type == CONTAINER:
@@ -354,8 +366,12 @@ class DockerEngine(Mocks):
             with contextlib.suppress(docker.errors.NotFound):
                 client.remove_image(plain["name"], force=bool(plain.get("forceRemove")))
         # Image: the native provider's Delete removes nothing; a provider resource has nothing to delete.
+        # Forget it only if it is still the resource's current state: the old half of a create-first
+        # replacement shares its URN with the new one.
         with self._lock:
-            self.resources.pop(resource.urn, None)
+            current = self.resources.get(resource.urn)
+            if current is not None and current.id == resource.id and not keep_state:
+                del self.resources[resource.urn]
 
     @staticmethod
     def _retry(action: Callable[[], object], busy: str, *, ignore_missing: bool) -> None:
@@ -787,7 +803,7 @@ class DockerEngine(Mocks):
         for network in client.networks(filters={"label": label}):
             client.remove_network(network["Id"])
             removed.append(network["Name"])
-        self.resources = {}
+        self.resources, self.pending_deletes = {}, []
         self._save()
         return removed
 
@@ -809,16 +825,21 @@ class DockerEngine(Mocks):
         # The program sees the state; secret inputs that Read does not write stay secret-marked.
         return {**resource.inputs, **resource.state}
 
-    def _load(self) -> dict[str, Resource]:
+    def _load(self) -> tuple[dict[str, Resource], list[Resource]]:
         if not self.state_file.exists():
-            return {}
-        return {urn: Resource(**data) for urn, data in json.loads(self.state_file.read_text()).items()}
+            return {}, []
+        data = json.loads(self.state_file.read_text())
+        resources = {urn: Resource(**entry) for urn, entry in data["resources"].items()}
+        return resources, [Resource(**entry) for entry in data["pending_deletes"]]
 
     def _save(self) -> None:
         # Like a Pulumi checkpoint it holds secret values; unlike one it is not encrypted: tests only, 0600.
         self.state_file.touch(mode=0o600)
         with self._lock:
-            data = {urn: asdict(resource) for urn, resource in self.resources.items()}
+            data = {
+                "resources": {urn: asdict(resource) for urn, resource in self.resources.items()},
+                "pending_deletes": [asdict(resource) for resource in self.pending_deletes],
+            }
         self.state_file.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from infra.services import HealthCheck
 from tests.integration import day2
-from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, http, inspect_container, until
+from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container, until
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
@@ -33,22 +33,22 @@ def test_every_long_running_container_is_healthy(dev: Deployed) -> None:
 
 
 def test_api_health_answers_200(dev: Deployed) -> None:
-    status, body = http("GET", dev.url("api", "/health"))
+    status, body = dev.http("GET", "api", "/health")
     assert status == 200, body
     assert json.loads(body)["checks"] == {"postgres": "ok", "redis": "ok"}
 
 
 def test_a_task_created_through_the_api_shows_on_the_app_page(dev: Deployed) -> None:
     title = f"dev task {uuid.uuid4().hex[:8]}"
-    status, body = http("POST", dev.url("api", "/tasks"), body={"title": title})
+    status, body = dev.http("POST", "api", "/tasks", body={"title": title})
     assert status == 201, body
-    status, page = http("GET", dev.url("app", "/"))
+    status, page = dev.http("GET", "app", "/")
     assert status == 200 and title in page
 
 
 def test_the_scheduler_heartbeat_advances(dev: Deployed) -> None:
     def runs() -> int:
-        return int(json.loads(http("GET", dev.url("api", "/scheduler"))[1])["runs"])
+        return int(json.loads(dev.http("GET", "api", "/scheduler")[1])["runs"])
 
     first = runs()
     later = until(lambda: n if (n := runs()) > first else None, timeout=20, what="a new heartbeat (every 5 s in dev)")
@@ -65,7 +65,7 @@ def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:
         edited = time.monotonic()
 
         def reloaded() -> float | None:
-            status, body = http("GET", dev.url("api", "/"), timeout=2)
+            status, body = dev.http("GET", "api", "/", timeout=2)
             return time.monotonic() - edited if status == 200 and json.loads(body)["version"] == marker else None
 
         seconds = until(reloaded, timeout=10, what="the api answering with the edited source", interval=0.25)

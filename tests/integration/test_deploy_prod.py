@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +19,8 @@ from tests.integration.conftest import (
     assert_no_secret_leak,
     deploy,
     docker,
-    http,
     inspect_container,
+    report,
     until,
 )
 
@@ -29,12 +31,13 @@ LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
 
 @pytest.fixture(scope="module")
 def prod(standins: Standins) -> Iterator[Deployed]:
-    with deploy("prod", standins) as deployed:
+    # A short wait for health, so the rollout that never gets healthy fails within the test's time.
+    with deploy("prod", standins, waitTimeoutSeconds="40") as deployed:
         yield deployed
 
 
 def health(prod: Deployed) -> tuple[int, dict[str, object]]:
-    status, body = http("GET", prod.url("api", "/health"), timeout=10)
+    status, body = prod.http("GET", "api", "/health", timeout=10)
     return status, json.loads(body)
 
 
@@ -60,15 +63,27 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
         assert list(inspect_container(prod.container(service))["NetworkSettings"]["Networks"]) == ["icb-prod"]
         # One-shot migrate must not be restarted; everything long-running always is.
         assert host["RestartPolicy"]["Name"] == ("always" if service != "migrate" else "no"), service
-    for service in ("api", "app"):
-        bindings = inspect_container(prod.container(service))["HostConfig"]["PortBindings"]
-        assert all(b["HostIp"] == "127.0.0.1" for port in bindings.values() for b in port), bindings
-    for service in ("postgres", "redis"):
+    bindings = inspect_container(prod.container("ingress"))["HostConfig"]["PortBindings"]
+    assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress"])}]}
+    for service, user in (("postgres", "999:999"), ("redis", "999:999"), ("ingress", "99:99")):
         info = inspect_container(prod.container(service))
-        assert info["Config"]["User"] == "999:999" and info["HostConfig"]["ReadonlyRootfs"] is True, service
+        assert info["Config"]["User"] == user and info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert info["HostConfig"]["CapDrop"] == ["ALL"] and not info["HostConfig"]["CapAdd"], service
-    for service in ("postgres", "redis", "scheduler"):
+    for service in ("postgres", "redis", "scheduler", "api", "app"):
         assert not inspect_container(prod.container(service))["HostConfig"]["PortBindings"], f"{service} is published"
+
+
+def test_only_the_ingress_listens_on_the_host(prod: Deployed) -> None:
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
+    ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines()}
+    assert prod.ports["ingress"] in ports
+    for name in prod.deployer.ids():
+        published = inspect_container(prod.container(name))["HostConfig"]["PortBindings"] or {}
+        assert name == "ingress" or not published, f"{name} publishes {published}"
+    status, body = prod.http("GET", "api", "/")
+    assert status == 200 and json.loads(body)["service"] == "api"
+    status, page = prod.http("GET", "app", "/")
+    assert status == 200 and "<html" in page.lower()
 
 
 def gunicorn_processes(container: str) -> tuple[list[list[str]], list[list[str]]]:
@@ -188,5 +203,71 @@ def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_go
     fixed = prod.up()
     assert {fixed.ops()[s] for s in ("migrate", "api", "app", "scheduler")} == {"replace"}, fixed.preview()
     assert inspect_container(prod.container("migrate"))["State"]["ExitCode"] == 0
-    status, body = http("POST", prod.url("api", "/tasks"), body={"title": "after the fix"})
+    status, body = prod.http("POST", "api", "/tasks", body={"title": "after the fix"})
     assert status == 201, body
+
+
+def heartbeat_runners_since(deployed: Deployed, seconds_ago: float) -> list[str]:
+    sql = (
+        "SELECT runner FROM job_runs WHERE job = 'heartbeat' "
+        f"AND ran_at > now() - interval '{seconds_ago:.0f} seconds' ORDER BY ran_at"
+    )
+    container = deployed.container("postgres")
+    out = docker("exec", "-u", "postgres", container, "psql", "-U", "ichrisbirch", "-Atc", sql).stdout
+    return out.split()
+
+
+def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deployed) -> None:
+    v1 = day2.api_version(prod)
+    with day2.LoadLoop(prod) as loop:
+        time.sleep(2)
+        v2 = day2.bump_version(prod)
+        began = time.monotonic() - loop.started
+        result = prod.up()
+        ended = time.monotonic() - loop.started
+        time.sleep(3)
+        load = loop.report()
+    rolled = {s.name: s for s in result.steps if s.op == "replace"}
+    assert {"api", "app", "scheduler"} <= set(rolled), result.preview()
+    assert not any(rolled[name].delete_first for name in ("api", "app", "scheduler")), "created before deleted"
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert load.rate >= 20, f"{load.rate:.1f} requests a second"
+    assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
+    moved = load.first(v2)
+    last_v1 = max(o.at for o in load.outcomes if o.version == v1)
+    assert moved is not None
+    report(
+        f"prod rollout v1 -> v2 under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
+        f"{len(load.failed)} failed; v2 first answered {moved - began:.1f} s into the `up`, "
+        f"v1 last answered {last_v1 - began:.1f} s into it; the `up` took {ended - began:.1f} s"
+    )
+    # One scheduler at a time: the runners of heartbeats across the rollout never interleave.
+    runners = heartbeat_runners_since(prod, load.seconds + 5)
+    changes = [r for i, r in enumerate(runners) if i == 0 or runners[i - 1] != r]
+    assert len(changes) == len(set(changes)), f"two schedulers ran jobs in turn: {changes}"
+
+
+def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(prod: Deployed) -> None:
+    # Last in the module: it leaves the stack with a failed replacement.
+    serving = day2.api_version(prod)
+    before = day2.container_identity(prod)
+    day2.edit_source(
+        prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=503 if down else 200", "status_code=500")
+    )
+    with day2.LoadLoop(prod) as loop:
+        failure = day2.failed_up(prod)
+        time.sleep(2)
+        load = loop.report()
+    message = str(failure.__cause__)
+    assert "failed to be in healthy state" in message and prod.container("api").startswith("icb-prod-api-"), message
+    assert "answered 500" in message, "the error shows the probe and the new container's logs"
+    after = day2.container_identity(prod)
+    for service in ("api", "app", "scheduler", "ingress", "postgres", "redis"):
+        assert after.get(service) == before[service] or service == "api", service
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert set(load.versions()) == {serving}, "only the old version answered"
+    old_api = before["api"][0]
+    assert inspect_container(old_api)["State"]["Health"]["Status"] == "healthy", "the old api keeps serving"
+    report(
+        f"prod rollout to a never-healthy api: `up` failed, {len(load.outcomes)} requests, {len(load.failed)} failed"
+    )

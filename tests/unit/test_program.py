@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -99,10 +100,14 @@ def test_prod_pushes_to_a_configured_registry_with_secret_credentials(run_stack:
 
 def test_containers_per_stack(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
-    expected = {"postgres", "redis", "migrate", "api", "app", "scheduler"} | ({"tests"} if stack == "test" else set())
+    expected = {"postgres", "redis", "migrate", "api", "app", "scheduler"}
+    expected |= {"tests"} if stack == "test" else {"ingress"} if stack == "prod" else set()
     assert set(containers(run)) == expected
     for name, container in containers(run).items():
-        assert container.inputs["name"] == f"icb-{stack}-{name}"
+        if container.delete_before_replace:
+            assert container.inputs["name"] == f"icb-{stack}-{name}"
+        else:  # create-first: a name of its own per version, so old and new run side by side
+            assert re.fullmatch(rf"icb-{stack}-{name}-[0-9a-f]{{8}}", container.inputs["name"]), name
     scheduler_commands = [c for c in containers(run).values() if "ichrisbirch.wsgi_scheduler" in c.inputs["command"]]
     assert len(scheduler_commands) == 1, "exactly one scheduler per stack"
 
@@ -185,6 +190,9 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
 
 def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -> None:
     for name, container in containers(run_stack(stack)).items():
+        if name == "ingress":
+            assert not is_secret(container.inputs["envs"]), "the ingress's configuration holds no secret"
+            continue
         envs = container.inputs["envs"]
         assert is_secret(envs), f"{name}'s envs carry a secret but are not marked secret"
         env = env_of(container)
@@ -221,9 +229,9 @@ def test_one_network_per_stack_with_an_alias_per_service(run_stack: RunStack, st
 PORTS = {
     "dev": {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379},
     "test": {"api": 8001, "app": 5001, "postgres": 5434, "redis": 6380},
-    "prod": {"api": 8000, "app": 5000},
+    "prod": {"ingress": 80},
 }
-INTERNAL = {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379}
+INTERNAL = {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379, "ingress": 8080}
 
 
 def test_published_ports_and_host_address(run_stack: RunStack, stack: str) -> None:
@@ -305,7 +313,7 @@ def test_health_gated_order(run_stack: RunStack, stack: str) -> None:
     assert after("migrate") == {"postgres"}
     assert after("api") == {"postgres", "redis", "migrate"}
     assert after("app") == {"api"}
-    assert after("scheduler") == {"migrate"}
+    assert after("scheduler") == {"migrate", "app"}
     labels = {label["label"]: label["value"] for label in run["api"].inputs["labels"]}
     assert labels["ichrisbirch.after.migrate"] == "passed"
 
@@ -370,9 +378,22 @@ def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: 
 
 
 def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunStack, stack: str) -> None:
+    create_first = {"api", "app", "scheduler"} if stack == "prod" else set()
     for name, container in containers(run_stack(stack)).items():
-        assert container.delete_before_replace, name
+        assert container.delete_before_replace_defined, name
+        assert container.delete_before_replace == (name not in create_first), name
         assert container.replace_on_changes == ["healthcheck", "tmpfs"], name
+
+
+def test_prod_publishes_only_the_ingress_which_routes_by_host(run_stack: RunStack) -> None:
+    run = containers(run_stack("prod", domain="example.org"))
+    assert [name for name, c in run.items() if c.inputs.get("ports")] == ["ingress"]
+    config = env_of(run["ingress"])["HAPROXY_CONFIG"]
+    assert "use_backend api if { hdr(host),field(1,:) -m str -i api.example.org }" in config
+    assert "use_backend app if { hdr(host),field(1,:) -m str -i example.org }" in config
+    assert "server-template api 6 api:8000 check resolvers docker init-addr none" in config
+    assert "retry-on conn-failure empty-response response-timeout" in config
+    assert {short(d) for d in run["ingress"].dependencies if "Container::" in d} == {"api", "app"}
 
 
 # --- provider and outputs ------------------------------------------------------------------------
@@ -398,13 +419,20 @@ def test_remote_engine_over_ssh(run_stack: RunStack) -> None:
     assert provider.inputs["host"] == "ssh://deploy@docker.example.com"
     # A provider's structured inputs reach it JSON-encoded.
     assert json.loads(provider.inputs["sshOpts"]) == ["-i", "/keys/deploy"]
-    assert run.outputs["api_url"] == "http://docker.example.com:8000"
+    # Prod is reached through its ingress, at the configured domain.
+    assert run.outputs["api_url"] == "http://api.localhost"
+    dev = run_stack("dev", dockerHost="ssh://deploy@docker.example.com", bindAddress="0.0.0.0")
+    assert dev.outputs["api_url"] == "http://docker.example.com:8000"
 
 
 def test_outputs(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
     port = PORTS[stack]
-    assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
-    assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
+    if stack == "prod":
+        assert run.outputs["api_url"] == "http://api.localhost"
+        assert run.outputs["app_url"] == "http://localhost"
+    else:
+        assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
+        assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
     assert run.outputs["image_digest"] == containers(run)["api"].inputs["image"]
-    assert run.outputs["containers"]["api"] == f"icb-{stack}-api"
+    assert run.outputs["containers"]["api"] == containers(run)["api"].inputs["name"]

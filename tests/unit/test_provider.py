@@ -124,10 +124,14 @@ def test_a_postgres_image_change_replaces_postgres_and_reruns_migrate_only() -> 
     assert "replaces Container postgres (icb-prod-postgres) because its image changed" in planned["postgres"].line()
 
 
-def test_a_memory_change_updates_in_place() -> None:
-    planned = steps("prod", memoryMb="1024")
+def test_a_memory_change_updates_in_place_and_rolls_create_first_containers() -> None:
+    planned = steps("dev", memoryMb="1024")
     assert {s.op for s in planned.values()} == {"update"}
     assert planned["api"].fields == ("memory", "memorySwap")
+    # In prod, api, app and scheduler take a new name with any change of their spec: a rollout.
+    rolled = steps("prod", memoryMb="1024")
+    assert {n for n, s in rolled.items() if s.op == "replace"} == {"api", "app", "scheduler"}
+    assert not rolled["api"].delete_first and rolled["migrate"].op == "update"
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application(tmp_path: Path) -> None:
