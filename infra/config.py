@@ -123,7 +123,8 @@ class StackSettings(BaseModel):
     app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
     postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")
     redis_port: HostPort = Field(6379, description="Host port of Redis (not published in prod).")
-    http_port: HostPort = Field(80, description="Host port of the ingress (prod): the only port prod publishes.")
+    http_port: HostPort = Field(80, description="Host port of the ingress's plain HTTP (prod), which only redirects.")
+    https_port: HostPort = Field(443, description="Host port of the ingress's HTTPS (prod).")
 
     domain: str = Field(
         "localhost",
@@ -261,7 +262,8 @@ def _duplicate_ports(settings: StackSettings, published: Mapping[str, int]) -> l
         by_port.setdefault(port, []).append(service)
     for port, services in sorted(by_port.items()):
         if len(services) > 1:
-            keys = ", ".join(f"{PROJECT}:{key_of({'ingress': 'http'}.get(s, s) + '_port')}" for s in services)
+            port_keys = {"ingress": "http_port", "ingress_https": "https_port"}
+            keys = ", ".join(f"{PROJECT}:{key_of(port_keys.get(s, s + '_port'))}" for s in services)
             problems.append((keys, f"{' and '.join(services)} would both publish host port {port}"))
     return problems
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONFIG_PATH = "/tmp/haproxy.cfg"  # written at start from $HAPROXY_CONFIG (tmpfs under a read-only root)
-HTTP_PORT = 8080  # inside the container: a non-root process cannot bind 80
+CERT_PATH = "/tmp/site.pem"  # the server certificate and key, written at start from $HAPROXY_TLS_PEM
+HTTP_PORT = 8080  # inside the container: a non-root process cannot bind 80 or 443
+HTTPS_PORT = 8443
+HSTS = "max-age=31536000; includeSubDomains"
 STATUS_PORT = 8404  # /healthz for the container's own health check
 MAX_SERVERS = 6  # per service: old and new containers during a rollout, with room to spare
 BODY_LIMIT_BYTES = 1024 * 1024
@@ -32,8 +35,12 @@ class Route:
     health_path: str
 
 
-def haproxy_config(routes: list[Route]) -> str:
-    """haproxy.cfg for `routes`; requests for any other host go to the first route's service."""
+def haproxy_config(routes: list[Route], https_port: int) -> str:
+    """haproxy.cfg for `routes`; requests for any other host go to the first route's service.
+
+    Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`).
+    """
+    https_host = "%[req.hdr(host),field(1,:)]" + ("" if https_port == 443 else f":{https_port}")
     frontend_rules = "\n".join(
         f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes
     )
@@ -74,8 +81,13 @@ defaults
 
 frontend http
     bind :{HTTP_PORT}
+    http-request redirect location https://{https_host}%[capture.req.uri] code 301
+
+frontend https
+    bind :{HTTPS_PORT} ssl crt {CERT_PATH} alpn http/1.1 ssl-min-ver TLSv1.2
     capture request header Host len 64
     http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {BODY_LIMIT_BYTES} }}
+    http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
     http-response set-header Referrer-Policy strict-origin-when-cross-origin

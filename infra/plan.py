@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ class PlanMocks(Mocks):
             state["repoDigest"] = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
         elif args.typ == provider.REMOTE_IMAGE:
             state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
+        elif args.typ in provider.TLS_TYPES:
+            # Stand-in PEMs: what a reviewer needs is which resource feeds which, not key material.
+            for output in ("privateKeyPem", "publicKeyPem", "certPem", "certRequestPem"):
+                state[output] = f"-----BEGIN PLAN {output}-----{args.name}-----END-----\n"
         elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
             state.update(exitCode=0, containerLogs="")
         return f"{args.name}-{_replacement_key(args.typ, whole_numbers(dict(args.inputs)))}", state
@@ -86,7 +91,7 @@ def _mask(text: str) -> str:
     """Replace each placeholder secret inside `text` by the mask ("K=plan-placeholder-x" -> "K=[secret]")."""
     for placeholder in PLACEHOLDER_SECRETS.values():
         text = text.replace(placeholder, MASK)
-    return text
+    return re.sub(r"-----BEGIN PLAN privateKeyPem-----.*?-----END-----\n", MASK, text)
 
 
 def _clean(value: Any) -> Any:

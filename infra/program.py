@@ -10,7 +10,6 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import Identity, StackSettings, load_settings
 from infra.resources import Deployment
-from infra.services import PROFILES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,10 +35,12 @@ def main() -> None:
     settings = load_settings(stack, values, secret_keys)
     deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR)
 
-    if PROFILES[settings.environment].ingress:
-        port = "" if settings.http_port == 80 else f":{settings.http_port}"
-        pulumi.export("api_url", f"http://api.{settings.domain}{port}")
-        pulumi.export("app_url", f"http://{settings.domain}{port}")
+    if deployment.tls is not None:
+        port = "" if settings.https_port == 443 else f":{settings.https_port}"
+        pulumi.export("api_url", f"https://api.{settings.domain}{port}")
+        pulumi.export("app_url", f"https://{settings.domain}{port}")
+        # Clients of the internal CA trust this: `pulumi stack output ingress_ca_certificate > ca.pem`.
+        pulumi.export("ingress_ca_certificate", deployment.tls.ca_certificate)
     else:
         host = _url_host(settings)
         pulumi.export("api_url", f"http://{host}:{settings.api_port}")

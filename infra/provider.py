@@ -184,17 +184,58 @@ REMOTE_IMAGE_FIELDS: dict[str, Field] = {
 }
 REMOTE_IMAGE_OUTPUTS = frozenset({"imageId", "repoDigest"})
 
+# pulumi-tls (hashicorp/terraform-provider-tls): every input of these resources forces a replacement.
+PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
+SELF_SIGNED_CERT = "tls:index/selfSignedCert:SelfSignedCert"
+CERT_REQUEST = "tls:index/certRequest:CertRequest"
+LOCALLY_SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
+_TLS_INPUTS: dict[str, dict[str, Shape]] = {
+    PRIVATE_KEY: {"algorithm": "scalar", "ecdsaCurve": "scalar", "rsaBits": "scalar"},
+    SELF_SIGNED_CERT: {
+        "privateKeyPem": "scalar",
+        "subject": "block",
+        "dnsNames": "list",
+        "validityPeriodHours": "scalar",
+        "earlyRenewalHours": "scalar",
+        "allowedUses": "list",
+        "isCaCertificate": "scalar",
+    },
+    CERT_REQUEST: {"privateKeyPem": "scalar", "subject": "block", "dnsNames": "list"},
+    LOCALLY_SIGNED_CERT: {
+        "certRequestPem": "scalar",
+        "caPrivateKeyPem": "scalar",
+        "caCertPem": "scalar",
+        "validityPeriodHours": "scalar",
+        "earlyRenewalHours": "scalar",
+        "allowedUses": "list",
+        "isCaCertificate": "scalar",
+    },
+}
+TLS_TYPES = frozenset(_TLS_INPUTS)
+TLS_OUTPUTS = frozenset(
+    {
+        "privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh", "publicKeyPem", "publicKeyOpenssh",
+        "publicKeyFingerprintMd5", "publicKeyFingerprintSha256", "certPem", "certRequestPem", "validityStartTime",
+        "validityEndTime", "readyForRenewal", "keyAlgorithm",
+    }
+)  # fmt: skip
+
 FIELDS: dict[str, dict[str, Field]] = {
     CONTAINER: CONTAINER_FIELDS,
     NETWORK: NETWORK_FIELDS,
     VOLUME: VOLUME_FIELDS,
     REMOTE_IMAGE: REMOTE_IMAGE_FIELDS,
+    **{
+        type_token: {name: Field("R", shape=shape) for name, shape in inputs.items()}
+        for type_token, inputs in _TLS_INPUTS.items()
+    },
 }
 OUTPUTS: dict[str, frozenset[str]] = {
     CONTAINER: CONTAINER_OUTPUTS,
     NETWORK: NETWORK_OUTPUTS,
     VOLUME: VOLUME_OUTPUTS,
     REMOTE_IMAGE: REMOTE_IMAGE_OUTPUTS,
+    **{type_token: TLS_OUTPUTS - set(inputs) for type_token, inputs in _TLS_INPUTS.items()},
     IMAGE: frozenset({"repoDigest", "baseImageName", "registryServer", "context", "dockerfile", "platform"}),
 }
 # pulumi-docker sets DeleteBeforeReplace for Container (resources.go); an explicit `name` forces it

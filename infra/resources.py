@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_tls as tls
 
 from infra import provider
 from infra.config import Identity, StackSettings
@@ -38,6 +40,63 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
         return "passed"
 
     return pulumi.Output.all(exit_code, logs).apply(check)
+
+
+def _joined(var: str) -> Callable[[list[str]], str]:
+    """K=<certificate><key>: the PEM bundle HAProxy loads."""
+
+    def join(parts: list[str]) -> str:
+        return f"{var}={parts[0]}{parts[1]}"
+
+    return join
+
+
+class InternalTls(pulumi.ComponentResource):
+    """The ingress's certificates: a CA of this stack (clients trust its root) and a server
+    certificate for the app and api hosts, signed by it. Kept in state: a later `up` reuses them."""
+
+    ca_certificate: pulumi.Output[str]
+    """PEM of the CA's root certificate, exported for clients."""
+    certificate: pulumi.Output[str]
+    private_key: pulumi.Output[str]
+
+    def __init__(self, name: str, stack: str, hosts: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ichrisbirch:index:InternalTls", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey("ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            "ca-cert",
+            private_key_pem=ca_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"ichrisbirch {stack} internal CA", organization="ichrisbirch"
+            ),
+            is_ca_certificate=True,
+            validity_period_hours=5 * 365 * 24,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=child,
+        )
+        key = tls.PrivateKey("server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        request = tls.CertRequest(
+            "server-csr",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=hosts[0], organization="ichrisbirch"),
+            dns_names=hosts,
+            opts=child,
+        )
+        server = tls.LocallySignedCert(
+            "server-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=90 * 24,
+            early_renewal_hours=30 * 24,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        self.ca_certificate = ca.cert_pem
+        self.certificate = server.cert_pem
+        self.private_key = key.private_key_pem
+        self.register_outputs({"ca_certificate": self.ca_certificate})
 
 
 class Deployment(pulumi.ComponentResource):
@@ -104,6 +163,11 @@ class Deployment(pulumi.ComponentResource):
             haproxy = docker.RemoteImage("haproxy-image", name=settings.haproxy_image, keep_locally=True, opts=child)
             image_refs["haproxy"] = haproxy.image_id
 
+        self.tls: InternalTls | None = None
+        if profile.ingress:
+            hosts = [settings.domain, f"api.{settings.domain}"]
+            self.tls = InternalTls("ingress-tls", identity.stack, hosts, opts=pulumi.ResourceOptions(parent=self))
+
         self.containers = {}
         for spec in specs:
             self.containers[spec.name] = self._container(spec, image_refs[spec.image], child)
@@ -145,15 +209,24 @@ class Deployment(pulumi.ComponentResource):
         )
 
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
+        """The settings secrets `spec` reads (the ingress's certificate is not a setting)."""
         values = {}
         for var, secret_name in sorted(spec.secret_env.items()):
+            if secret_name == "ingress_tls_pem":
+                continue
             secret = getattr(self.settings, secret_name)
             assert secret is not None, f"{secret_name} is validated as required"
             values[var] = secret.get_secret_value()
         return values
 
     def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
-        return [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
+        entries = [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
+        for var, secret_name in sorted(spec.secret_env.items()):
+            if secret_name == "ingress_tls_pem":
+                assert self.tls is not None, "the ingress has its certificates"
+                pem = pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply(_joined(var))
+                entries.append(pulumi.Output.secret(pem))
+        return entries
 
     def _container_name(self, spec: ServiceSpec, image: pulumi.Output[str]) -> str | pulumi.Output[str]:
         """A fixed name; for a create-first container, one that changes whenever it is replaced.

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from infra.config import StackSettings
-from infra.ingress import CONFIG_PATH, HTTP_PORT, STATUS_PORT, Route, haproxy_config
+from infra.ingress import CERT_PATH, CONFIG_PATH, HTTP_PORT, HTTPS_PORT, STATUS_PORT, Route, haproxy_config
 
 ImageName = Literal["app", "postgres", "redis", "haproxy"]
-SecretName = Literal["postgres_password", "redis_password", "flask_secret_key"]
+# Settings secrets, and the ingress's certificate and key (made by the program, see infra/resources.py).
+SecretName = Literal["postgres_password", "redis_password", "flask_secret_key", "ingress_tls_pem"]
 
 # Ports inside the containers; only host ports are configurable.
 API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
@@ -424,17 +425,20 @@ def ingress(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Se
     return ServiceSpec(
         name="ingress",
         image="haproxy",
-        # The rendered configuration arrives in the environment (it holds no secret) and is written to
+        # The rendered configuration and the certificate arrive in the environment and are written to
         # tmpfs: the provider's uploads cannot write under a read-only root, not even into a volume.
         command=(
             "sh",
             "-c",
-            f'printf "%s\\n" "$HAPROXY_CONFIG" >{CONFIG_PATH} && exec haproxy -W -db -f {CONFIG_PATH}',
+            f'printf "%s\\n" "$HAPROXY_CONFIG" >{CONFIG_PATH}'
+            f' && (umask 077 && printf "%s" "$HAPROXY_TLS_PEM" >{CERT_PATH})'
+            f" && exec haproxy -W -db -f {CONFIG_PATH}",
         ),
-        env={"HAPROXY_CONFIG": haproxy_config(routes)},
-        secret_env={},
+        env={"HAPROXY_CONFIG": haproxy_config(routes, s.https_port)},
+        secret_env={"HAPROXY_TLS_PEM": "ingress_tls_pem"},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
-        ports=_published(s, profile, "ingress", HTTP_PORT, s.http_port),
+        ports=_published(s, profile, "ingress", HTTP_PORT, s.http_port)
+        + _published(s, profile, "ingress", HTTPS_PORT, s.https_port),
         tmpfs=_writable_tmp(profile),
         # No curl in the image: bash's /dev/tcp asks HAProxy's monitor URI.
         health=HealthCheck(
@@ -507,5 +511,7 @@ def published_ports(s: StackSettings) -> dict[str, int]:
         "postgres": s.postgres_port,
         "redis": s.redis_port,
         "ingress": s.http_port,
+        "ingress_https": s.https_port,
     }
-    return {name: port for name, port in ports.items() if name in PROFILES[s.environment].published}
+    published = PROFILES[s.environment].published
+    return {name: port for name, port in ports.items() if name.removesuffix("_https") in published}

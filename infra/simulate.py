@@ -63,7 +63,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     """
 
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
-        super().__init__(mocks)
+        super().__init__(_WithSecretOutputs(mocks, self))
         self.run = Run()
         self._lock = threading.Lock()
         self._current = threading.local()
@@ -88,10 +88,32 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             delete_before_replace_defined=request.deleteBeforeReplaceDefined,
         )
         self._current.registration = registration
+        self._current.secret_outputs = set(request.additionalSecretOutputs)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         with self._lock:
             self.run.resources.append(registration)
         return response
+
+    def secret_outputs(self) -> set[str]:
+        """The registering resource's additionalSecretOutputs (private keys): the engine makes them secret."""
+        return set(getattr(self._current, "secret_outputs", set()))
+
+
+class _WithSecretOutputs(pulumi_mocks.Mocks):
+    """Marks the outputs a resource declares secret (additionalSecretOutputs), as the engine does."""
+
+    def __init__(self, inner: pulumi_mocks.Mocks, monitor: RecordingMonitor) -> None:
+        self.inner, self.monitor = inner, monitor
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        resource_id, state = self.inner.new_resource(args)
+        for key in self.monitor.secret_outputs() & set(state):
+            if not (isinstance(state[key], dict) and state[key].get(SECRET_SIG) == SECRET_VALUE_SIG):
+                state[key] = {SECRET_SIG: SECRET_VALUE_SIG, "value": state[key]}
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
+        return self.inner.call(args)
 
 
 def whole_numbers(value: Any) -> Any:

@@ -140,6 +140,40 @@ def no_public_ports(r: Resource) -> list[str]:
     ]
 
 
+def _label(r: Resource, key: str) -> str | None:
+    for label in reveal(r.props.get("labels")) or []:
+        if label.get("label") == key:
+            return str(label.get("value"))
+    return None
+
+
+def _env(r: Resource, name: str) -> str | None:
+    for entry in reveal(r.props.get("envs")) or []:
+        key, _, value = str(entry).partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def only_ingress_publishes(r: Resource) -> list[str]:
+    if r.type != CONTAINER or not r.props.get("ports") or _label(r, "ichrisbirch.service") == "ingress":
+        return []
+    ports = ", ".join(str(p.get("external")) for p in r.props.get("ports") or [])
+    return [f"publishes port(s) {ports}: only the ingress publishes; reach this service through it"]
+
+
+def plain_http_only_redirects(r: Resource) -> list[str]:
+    if r.type != CONTAINER or _label(r, "ichrisbirch.service") != "ingress":
+        return []
+    config = _env(r, "HAPROXY_CONFIG") or ""
+    section = config.split("frontend http\n", 1)[1].split("\n\n", 1)[0] if "frontend http\n" in config else ""
+    lines = [line.strip() for line in section.splitlines() if line.strip()]
+    serving = [line for line in lines if not line.startswith(("bind ", "http-request redirect "))]
+    if not lines or serving or not any(line.startswith("http-request redirect ") for line in lines):
+        return ["serves plain HTTP: its `frontend http` must only redirect to HTTPS (infra/ingress.py)"]
+    return []
+
+
 def no_plain_text_secret_env(r: Resource) -> list[str]:
     if r.type != CONTAINER:
         return []
@@ -197,6 +231,8 @@ RULES = [
     Rule("health-checked", "Every long-running container has a health check.", health_checked),
     Rule("no-host-mounts", "No host bind mounts and no Docker socket mount.", no_host_mounts),
     Rule("no-public-ports", "No port published on all interfaces (0.0.0.0).", no_public_ports),
+    Rule("only-ingress-publishes", "Only the ingress publishes ports.", only_ingress_publishes),
+    Rule("plain-http-only-redirects", "The ingress's plain HTTP only redirects to HTTPS.", plain_http_only_redirects),
     Rule("no-plain-text-secret-env", "No plain-text secret in a container environment.", no_plain_text_secret_env),
     Rule("pinned-images", "Image references are pinned (tag or digest, never latest).", pinned_images),
     Rule("restart-policy", "Long-running containers have a restart policy.", restart_policy),

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -19,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.client import HTTPSConnection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,9 +218,10 @@ class Deployed:
         return PROFILES[self.stack].ingress
 
     def url(self, service: str, path: str = "") -> str:
-        """Where a request for `service` goes: through the ingress where the stack has one."""
-        port = self.ports["ingress"] if self.ingress and service in ("api", "app") else self.ports[service]
-        return f"http://127.0.0.1:{port}{path}"
+        """Where a request for `service` goes: through the ingress (HTTPS) where the stack has one."""
+        if self.ingress and service in ("api", "app"):
+            return f"https://127.0.0.1:{self.ports['ingress_https']}{path}"
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def host(self, service: str) -> str | None:
         """The Host header the ingress routes on (the app at <domain>, the api at api.<domain>)."""
@@ -230,7 +233,8 @@ class Deployed:
     def http(
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, **kwargs: Any
     ) -> tuple[int, str]:
-        return http(method, self.url(service, path), body=body, host=self.host(service), **kwargs)
+        ca = self.run.outputs.get("ingress_ca_certificate") if self.ingress else None
+        return http(method, self.url(service, path), body=body, host=self.host(service), ca=ca, **kwargs)
 
     def container(self, service: str) -> str:
         """The container's name now: from state (a create-first container's name changes with it)."""
@@ -260,13 +264,8 @@ def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed
     }
     config, secret_keys = committed_config(stack, overrides)
     ports: dict[str, int] = {}
-    for service, field_name in (
-        ("api", "api"),
-        ("app", "app"),
-        ("postgres", "postgres"),
-        ("redis", "redis"),
-        ("ingress", "http"),
-    ):
+    published = (("api", "api"), ("app", "app"), ("postgres", "postgres"), ("redis", "redis"))
+    for service, field_name in (*published, ("ingress", "http"), ("ingress_https", "https")):
         key = f"ichrisbirch:{field_name}Port"
         port = int(config.get(key, StackSettings.model_fields[f"{field_name}_port"].default))
         if not port_is_free(port):
@@ -294,9 +293,17 @@ def http(
     form: dict[str, str] | None = None,
     timeout: float = 5,
     host: str | None = None,
+    ca: str | None = None,
 ) -> tuple[int, str]:
-    """One request to a published port on 127.0.0.1: (status, body text). `host`: the Host header."""
-    assert url.startswith("http://127.0.0.1:"), "tests only reach containers through 127.0.0.1"
+    """One request to a published port on 127.0.0.1: (status, body text).
+
+    `host`: the Host header, and with https the name the certificate must carry (SNI), verified
+    against `ca` (PEM).
+    """
+    assert url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")), "tests reach containers only on 127.0.0.1"
+    if url.startswith("https://"):
+        assert host and ca, "HTTPS needs the host name to verify and the CA to verify it with"
+        return https(method, url, host, ca, body, timeout)
     data, headers = None, {}
     if body is not None:
         data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
@@ -310,6 +317,34 @@ def http(
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+class _PinnedHTTPSConnection(HTTPSConnection):
+    """Connects to 127.0.0.1 but presents and verifies `host` (SNI and certificate name)."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def https(
+    method: str, url: str, host: str, ca: str, body: dict[str, object] | None = None, timeout: float = 5
+) -> tuple[int, str]:
+    parsed = urllib.parse.urlsplit(url)
+    context = ssl.create_default_context(cadata=ca)
+    connection = _PinnedHTTPSConnection(host, parsed.port or 443, context, timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, parsed.path or "/", body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:

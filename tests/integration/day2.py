@@ -242,49 +242,63 @@ class LoadReport:
 
 class LoadLoop:
     """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
-    writes, at `rate` a second. Bounded: it stops when told, or after `max_seconds` / `max_requests`."""
+    writes, at `rate` a second from `workers` threads (one slow response does not stall the rest).
+    Bounded: it stops when told, or after `max_seconds`, or after `max_requests`."""
 
-    def __init__(self, deployed: Deployed, rate: float = 25, max_seconds: float = 240, max_requests: int = 8000):
-        self.deployed, self.interval = deployed, 1 / rate
+    def __init__(
+        self,
+        deployed: Deployed,
+        rate: float = 32,
+        workers: int = 4,
+        max_seconds: float = 240,
+        max_requests: int = 10000,
+    ):
+        self.deployed, self.rate, self.workers = deployed, rate, workers
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._outcomes: list[Outcome] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(workers)]
 
     def __enter__(self) -> LoadLoop:
         self.started = time.monotonic()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def report(self) -> LoadReport:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        return LoadReport(list(self._outcomes), time.monotonic() - self.started)
+        self.__exit__()
+        with self._lock:
+            outcomes = sorted(self._outcomes, key=lambda o: o.at)
+        return LoadReport(outcomes, time.monotonic() - self.started)
 
-    def _run(self) -> None:
+    def _run(self, worker: int) -> None:
         requests = [("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks")]
+        interval = self.workers / self.rate
         deadline = self.started + self.max_seconds
         n = 0
-        while not self._stop.is_set() and time.monotonic() < deadline and n < self.max_requests:
-            method, service, path = requests[n % len(requests)]
+        while not self._stop.is_set() and time.monotonic() < deadline and n * self.workers < self.max_requests:
+            method, service, path = requests[(n + worker) % len(requests)]
             at = time.monotonic() - self.started
-            body = {"title": f"load {n}"} if method == "POST" else None
+            body = {"title": f"load {worker}-{n}"} if method == "POST" else None
             try:
                 status, text = self.deployed.http(method, service, path, body=body, timeout=10)
-                version = (
-                    json.loads(text).get("version", "") if (service, path) == ("api", "/") and status == 200 else ""
-                )
-                self._outcomes.append(
-                    Outcome(at, f"{method} {service} {path}", status, version, text[:200] if status >= 400 else "")
+                answered = status == 200 and (service, path) == ("api", "/")
+                version = json.loads(text).get("version", "") if answered else ""
+                outcome = Outcome(
+                    at, f"{method} {service} {path}", status, version, text[:200] if status >= 400 else ""
                 )
             except OSError as error:  # refused, reset, timed out: a failed request
-                self._outcomes.append(Outcome(at, f"{method} {service} {path}", 0, error=str(error)))
+                outcome = Outcome(at, f"{method} {service} {path}", 0, error=str(error))
+            with self._lock:
+                self._outcomes.append(outcome)
             n += 1
-            pause = self.started + n * self.interval - time.monotonic()
+            pause = self.started + (n + worker / self.workers) * interval - time.monotonic()
             if pause > 0:
                 self._stop.wait(pause)
 

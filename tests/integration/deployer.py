@@ -23,6 +23,7 @@ An input it cannot model fails the run naming it. Every object it creates carrie
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import subprocess
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -296,7 +298,8 @@ class DockerEngine(Mocks):
     # --- create, update, delete per type --------------------------------------------------------
 
     def _create(self, reg: Registration, inputs: dict[str, Any], step: Step) -> tuple[str, dict[str, Any]]:
-        handlers = {
+        handlers: dict[str, Callable[[str, dict[str, Any], Resource], tuple[str, dict[str, Any]]]] = {
+            **{type_token: self._create_tls for type_token in provider.TLS_TYPES},
             PROVIDER: self._create_provider,
             NETWORK: self._create_network,
             VOLUME: self._create_volume,
@@ -453,6 +456,14 @@ class DockerEngine(Mocks):
             "mountpoint": info["Mountpoint"],
         }
         return info["Name"], state
+
+    # pulumi-tls: made here as hashicorp/terraform-provider-tls makes them -------------------------
+
+    def _create_tls(self, name: str, inputs: dict[str, Any], resource: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - set(provider.FIELDS[resource.type]))
+        if unknown:
+            raise NotModelled(f"input(s) {', '.join(unknown)}")
+        return tls_resource(resource.type, inputs)
 
     # images ----------------------------------------------------------------------------------------
 
@@ -911,3 +922,113 @@ def _dependents_first(resources: list[Resource]) -> list[Resource]:
     for resource in sorted(by_urn.values(), key=lambda r: r.urn):
         visit(resource)
     return ordered
+
+
+# --- pulumi-tls -------------------------------------------------------------------------------------
+
+_USES = {
+    "digital_signature": "digital_signature",
+    "key_encipherment": "key_encipherment",
+    "cert_signing": "key_cert_sign",
+    "crl_signing": "crl_sign",
+}
+
+
+def tls_resource(type_token: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Make the key, request or certificate a pulumi-tls resource makes, with `cryptography`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    pem = serialization.Encoding.PEM
+
+    def load_key(text: str) -> Any:
+        return serialization.load_pem_private_key(text.encode(), password=None)
+
+    def subject(block: dict[str, Any] | None) -> x509.Name:
+        block = block or {}
+        names = [x509.NameAttribute(NameOID.COMMON_NAME, block["commonName"])] if block.get("commonName") else []
+        if block.get("organization"):
+            names.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, block["organization"]))
+        return x509.Name(names)
+
+    def certificate(
+        name: x509.Name, issuer: x509.Name, public_key: Any, signer: Any, spec: dict[str, Any], dns: list[str]
+    ) -> tuple[str, dict[str, Any]]:
+        now = datetime.now(UTC)
+        end = now + timedelta(hours=int(spec["validityPeriodHours"]))
+        uses = set(spec.get("allowedUses") or [])
+        usage = {v: k in uses for k, v in _USES.items()}
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=bool(spec.get("isCaCertificate")), path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    content_commitment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                    **usage,
+                ),
+                critical=True,
+            )  # fmt: skip
+        )
+        if "server_auth" in uses:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        if dns:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+        cert = builder.sign(signer, hashes.SHA256())
+        state = {
+            **inputs,
+            "certPem": cert.public_bytes(pem).decode(),
+            "validityStartTime": now.isoformat(),
+            "validityEndTime": end.isoformat(),
+            "readyForRenewal": False,
+        }
+        return str(cert.serial_number), state
+
+    if type_token == provider.PRIVATE_KEY:
+        algorithm = inputs.get("algorithm")
+        if algorithm == "ECDSA" and inputs.get("ecdsaCurve", "P224") == "P256":
+            key: Any = ec.generate_private_key(ec.SECP256R1())
+            private = key.private_bytes(
+                pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
+        elif algorithm == "RSA":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=int(inputs.get("rsaBits", 2048)))
+            private = key.private_bytes(
+                pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
+        else:
+            raise NotModelled(f"private key {algorithm} {inputs.get('ecdsaCurve', '')}")
+        public = key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
+        state = {**inputs, "privateKeyPem": private.decode(), "publicKeyPem": public.decode()}
+        return hashlib.sha1(public).hexdigest(), state  # noqa: S324 (an id, as the provider's)
+    if type_token == provider.SELF_SIGNED_CERT:
+        key = load_key(inputs["privateKeyPem"])
+        name = subject(inputs.get("subject"))
+        return certificate(name, name, key.public_key(), key, inputs, inputs.get("dnsNames") or [])
+    if type_token == provider.CERT_REQUEST:
+        key = load_key(inputs["privateKeyPem"])
+        dns = inputs.get("dnsNames") or []
+        builder = x509.CertificateSigningRequestBuilder().subject_name(subject(inputs.get("subject")))
+        if dns:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+        request = builder.sign(key, hashes.SHA256())
+        text = request.public_bytes(pem).decode()
+        return hashlib.sha1(text.encode()).hexdigest(), {**inputs, "certRequestPem": text}  # noqa: S324
+    request = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
+    ca = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
+    san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = san.get_values_for_type(x509.DNSName)
+    return certificate(
+        request.subject, ca.subject, request.public_key(), load_key(inputs["caPrivateKeyPem"]), inputs, dns
+    )

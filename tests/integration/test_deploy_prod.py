@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,7 +67,10 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
         # One-shot migrate must not be restarted; everything long-running always is.
         assert host["RestartPolicy"]["Name"] == ("always" if service != "migrate" else "no"), service
     bindings = inspect_container(prod.container("ingress"))["HostConfig"]["PortBindings"]
-    assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress"])}]}
+    assert bindings == {
+        "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress"])}],
+        "8443/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress_https"])}],
+    }
     for service, user in (("postgres", "999:999"), ("redis", "999:999"), ("ingress", "99:99")):
         info = inspect_container(prod.container(service))
         assert info["Config"]["User"] == user and info["HostConfig"]["ReadonlyRootfs"] is True, service
@@ -76,7 +82,7 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
 def test_only_the_ingress_listens_on_the_host(prod: Deployed) -> None:
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
     ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines()}
-    assert prod.ports["ingress"] in ports
+    assert {prod.ports["ingress"], prod.ports["ingress_https"]} <= ports
     for name in prod.deployer.ids():
         published = inspect_container(prod.container(name))["HostConfig"]["PortBindings"] or {}
         assert name == "ingress" or not published, f"{name} publishes {published}"
@@ -84,6 +90,28 @@ def test_only_the_ingress_listens_on_the_host(prod: Deployed) -> None:
     assert status == 200 and json.loads(body)["service"] == "api"
     status, page = prod.http("GET", "app", "/")
     assert status == 200 and "<html" in page.lower()
+
+
+def test_plain_http_only_redirects_and_https_carries_hsts(prod: Deployed) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", prod.ports["ingress"], timeout=5)
+    connection.request("POST", "/tasks?x=1", body=b"{}", headers={"Host": "api.localhost"})
+    response = connection.getresponse()
+    https_port = prod.ports["ingress_https"]
+    suffix = "" if https_port == 443 else f":{https_port}"
+    assert response.status == 301 and response.getheader("Location") == f"https://api.localhost{suffix}/tasks?x=1"
+    connection.close()
+    ca = prod.run.outputs["ingress_ca_certificate"]
+    context = ssl.create_default_context(cadata=ca)
+    raw = socket.create_connection(("127.0.0.1", https_port), timeout=5)
+    with context.wrap_socket(raw, server_hostname="api.localhost") as tls:
+        names = [value for kind, value in tls.getpeercert()["subjectAltName"] if kind == "DNS"]
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: api.localhost\r\nConnection: close\r\n\r\n")
+        head = tls.recv(65536).decode(errors="replace")
+    assert names == ["localhost", "api.localhost"]
+    assert "strict-transport-security: max-age=31536000; includesubdomains" in head.lower(), head
+    assert "x-content-type-options: nosniff" in head.lower()
+    too_big = prod.http("POST", "api", "/tasks", body={"title": "x" * (1024 * 1024 + 10)})
+    assert too_big[0] == 413, "the ingress refuses a body over 1 MB"
 
 
 def gunicorn_processes(container: str) -> tuple[list[list[str]], list[list[str]]]:

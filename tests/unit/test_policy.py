@@ -73,11 +73,23 @@ GOOD_PROD: dict[str, Any] = {
     "cpus": "1.0",
     "ulimits": [{"name": "nproc", "soft": 256, "hard": 256}],
     "healthcheck": {"tests": ["CMD", "true"]},
-    "ports": [{"internal": 8000, "external": 8000, "ip": "127.0.0.1"}],
     "envs": {rules.SECRET_SIG: rules.SECRET_VALUE, "value": ["POSTGRES_PASSWORD=x"]},
     "restart": "always",
     "labels": [{"label": "ichrisbirch.environment", "value": "prod"}],
 }
+INGRESS = "frontend http\n    bind :8080\n    http-request redirect location https://x code 301\n\nfrontend https\n"
+GOOD_INGRESS: dict[str, Any] = {
+    **GOOD_PROD,
+    "name": "icb-prod-ingress",
+    "ports": [{"internal": 8443, "external": 443, "ip": "127.0.0.1"}],
+    "envs": [f"HAPROXY_CONFIG={INGRESS}"],
+    "labels": [
+        {"label": "ichrisbirch.environment", "value": "prod"},
+        {"label": "ichrisbirch.service", "value": "ingress"},
+    ],
+}
+
+INGRESS_IDENTITY = {"labels": GOOD_INGRESS["labels"], "envs": GOOD_INGRESS["envs"]}
 
 BAD: list[tuple[str, str, dict[str, Any], str]] = [
     ("no-root-user", CONTAINER, {"user": None}, "set `user`"),
@@ -95,8 +107,30 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
         {"volumes": [{"containerPath": "/var/run/docker.sock", "hostPath": "/var/run/docker.sock"}]},
         "Docker socket",
     ),
-    ("no-public-ports", CONTAINER, {"ports": [{"internal": 8000, "external": 8000, "ip": "0.0.0.0"}]}, "set `ip`"),
-    ("no-public-ports", CONTAINER, {"ports": [{"internal": 8000, "external": 8000}]}, "all interfaces"),
+    (
+        "no-public-ports",
+        CONTAINER,
+        {**INGRESS_IDENTITY, "ports": [{"internal": 8443, "external": 443, "ip": "0.0.0.0"}]},
+        "set `ip`",
+    ),
+    (
+        "no-public-ports",
+        CONTAINER,
+        {**INGRESS_IDENTITY, "ports": [{"internal": 8443, "external": 443}]},
+        "all interfaces",
+    ),
+    (
+        "plain-http-only-redirects",
+        CONTAINER,
+        {**INGRESS_IDENTITY, "envs": ["HAPROXY_CONFIG=frontend http\n    bind :8080\n    use_backend app\n"]},
+        "must only redirect",
+    ),
+    (
+        "only-ingress-publishes",
+        CONTAINER,
+        {"ports": [{"internal": 8000, "external": 8000, "ip": "127.0.0.1"}]},
+        "only the ingress publishes",
+    ),
     (
         "no-plain-text-secret-env",
         CONTAINER,
@@ -111,6 +145,7 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
 
 def test_a_good_prod_container_passes() -> None:
     assert rules.violations(rules.Resource(CONTAINER, "api", GOOD_PROD)) == []
+    assert rules.violations(rules.Resource(CONTAINER, "ingress", GOOD_INGRESS)) == []
 
 
 @pytest.mark.parametrize(("rule", "typ", "change", "fix"), BAD, ids=[f"{b[0]}:{i}" for i, b in enumerate(BAD)])

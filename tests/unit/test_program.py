@@ -190,10 +190,7 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
 
 def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -> None:
     for name, container in containers(run_stack(stack)).items():
-        if name == "ingress":
-            assert not is_secret(container.inputs["envs"]), "the ingress's configuration holds no secret"
-            continue
-        envs = container.inputs["envs"]
+        envs = container.inputs["envs"]  # the ingress's: its certificate's private key
         assert is_secret(envs), f"{name}'s envs carry a secret but are not marked secret"
         env = env_of(container)
         for var, secret in [
@@ -239,7 +236,10 @@ def test_published_ports_and_host_address(run_stack: RunStack, stack: str) -> No
     published = {name: c.inputs.get("ports", []) for name, c in run.items() if c.inputs.get("ports")}
     assert set(published) == set(PORTS[stack])
     for name, ports in published.items():
-        assert ports == [{"external": PORTS[stack][name], "internal": INTERNAL[name], "ip": "127.0.0.1"}]
+        expected = [{"external": PORTS[stack][name], "internal": INTERNAL[name], "ip": "127.0.0.1"}]
+        if name == "ingress":  # and HTTPS
+            expected.append({"external": 443, "internal": 8443, "ip": "127.0.0.1"})
+        assert ports == expected
 
 
 def test_host_address_is_configurable(run_stack: RunStack) -> None:
@@ -396,6 +396,24 @@ def test_prod_publishes_only_the_ingress_which_routes_by_host(run_stack: RunStac
     assert {short(d) for d in run["ingress"].dependencies if "Container::" in d} == {"api", "app"}
 
 
+def test_the_ingress_serves_https_from_the_stacks_own_ca_and_plain_http_only_redirects(run_stack: RunStack) -> None:
+    run = run_stack("prod", domain="example.org", httpsPort="8443")
+    config = env_of(containers(run)["ingress"])["HAPROXY_CONFIG"]
+    http_frontend = config.split("frontend http\n")[1].split("\n\n")[0]
+    assert [line.strip() for line in http_frontend.strip().splitlines()[1:]] == [
+        "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301"
+    ], "plain HTTP does nothing but redirect"
+    assert "bind :8443 ssl crt /tmp/site.pem alpn http/1.1 ssl-min-ver TLSv1.2" in config
+    assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in config
+    assert "deny_status 413 if { req.hdr_val(content-length) gt 1048576 }" in config
+    csr = run.named("tls:index/certRequest:CertRequest", "server-csr")
+    assert csr.inputs["dnsNames"] == ["example.org", "api.example.org"]
+    ca = run.named("tls:index/selfSignedCert:SelfSignedCert", "ca-cert")
+    assert ca.inputs["isCaCertificate"] is True and "cert_signing" in ca.inputs["allowedUses"]
+    key = run.named("tls:index/privateKey:PrivateKey", "server-key")
+    assert key.inputs == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+
+
 # --- provider and outputs ------------------------------------------------------------------------
 
 
@@ -420,7 +438,7 @@ def test_remote_engine_over_ssh(run_stack: RunStack) -> None:
     # A provider's structured inputs reach it JSON-encoded.
     assert json.loads(provider.inputs["sshOpts"]) == ["-i", "/keys/deploy"]
     # Prod is reached through its ingress, at the configured domain.
-    assert run.outputs["api_url"] == "http://api.localhost"
+    assert run.outputs["api_url"] == "https://api.localhost"
     dev = run_stack("dev", dockerHost="ssh://deploy@docker.example.com", bindAddress="0.0.0.0")
     assert dev.outputs["api_url"] == "http://docker.example.com:8000"
 
@@ -429,8 +447,9 @@ def test_outputs(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
     port = PORTS[stack]
     if stack == "prod":
-        assert run.outputs["api_url"] == "http://api.localhost"
-        assert run.outputs["app_url"] == "http://localhost"
+        assert run.outputs["api_url"] == "https://api.localhost"
+        assert run.outputs["app_url"] == "https://localhost"
+        assert run.outputs["ingress_ca_certificate"].startswith("-----BEGIN")
     else:
         assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
         assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
