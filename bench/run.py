@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.compose import compose_stack
 from infra.plan import PlanMocks
 from infra.simulate import PROJECT_DIR, run_program
 from tests.conftest import committed_config
+from tests.integration import day2
 from tests.integration.buildkit import step_states
 from tests.integration.conftest import Standins, copy_app, deploy
 from tests.integration.deployer import UpResult
@@ -37,6 +39,7 @@ BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
 RESULTS = BENCH / "RESULTS.md"
 SECOND_UP_HEADING = "## Later `up`s of a deployed stack"
+ROLLOUT_HEADING = "## A prod update under load"
 ADDED_DEPENDENCY = "six"  # small and pure Python: the rebuild measures the tooling, not a compile
 
 
@@ -261,6 +264,72 @@ def measure_deployments(runs: int, standins: Standins) -> tuple[dict[str, list[f
     return healthy, later
 
 
+@dataclass
+class Rollout:
+    """One prod update v1 -> v2 under the request loop."""
+
+    requests: int
+    failed: int
+    seconds_without_service: float
+    wall_seconds: float
+
+
+def _without_service(load: day2.LoadReport) -> float:
+    """The longest stretch in which every request failed: from a failure to the next success."""
+    longest, since = 0.0, None
+    for outcome in load.outcomes:
+        if outcome.status in (200, 201):
+            if since is not None:
+                longest = max(longest, outcome.at - since)
+            since = None
+        elif since is None:
+            since = outcome.at
+    if since is not None:
+        longest = max(longest, load.seconds - since)
+    return longest
+
+
+def measure_rollout(standins: Standins, *, create_first: bool) -> Rollout:
+    """prod v1 -> v2 (a source change) under the request loop; with create_first False, every
+    container is replaced delete-first, as before the ingress rollouts."""
+    with deploy("prod", standins) as deployed:
+        transform = day2.changed_all(create_first=False) if not create_first else (lambda specs: specs)
+        with day2.program_with(transform):
+            deployed.up()  # the variant's own names first, so the measured run is a plain source change
+            with day2.LoadLoop(deployed) as loop:
+                time.sleep(2)
+                day2.bump_version(deployed)
+                started = time.perf_counter()
+                deployed.up()
+                wall = time.perf_counter() - started
+                time.sleep(2)
+                load = loop.report()
+    return Rollout(len(load.outcomes), len(load.failed), _without_service(load), wall)
+
+
+def render_rollouts(rollouts: dict[str, Rollout]) -> str:
+    lines = [
+        ROLLOUT_HEADING,
+        "",
+        "prod from v1 to v2 (a source change) through the test engine, under the request loop of the tests "
+        "(4 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
+        "a POST that writes).",
+        "",
+        "| update | requests | failed | longest time without service | wall time of the update |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rollouts.items():
+        lines.append(
+            f"| {name} | {r.requests} | {r.failed} | {r.seconds_without_service:.1f} s | {r.wall_seconds:.1f} s |"
+        )
+    ours = rollouts.get("create-first (ours)")
+    if ours:
+        others = ", ".join(f"{r.failed} for {name}" for name, r in rollouts.items() if r is not ours)
+        lines += ["", f"Failed requests: {ours.failed} for ours, {others}."]
+    lines.append("")
+    return "\n".join(lines)
+
+
 def render_second_up(later: dict[str, SecondUp], runs: int) -> str:
     lines = [
         SECOND_UP_HEADING,
@@ -410,25 +479,63 @@ def render(
     return "\n".join(lines)
 
 
+def measure_compose_rollout(standins: Standins) -> Rollout:
+    """The same services under `docker compose up -d`, v1 -> v2, under the same request loop."""
+    with compose_stack(standins) as stack, day2.LoadLoop(stack) as loop:  # type: ignore[arg-type]
+        time.sleep(2)
+        source = stack.app_dir / "ichrisbirch" / "__init__.py"
+        source.write_text(source.read_text() + f"\n# source change {uuid.uuid4()}\n")
+        started = time.perf_counter()
+        stack.up()
+        wall = time.perf_counter() - started
+        time.sleep(2)
+        load = loop.report()
+    return Rollout(len(load.outcomes), len(load.failed), _without_service(load), wall)
+
+
+def measure_rollouts(standins: Standins) -> dict[str, Rollout]:
+    print("prod update under load ...", file=sys.stderr)
+    return {
+        "create-first (ours)": measure_rollout(standins, create_first=True),
+        "delete-first": measure_rollout(standins, create_first=False),
+        "`docker compose up -d`": measure_compose_rollout(standins),
+    }
+
+
+def replace_section(heading: str, section: str) -> None:
+    """Print `section` and put it in RESULTS.md in place of the one under `heading` (or at the end)."""
+    print(section)
+    current = RESULTS.read_text()
+    if heading in current:
+        before, _, after = current.partition(heading)
+        rest = after.split("\n## ", 1)
+        tail = f"\n## {rest[1]}" if len(rest) > 1 else ""
+        RESULTS.write_text(f"{before}{section}{tail}")
+    else:
+        RESULTS.write_text(f"{current.rstrip()}\n\n{section}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--only-second-up", action="store_true", help="measure only the later `up`s; rewrite that section of RESULTS.md"
     )
+    parser.add_argument(
+        "--only-rollout", action="store_true", help="measure only the prod update under load; rewrite that section"
+    )
     args = parser.parse_args(argv)
     command = "python -m bench.run" + (f" --runs {args.runs}" if args.runs != 3 else "")
 
     standins_out = run("bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")).stdout
     refs = dict(line.strip().split("=", 1) for line in standins_out.splitlines() if "Image=" in line)
-    standins = Standins(refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"])
+    standins = Standins(refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"], refs["haproxyImage"])
 
     if args.only_second_up:
-        section = render_second_up(measure_deployments(args.runs, standins)[1], args.runs)
-        print(section)
-        current = RESULTS.read_text()
-        kept = current.split(SECOND_UP_HEADING)[0].rstrip("\n") if SECOND_UP_HEADING in current else current.rstrip()
-        RESULTS.write_text(f"{kept}\n\n{section}")
+        replace_section(SECOND_UP_HEADING, render_second_up(measure_deployments(args.runs, standins)[1], args.runs))
+        return 0
+    if args.only_rollout:
+        replace_section(ROLLOUT_HEADING, render_rollouts(measure_rollouts(standins)))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="icb-bench-") as tmp:
@@ -439,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     print("program under mocks ...", file=sys.stderr)
     mocks = measure_mocks(max(args.runs, 5))
 
+    rollouts = measure_rollouts(standins)
     text = render(builds, image_size(standins.python), healthy, later, mocks, args.runs, command)
+    text += "\n" + render_rollouts(rollouts)
     print(text)
     RESULTS.write_text(text)
     print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)

@@ -162,6 +162,10 @@ def changed(service: str, **fields: Any) -> Callable[[list[ServiceSpec]], list[S
     return lambda specs: [dataclasses.replace(s, **fields) if s.name == service else s for s in specs]
 
 
+def changed_all(**fields: Any) -> Callable[[list[ServiceSpec]], list[ServiceSpec]]:
+    return lambda specs: [dataclasses.replace(s, **fields) for s in specs]
+
+
 def assert_removing_a_service_deletes_its_container(deployed: Deployed, service: str) -> None:
     before = container_identity(deployed)
     with program_with(without(service)):

@@ -1,0 +1,176 @@
+"""The baseline for a prod update: the same services as a Compose file, updated with `docker compose up -d`.
+
+The file is rendered from the program's own service specs (`infra.services.services`) for the prod
+stack, so both sides run the same images, commands, environment, health checks, ingress config and
+hardening; only how an update replaces containers differs (Compose stops the old container, then
+starts the new one under the same name).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import load_settings
+from infra.ingress import HTTP_PORT, HTTPS_PORT
+from infra.services import ServiceSpec, services
+from infra.simulate import PROJECT_DIR
+from tests.conftest import TEST_SECRETS, committed_config
+from tests.integration.conftest import Standins, build_image, copy_app, free_port, https
+from tests.integration.deployer import tls_resource
+
+COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")
+PROJECT = "icb-bench-compose"
+
+
+def internal_tls(hosts: list[str]) -> tuple[str, str]:
+    """(CA certificate, server certificate + key) made as the program's pulumi-tls resources make them."""
+    _, ca_key = tls_resource("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})
+    _, ca = tls_resource(
+        "tls:index/selfSignedCert:SelfSignedCert",
+        {
+            "privateKeyPem": ca_key["privateKeyPem"],
+            "subject": {"commonName": "bench CA"},
+            "isCaCertificate": True,
+            "validityPeriodHours": 24,
+            "allowedUses": ["cert_signing"],
+        },
+    )
+    _, key = tls_resource("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})
+    _, csr = tls_resource(
+        "tls:index/certRequest:CertRequest",
+        {"privateKeyPem": key["privateKeyPem"], "subject": {"commonName": hosts[0]}, "dnsNames": hosts},
+    )
+    _, server = tls_resource(
+        "tls:index/locallySignedCert:LocallySignedCert",
+        {
+            "certRequestPem": csr["certRequestPem"],
+            "caPrivateKeyPem": ca_key["privateKeyPem"],
+            "caCertPem": ca["certPem"],
+            "validityPeriodHours": 24,
+            "allowedUses": ["digital_signature", "server_auth"],
+        },
+    )
+    return ca["certPem"], server["certPem"] + key["privateKeyPem"]
+
+
+def _literal(value: str) -> str:
+    """Compose substitutes $VAR from the host's environment: $$ keeps a $ for the container's shell."""
+    return value.replace("$", "$$")
+
+
+def _service(spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict[str, int]) -> dict[str, Any]:
+    environment = {**spec.env, **{var: secrets[name] for var, name in spec.secret_env.items()}}
+    service: dict[str, Any] = {
+        "image": image,
+        "command": [_literal(part) for part in spec.command],
+        "environment": {key: _literal(value) for key, value in environment.items()},
+        "networks": {"default": {"aliases": [spec.name]}},
+        "stop_grace_period": f"{spec.stop_grace_seconds}s",
+        "mem_limit": f"{spec.limits.memory_mb}m",
+        "memswap_limit": f"{spec.limits.memory_mb}m",
+        "cpus": spec.limits.cpus,
+        "restart": "no" if spec.one_shot else spec.restart,
+        "read_only": spec.hardening.read_only_root,
+    }
+    if spec.hardening.user:
+        service["user"] = spec.hardening.user
+    if spec.hardening.drop_all_capabilities:
+        service["cap_drop"] = ["ALL"]
+    if spec.hardening.no_new_privileges:
+        service["security_opt"] = ["no-new-privileges:true"]
+    if spec.tmpfs:
+        service["tmpfs"] = [f"{path}:{options}" for path, options in spec.tmpfs.items()]
+    if spec.mounts:
+        service["volumes"] = [f"{m.volume}:{m.target}" for m in spec.mounts if m.volume]
+    if spec.health:
+        h = spec.health
+        service["healthcheck"] = {
+            "test": [_literal(part) for part in h.test],
+            "interval": f"{h.interval_seconds}s",
+            "timeout": f"{h.timeout_seconds}s",
+            "retries": h.retries,
+            "start_period": f"{h.start_period_seconds}s",
+        }
+    if spec.depends_on:
+        service["depends_on"] = {
+            dep: {"condition": "service_completed_successfully" if dep == "migrate" else "service_healthy"}
+            for dep in spec.depends_on
+        }
+    if spec.name == "ingress":
+        service["ports"] = [f"127.0.0.1:{ports['http']}:{HTTP_PORT}", f"127.0.0.1:{ports['https']}:{HTTPS_PORT}"]
+    return service
+
+
+@dataclass
+class ComposeStack:
+    """A running Compose project of the prod services, reachable like a deployed stack (for LoadLoop)."""
+
+    directory: Path
+    app_dir: Path
+    ca: str
+    https_port: int
+    base: str
+
+    def http(self, method: str, service: str, path: str = "", body: Any = None, timeout: float = 5) -> tuple[int, str]:
+        host = "localhost" if service == "app" else f"{service}.localhost"
+        return https(method, f"https://127.0.0.1:{self.https_port}{path}", host, self.ca, body, timeout)
+
+    def up(self) -> None:
+        """Build the app image from the current source and `docker compose up -d --wait`."""
+        build_image(self.app_dir, "production", "icb-bench-compose-app:current", self.base)
+        compose("up", "-d", "--wait", cwd=self.directory)
+
+
+def compose(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [COMPOSE, "-p", PROJECT, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+@contextmanager
+def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
+    """The prod services under Compose, on free ports; removed with their volumes afterwards."""
+    config, secret_keys = committed_config("prod", {"postgresImage": standins.postgres})
+    settings = load_settings("prod", config, secret_keys)
+    directory = Path(tempfile.mkdtemp(prefix="icb-bench-compose-"))
+    app_dir = copy_app(directory / "app")
+    ca, bundle = internal_tls([settings.domain, f"api.{settings.domain}"])
+    secrets = {
+        "postgres_password": TEST_SECRETS["postgresPassword"],
+        "redis_password": TEST_SECRETS["redisPassword"],
+        "flask_secret_key": TEST_SECRETS["flaskSecretKey"],
+        "ingress_tls_pem": bundle,
+    }
+    ports = {"http": free_port(), "https": free_port()}
+    images = {
+        "app": "icb-bench-compose-app:current",
+        "postgres": standins.postgres,
+        "redis": standins.redis,
+        "haproxy": standins.haproxy,
+    }
+    specs = services(settings, PROJECT_DIR)
+    document = {
+        "services": {s.name: _service(s, images[s.image], secrets, ports) for s in specs},
+        "volumes": {m.volume: {} for s in specs for m in s.mounts if m.volume},
+    }
+    # The ingress balances over the alias: Compose's recreate keeps one container per service.
+    (directory / "compose.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False))
+    stack = ComposeStack(directory, app_dir, ca, ports["https"], standins.python)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        compose("down", "-v", "--remove-orphans", "-t", "5", cwd=directory)
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
