@@ -77,7 +77,11 @@ defaults
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
-    default-server inter 1s fastinter 500ms rise 2 fall 1
+    # A server is admitted after two good checks in a row and dropped after three bad ones: requests
+    # meanwhile sent to one that stopped are refused, and retried on another. A check may take as
+    # long as the app's own call to the api (its /health asks the api).
+    timeout check 6s
+    default-server inter 1s fastinter 500ms rise 2 fall 3
 
 frontend http
     bind :{HTTP_PORT}
