@@ -183,3 +183,34 @@ def test_stack_files_hold_no_plain_text_secret(stack: str) -> None:
         field_name = {key_of(n): n for n in StackSettings.model_fields}.get(key.split(":", 1)[1])
         if field_name in SECRET_FIELDS:
             assert isinstance(value, dict) and set(value) == {"secure"}, f"{key} is plain text in Pulumi.{stack}.yaml"
+
+
+@pytest.mark.parametrize("stack", ["Prod", "prod_eu", "prod--eu", "-prod", "p" * 41])
+def test_a_stack_name_that_cannot_name_docker_objects_is_refused(stack: str) -> None:
+    config, secret_keys = committed_config("prod")
+    error = refused(stack, config, secret_keys)
+    assert "cannot name its containers, network, volumes and image tag" in problems_of(error)["stack"]
+
+
+def test_two_stacks_of_one_environment_name_everything_apart() -> None:
+    config, secret_keys = committed_config("prod")
+    names = {}
+    for stack in ("prod", "prod-eu"):
+        run = run_program(stack, config, secret_keys, PlanMocks())
+        # Everything the stack owns; base images (RemoteImage, kept locally) are shared on purpose.
+        owned = [r for r in run.resources if r.type.startswith("docker:") and "remoteImage" not in r.type]
+        names[stack] = {str(r.inputs.get("name") or r.inputs.get("imageName")) for r in owned}
+    assert not names["prod"] & names["prod-eu"], names["prod"] & names["prod-eu"]
+
+
+def test_ssh_options_need_an_ssh_host() -> None:
+    config, secret_keys = committed_config("dev", {"dockerSshOpts": '["-i", "key"]'})
+    assert (
+        "only applies to an ssh:// dockerHost"
+        in problems_of(refused("dev", config, secret_keys))["ichrisbirch:dockerSshOpts"]
+    )
+
+
+def test_the_application_folder_must_hold_a_dockerfile() -> None:
+    config, secret_keys = committed_config("dev", {"appDirectory": "no-such-app"})
+    assert "has no Dockerfile" in problems_of(refused("dev", config, secret_keys))["ichrisbirch:appDirectory"]
