@@ -217,6 +217,7 @@ class Outcome:
     status: int  # 0: no response (refused, reset, timed out)
     version: str = ""
     error: str = ""
+    seconds: float = 0.0  # how long it took to answer (or fail)
 
 
 @dataclass
@@ -239,6 +240,15 @@ class LoadReport:
             if outcome.version and (not seen or seen[-1] != outcome.version):
                 seen.append(outcome.version)
         return seen
+
+    def longest_without_service(self) -> float:
+        """The longest time between two successful answers (their completion times), while the loop ran."""
+        done = sorted(o.at + o.seconds for o in self.outcomes if o.status in (200, 201))
+        edges = [0.0, *done, self.seconds]
+        return max(b - a for a, b in zip(edges, edges[1:], strict=False))
+
+    def slowest(self) -> float:
+        return max((o.seconds for o in self.outcomes), default=0.0)
 
     def first(self, version: str) -> float | None:
         return next((o.at for o in self.outcomes if o.version == version), None)
@@ -294,11 +304,12 @@ class LoadLoop:
                 status, text = self.deployed.http(method, service, path, body=body, timeout=10)
                 answered = status == 200 and (service, path) == ("api", "/")
                 version = json.loads(text).get("version", "") if answered else ""
-                outcome = Outcome(
-                    at, f"{method} {service} {path}", status, version, text[:200] if status >= 400 else ""
-                )
-            except OSError as error:  # refused, reset, timed out: a failed request
-                outcome = Outcome(at, f"{method} {service} {path}", 0, error=str(error))
+                error = text[:200] if status >= 400 else ""
+                took = time.monotonic() - self.started - at
+                outcome = Outcome(at, f"{method} {service} {path}", status, version, error, took)
+            except OSError as failure:  # refused, reset, timed out: a failed request
+                took = time.monotonic() - self.started - at
+                outcome = Outcome(at, f"{method} {service} {path}", 0, error=str(failure), seconds=took)
             with self._lock:
                 self._outcomes.append(outcome)
             n += 1
