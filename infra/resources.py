@@ -297,6 +297,9 @@ class Deployment(pulumi.ComponentResource):
             attach=spec.one_shot,
             logs=spec.one_shot,
             restart=spec.restart,
+            # The application's Python processes as PID 1 would ignore SIGTERM without a handler of their
+            # own (`flask run` has none): Docker's init forwards it, so they stop in time, and reaps zombies.
+            init=spec.image == "app",
             user=hard.user,
             read_only=hard.read_only_root,
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]) if hard.drop_all_capabilities else None,

@@ -65,7 +65,7 @@ CONTAINER_APPLIED = frozenset(
         "name", "image", "command", "envs", "labels", "networksAdvanced", "ports", "volumes", "tmpfs",
         "healthcheck", "wait", "waitTimeout", "mustRun", "attach", "logs", "restart", "user", "readOnly",
         "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "ulimits", "logDriver", "logOpts",
-        "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode",
+        "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode", "init",
     }
 )  # fmt: skip
 Operation = Literal["same", "create", "update", "replace", "delete"]
@@ -621,7 +621,7 @@ class DockerEngine(Mocks):
                 type=inputs.get("logDriver", "json-file"), config=inputs.get("logOpts") or {}
             ),
             network_mode=inputs.get("networkMode", "bridge"),
-            init=False,  # Create sends Init=false when unset
+            init=bool(inputs.get("init", False)),  # Create sends Init=false when unset
         )
         config = {
             "image": inputs["image"],
