@@ -319,11 +319,11 @@ def render_rollouts(rollouts: dict[str, Rollout]) -> str:
         others = ", ".join(f"{r.failed} for {name}" for name, r in rollouts.items() if r is not ours)
         lines += [
             "",
-            f"Failed requests: {ours.failed} for ours, {others}. Behind the same ingress, delete-first fails "
-            "few requests outright: a request to a removed container waits for its connection to time out "
-            "and is retried, so the gap shows as waiting (the longest time without a successful answer, "
-            "the slowest request) rather than as errors. Compose recreates each container stop-first under "
-            "the same name.",
+            f"Failed requests: {ours.failed} for ours, {others}. Delete-first, behind the same ingress, leaves "
+            "a moment with no api or app container: HAProxy has no server to send to, and what it retries "
+            "waits. Compose recreates each container stop-first under the same name. Ours creates the new "
+            "container, admits it once healthy, and only then stops the old one, whose refused or dropped "
+            "connections are retried on the new one.",
         ]
     lines.append("")
     return "\n".join(lines)
