@@ -347,8 +347,9 @@ def render_second_up(later: dict[str, SecondUp], runs: int) -> str:
         )
     lines += [
         "",
-        "A source-only change rebuilds the image (one source layer) and replaces the application's containers, "
-        "each deleted first with its graceful stop time and created again once its dependencies are healthy; "
+        "A source-only change rebuilds the image (one source layer) and replaces the application's containers: "
+        "delete-first in dev and test (each stopped within its graceful stop time, then created again once its "
+        "dependencies are healthy), create-first in prod (the old one stopped once the new one is healthy); "
         "Postgres and Redis are left alone.",
         "",
     ]
