@@ -122,7 +122,9 @@ def test_plain_http_only_redirects_and_https_carries_hsts(prod: Deployed) -> Non
 def gunicorn_processes(container: str) -> tuple[list[list[str]], list[list[str]]]:
     """(masters, workers) among the container's gunicorn processes, each as [pid, ppid, args]."""
     top = docker("top", container, "-eo", "pid,ppid,args").stdout.splitlines()[1:]
-    gunicorn = [line.split(None, 2) for line in top if "gunicorn" in line]
+    processes = [line.split(None, 2) for line in top]
+    # PID 1 is Docker's init (`docker-init -- gunicorn ...`): not a gunicorn process itself.
+    gunicorn = [p for p in processes if "gunicorn" in p[2] and "docker-init" not in p[2]]
     masters = [p for p in gunicorn if not any(p[1] == q[0] for q in gunicorn)]
     workers = [p for p in gunicorn if masters and p[1] == masters[0][0]]
     return masters, workers
