@@ -249,7 +249,7 @@ def measure_deployments(runs: int, standins: Standins) -> tuple[dict[str, list[f
     for stack in ("dev", "test", "prod"):
         for _ in range(runs):
             with deploy(stack, standins) as deployed:
-                healthy.setdefault(stack, []).append(deployed.deployer.time_from_first_container_to_healthy())
+                healthy.setdefault(stack, []).append(deployed.engine.time_from_first_container_to_healthy())
                 measured = later.setdefault(stack, SecondUp())
                 started = time.perf_counter()
                 result = deployed.up()

@@ -469,8 +469,8 @@ def check_image(inputs: Mapping[str, Any], workdir: Path, *, portable_modes: boo
     context = build.get("context", ".")
     build.setdefault("dockerfile", f"{context}/Dockerfile")
     build.setdefault("platform", "linux/amd64")
-    context_dir = _resolve(workdir, context)
-    dockerfile = _resolve(workdir, build["dockerfile"])
+    context_dir = resolve_path(workdir, context)
+    dockerfile = resolve_path(workdir, build["dockerfile"])
     if not dockerfile.is_file():
         raise NotModelled(f"Image: dockerfile {build['dockerfile']} not found (relative to the program's directory)")
     build["contextDigest"] = context_digest(context_dir, dockerfile, portable_modes=portable_modes)
@@ -478,7 +478,8 @@ def check_image(inputs: Mapping[str, Any], workdir: Path, *, portable_modes: boo
     return checked
 
 
-def _resolve(workdir: Path, path: str) -> Path:
+def resolve_path(workdir: Path, path: str) -> Path:
+    """A build path as the provider resolves it: relative to the program's working directory."""
     candidate = Path(path)
     return candidate if candidate.is_absolute() else workdir / candidate
 

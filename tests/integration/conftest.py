@@ -200,10 +200,6 @@ class Deployed:
         assert self.last.run is not None
         return self.last.run
 
-    @property
-    def deployer(self) -> DockerEngine:
-        return self.engine
-
     def up(
         self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str
     ) -> UpResult:
@@ -215,7 +211,7 @@ class Deployed:
 
     @property
     def ingress(self) -> bool:
-        return PROFILES[self.stack].ingress
+        return PROFILES[self.config["ichrisbirch:environment"]].ingress
 
     def url(self, service: str, path: str = "") -> str:
         """Where a request for `service` goes: through the ingress (HTTPS) where the stack has one."""

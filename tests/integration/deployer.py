@@ -482,8 +482,8 @@ class DockerEngine(Mocks):
             raise NotModelled(f"image build input(s) {', '.join(unknown)}")
         if build.get("builderVersion", "BuilderBuildKit") != "BuilderBuildKit":
             raise NotModelled(f"builderVersion {build.get('builderVersion')}")
-        context = provider._resolve(self.workdir, build["context"])
-        dockerfile = provider._resolve(self.workdir, build["dockerfile"])
+        context = provider.resolve_path(self.workdir, build["context"])
+        dockerfile = provider.resolve_path(self.workdir, build["dockerfile"])
         command = [BUILDKIT_DOCKER, "build", "-f", str(dockerfile), "-t", inputs["imageName"]]
         command += ["--platform", build["platform"]] if build.get("platform") else []
         command += ["--target", build["target"]] if build.get("target") else []

@@ -83,7 +83,7 @@ def test_only_the_ingress_listens_on_the_host(prod: Deployed) -> None:
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
     ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines()}
     assert {prod.ports["ingress"], prod.ports["ingress_https"]} <= ports
-    for name in prod.deployer.ids():
+    for name in prod.engine.ids():
         published = inspect_container(prod.container(name))["HostConfig"]["PortBindings"] or {}
         assert name == "ingress" or not published, f"{name} publishes {published}"
     status, body = prod.http("GET", "api", "/")
@@ -149,7 +149,7 @@ def test_killing_the_api_main_process_brings_it_back_healthy(prod: Deployed) -> 
         timeout=30,
         what="Docker restarting the api",
     )
-    prod.deployer.wait_healthy(name, timeout=60)
+    prod.engine.wait_healthy(name, timeout=60)
     assert health(prod)[0] == 200
 
 
@@ -166,7 +166,7 @@ def test_stopping_postgres_turns_health_into_a_503_naming_it(prod: Deployed) -> 
         assert body["down"] == ["postgres"]
     finally:
         docker("start", name)
-    prod.deployer.wait_healthy(name, timeout=60)
+    prod.engine.wait_healthy(name, timeout=60)
     until(lambda: True if health(prod)[0] == 200 else None, timeout=30, what="the api healthy again")
 
 

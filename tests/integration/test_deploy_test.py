@@ -30,7 +30,7 @@ def test_stack(standins: Standins) -> Iterator[Deployed]:
 
 def test_the_suite_runs_against_the_live_stack_and_passes(test_stack: Deployed) -> None:
     tests = test_stack.run.named("docker:index/container:Container", "tests")
-    logs = test_stack.deployer.client().logs(test_stack.container("tests")).decode(errors="replace")
+    logs = test_stack.engine.client().logs(test_stack.container("tests")).decode(errors="replace")
     print(f"--- output of {test_stack.container('tests')} ---\n{logs}")
     summary = next((line for line in reversed(logs.splitlines()) if " passed" in line), "no summary line")
     report(f"test: the application's suite in {test_stack.container('tests')}: {summary.strip()}")
@@ -51,12 +51,12 @@ def test_postgres_keeps_throwaway_data_on_tmpfs_without_fsync(test_stack: Deploy
     postgres = inspect_container(test_stack.container("postgres"))
     assert "/var/lib/postgresql/data" in postgres["HostConfig"]["Tmpfs"]
     assert not postgres["Mounts"] or all(m["Type"] != "volume" for m in postgres["Mounts"])
-    fsync = test_stack.deployer.client().exec_create(
+    fsync = test_stack.engine.client().exec_create(
         test_stack.container("postgres"),
         ["psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-Atc", "SHOW fsync"],
         user="postgres",
     )
-    assert test_stack.deployer.client().exec_start(fsync).decode().strip() == "off"
+    assert test_stack.engine.client().exec_start(fsync).decode().strip() == "off"
 
 
 def test_no_secret_in_image_history_config_or_logs(test_stack: Deployed) -> None:
