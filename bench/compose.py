@@ -73,7 +73,7 @@ def _service(spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict
         "image": image,
         "command": [_literal(part) for part in spec.command],
         "environment": {key: _literal(value) for key, value in environment.items()},
-        "networks": {"default": {"aliases": [spec.name]}},
+        "networks": {"default": {"aliases": [spec.name, *spec.aliases]}},
         "stop_grace_period": f"{spec.stop_grace_seconds}s",
         "mem_limit": f"{spec.limits.memory_mb}m",
         "memswap_limit": f"{spec.limits.memory_mb}m",
@@ -151,7 +151,8 @@ def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
         "postgres_password": TEST_SECRETS["postgresPassword"],
         "redis_password": TEST_SECRETS["redisPassword"],
         "flask_secret_key": TEST_SECRETS["flaskSecretKey"],
-        "ingress_tls_pem": bundle,
+        "router_tls_pem": bundle,
+        "internal_ca_certificate": ca,
     }
     ports = {"http": free_port(), "https": free_port()}
     images = {
@@ -165,7 +166,7 @@ def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
         "services": {s.name: _service(s, images[s.image], secrets, ports) for s in specs},
         "volumes": {m.volume: {} for s in specs for m in s.mounts if m.volume},
     }
-    # The ingress balances over the alias: Compose's recreate keeps one container per service.
+    # The router balances over the alias: Compose's recreate keeps one container per service.
     (directory / "compose.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False))
     stack = ComposeStack(directory, app_dir, ca, ports["https"], standins.python)
     try:

@@ -302,7 +302,7 @@ def render_rollouts(rollouts: dict[str, Rollout]) -> str:
         ROLLOUT_HEADING,
         "",
         "prod from v1 to v2 (a source change) through the test engine, under the request loop of the tests "
-        "(4 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
+        "(8 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
         "a POST that writes).",
         "",
         "| update | requests | failed | longest time without a successful answer | slowest request | "

@@ -111,7 +111,11 @@ class StackSettings(BaseModel):
     postgres_image: ImageRef = Field("postgres:16.4-bookworm", description="Pinned Postgres image.")
     redis_image: ImageRef = Field("redis:7.4.1-bookworm", description="Pinned Redis image.")
     haproxy_image: ImageRef = Field(
-        "haproxy:2.8.10-bookworm", description="Pinned HAProxy image of the ingress (prod), which balances api and app."
+        "haproxy:2.8.10-bookworm",
+        description="Pinned HAProxy image of the ingress and the router, which balances api and app (test, prod).",
+    )
+    caddy_image: ImageRef = Field(
+        "caddy:2.10.2", description="Pinned Caddy image of the ingress when acmeEmail is set (ACME certificates)."
     )
     image_registry: Annotated[str, AfterValidator(_repository_or_empty)] = Field(
         "", description="Registry repository to push the prod image to; empty keeps the image local."
@@ -123,13 +127,26 @@ class StackSettings(BaseModel):
     app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
     postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")
     redis_port: HostPort = Field(6379, description="Host port of Redis (not published in prod).")
-    http_port: HostPort = Field(80, description="Host port of the ingress's plain HTTP (prod), which only redirects.")
-    https_port: HostPort = Field(443, description="Host port of the ingress's HTTPS (prod).")
+    http_port: HostPort = Field(80, description="Host port of the ingress's plain HTTP, which only redirects.")
+    https_port: HostPort = Field(443, description="Host port of the ingress's HTTPS.")
 
     domain: str = Field(
         "localhost",
         pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$",
         description="Where the ingress serves: the app at <domain>, the api at api.<domain>.",
+    )
+    acme_email: str = Field(
+        "",
+        pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Set (with a public domain) for certificates from ACME; empty uses the stack's internal CA.",
+    )
+    acme_directory: str = Field(
+        "https://acme-v02.api.letsencrypt.org/directory",
+        pattern=r"^https://\S+$",
+        description="ACME directory URL (Let's Encrypt by default; its staging URL while trying things out).",
+    )
+    request_body_limit_kb: Positive = Field(
+        1024, description="Largest request body the ingress accepts, in KiB; larger ones get a 413."
     )
 
     # Sizing.
@@ -274,7 +291,7 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
     `secret_keys` are the full keys Pulumi marked as secret. Keys of other namespaces (docker:,
     pulumi:) are left alone; every key in this project's namespace must be known.
     """
-    from infra.services import published_ports  # services depend on config, not the other way round
+    from infra.services import PROFILES, published_ports  # services depend on config, not the other way round
 
     problems: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
@@ -333,6 +350,22 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
         if settings.docker_ssh_opts and not settings.docker_host.startswith("ssh://"):
             problems.append(
                 (f"{PROJECT}:dockerSshOpts", f"only applies to an ssh:// dockerHost, not {settings.docker_host}")
+            )
+        private = "." not in settings.domain or settings.domain.endswith((".localhost", ".internal", ".test"))
+        if settings.acme_email and private:
+            problems.append(
+                (
+                    f"{PROJECT}:acmeEmail",
+                    f"needs a public {PROJECT}:domain that an ACME CA can reach, not {settings.domain!r}",
+                )
+            )
+        if PROFILES[settings.environment].runs_test_suite and settings.domain == "localhost":
+            problems.append(
+                (
+                    f"{PROJECT}:domain",
+                    "must not be localhost in a stack whose test suite reaches the ingress by name"
+                    " (inside a container localhost is the container itself); for example test.ichrisbirch.internal",
+                )
             )
         app_dir = PROJECT_DIR / settings.app_directory
         if not (app_dir / "Dockerfile").is_file():

@@ -1,7 +1,17 @@
-"""The ingress's configuration, rendered from the service specs: never edited by hand.
+"""The ingress's configurations, rendered from the service specs: never edited by hand.
 
-HAProxy balances each routed service over whatever answers to its network alias, through Docker's
-DNS (127.0.0.11), re-resolved every second. A container is admitted only once its health endpoint
+Two layers, so that a change to routing, TLS or headers drops no connection:
+
+- `ingress` publishes the host's HTTP and HTTPS ports and changes only with those ports and its
+  image. By default it is HAProxy in TCP mode, passing every connection (with the client's
+  address, in a PROXY header) to whichever `router` is healthy; with `acmeEmail` set it is Caddy,
+  which gets certificates from ACME for the domain and passes requests to the router over TLS.
+- `router` terminates TLS with the stack's internal certificate, routes by Host and balances each
+  routed service. It is replaced create-first, like api and app: the new router is healthy before
+  the old one is stopped, and the ingress retries a refused connection on another router.
+
+The router balances each service over whatever answers to its network alias, through Docker's DNS
+(127.0.0.11), re-resolved every second. A container is admitted only once its health endpoint
 answers (200, or 503 when a dependency is down: the process serves), twice in a row; a refused or
 reset connection is retried on another server. So during a create-first replacement no request
 reaches a container that is starting, stopping or not listening. (Measured on this machine:
@@ -13,18 +23,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONFIG_PATH = "/tmp/haproxy.cfg"  # written at start from $HAPROXY_CONFIG (tmpfs under a read-only root)
-CERT_PATH = "/tmp/site.pem"  # the server certificate and key, written at start from $HAPROXY_TLS_PEM
-HTTP_PORT = 8080  # inside the container: a non-root process cannot bind 80 or 443
+CERT_PATH = "/tmp/site.pem"  # the router's certificate and key, written at start from $HAPROXY_TLS_PEM
+CADDY_CONFIG_PATH = "/tmp/Caddyfile"
+CADDY_CA_PATH = "/tmp/router-ca.pem"  # the internal CA, which the ACME ingress verifies the router with
+HTTP_PORT = 8080  # inside the containers: a non-root process cannot bind 80 or 443
 HTTPS_PORT = 8443
+STATUS_PORT = 8404  # /healthz for the containers' own health checks and the ingress's checks of routers
 HSTS = "max-age=31536000; includeSubDomains"
-STATUS_PORT = 8404  # /healthz for the container's own health check
 MAX_SERVERS = 6  # per service: old and new containers during a rollout, with room to spare
-BODY_LIMIT_BYTES = 1024 * 1024
+ROUTER = "router"  # the network alias of the routers
 # One JSON object per request on stdout (Docker's json-file log), with the server that answered.
 LOG_FORMAT = (
     '{"time":"%t","client":"%ci","host":"%[capture.req.hdr(0),json(utf8s)]","request":"%{+Q}r",'
     '"status":%ST,"bytes":%B,"backend":"%b","server":"%s","retries":%rc,"ms":%Tt}'
 )
+TCP_LOG_FORMAT = '{"time":"%t","client":"%ci","frontend":"%f","server":"%s","retries":%rc,"ms":%Tt,"bytes":%B}'
+
+# Shared by both HAProxy layers: a server is admitted after two good checks in a row and taken out
+# at once when it refuses or drops a connection; a refused connection is retried on another.
+_DNS = """resolvers docker
+    nameserver dns 127.0.0.11:53
+    hold valid 1s
+    hold obsolete 1s
+    accepted_payload_size 8192"""
+_SERVERS = "default-server inter 1s fastinter 500ms rise 2 fall 3 observe layer4 error-limit 1 on-error mark-down"
 
 
 @dataclass(frozen=True)
@@ -35,12 +57,18 @@ class Route:
     health_path: str
 
 
-def haproxy_config(routes: list[Route], https_port: int) -> str:
-    """haproxy.cfg for `routes`; requests for any other host go to the first route's service.
+def _https_redirect(https_port: int) -> str:
+    return "" if https_port == 443 else f":{https_port}"
 
-    Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`).
+
+def router_config(routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool) -> str:
+    """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
+
+    Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`). With
+    `proxy_protocol`, connections come from the TCP ingress with the client's address first.
     """
-    https_host = "%[req.hdr(host),field(1,:)]" + ("" if https_port == 443 else f":{https_port}")
+    accept = " accept-proxy" if proxy_protocol else ""
+    https_host = "%[req.hdr(host),field(1,:)]" + _https_redirect(https_port)
     frontend_rules = "\n".join(
         f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes
     )
@@ -54,12 +82,10 @@ def haproxy_config(routes: list[Route], https_port: int) -> str:
     return f"""# Rendered by the Pulumi program (infra/ingress.py); do not edit.
 global
     log stdout format raw local0
+    # A soft stop (SIGUSR1, the image's stop signal) lets in-flight requests finish, for this long.
+    hard-stop-after 20s
 
-resolvers docker
-    nameserver dns 127.0.0.11:53
-    hold valid 1s
-    hold obsolete 1s
-    accepted_payload_size 8192
+{_DNS}
 
 defaults
     mode http
@@ -79,21 +105,18 @@ defaults
     retries 3
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
-    # A server is admitted after two good checks in a row and dropped after three bad ones: requests
-    # meanwhile sent to one that stopped are refused, and retried on another. A check may take as
-    # long as the app's own call to the api (its /health asks the api).
+    # A check may take as long as the app's own call to the api (its /health asks the api).
     timeout check 6s
-    # A server that refuses or drops a connection is taken out at once, not after its next checks.
-    default-server inter 1s fastinter 500ms rise 2 fall 3 observe layer4 error-limit 1 on-error mark-down
+    {_SERVERS}
 
 frontend http
-    bind :{HTTP_PORT}
+    bind :{HTTP_PORT}{accept}
     http-request redirect location https://{https_host}%[capture.req.uri] code 301
 
 frontend https
-    bind :{HTTPS_PORT} ssl crt {CERT_PATH} alpn http/1.1 ssl-min-ver TLSv1.2
+    bind :{HTTPS_PORT}{accept} ssl crt {CERT_PATH} alpn http/1.1 ssl-min-ver TLSv1.2
     capture request header Host len 64
-    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {BODY_LIMIT_BYTES} }}
+    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
     http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
@@ -106,4 +129,94 @@ frontend status
     monitor-uri /healthz
 
 {backends}
+"""
+
+
+def tcp_ingress_config() -> str:
+    """haproxy.cfg of the TCP ingress: the same for every stack, so it is never replaced for a
+    change of routing, TLS or headers. Each connection goes to a healthy router; a refused one is
+    retried on another (a router stopping closes its listeners first)."""
+    check = f"check port {STATUS_PORT} send-proxy-v2 resolvers docker init-addr none"
+    backends = "\n\n".join(
+        f"""backend router_{name}
+    option httpchk GET /healthz
+    server-template {ROUTER} {MAX_SERVERS} {ROUTER}:{port} {check}"""
+        for name, port in (("http", HTTP_PORT), ("https", HTTPS_PORT))
+    )
+    return f"""# Rendered by the Pulumi program (infra/ingress.py); do not edit.
+global
+    log stdout format raw local0
+    hard-stop-after 20s
+
+{_DNS}
+
+defaults
+    mode tcp
+    log global
+    log-format '{TCP_LOG_FORMAT}'
+    timeout connect 300ms
+    timeout client 60s
+    timeout server 60s
+    retries 3
+    option redispatch 1
+    timeout check 2s
+    {_SERVERS}
+
+frontend http
+    bind :{HTTP_PORT}
+    default_backend router_http
+
+frontend https
+    bind :{HTTPS_PORT}
+    default_backend router_https
+
+frontend status
+    mode http
+    bind :{STATUS_PORT}
+    monitor-uri /healthz
+
+{backends}
+"""
+
+
+def caddy_config(domain: str, acme_email: str, acme_directory: str, https_port: int) -> str:
+    """Caddyfile of the ACME ingress: certificates for <domain> and api.<domain> from ACME (kept in
+    its data volume, renewed by Caddy), plain HTTP redirected, requests passed to the router over
+    TLS checked against the stack's internal CA. HSTS, headers, the body limit and the JSON access
+    log stay with the router."""
+    hosts = f"{domain}, api.{domain}"
+    return f"""# Rendered by the Pulumi program (infra/ingress.py); do not edit.
+{{
+	email {acme_email}
+	acme_ca {acme_directory}
+	# Unprivileged ports inside the container; Docker publishes them as 80 and 443. The ACME CA
+	# reaches the HTTP-01 challenge on 80 and TLS-ALPN-01 on 443.
+	http_port {HTTP_PORT}
+	https_port {HTTPS_PORT}
+	auto_https disable_redirects
+	admin off
+	storage file_system /data/caddy
+	servers {{
+		protocols h1 h2
+	}}
+}}
+
+http://{domain}, http://api.{domain} {{
+	redir https://{{host}}{_https_redirect(https_port)}{{uri}} 301
+}}
+
+{hosts} {{
+	reverse_proxy https://{ROUTER}:{HTTPS_PORT} {{
+		transport http {{
+			tls_trusted_ca_certs {CADDY_CA_PATH}
+			tls_server_name {domain}
+			# A new connection per request: no race with a router closing an idle one.
+			keepalive off
+		}}
+	}}
+}}
+
+http://:{STATUS_PORT} {{
+	respond /healthz 200
+}}
 """

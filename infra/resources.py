@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -15,6 +14,9 @@ from infra.config import Identity, StackSettings
 from infra.services import PROFILES, HealthCheck, ServiceSpec, app_directory, services
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# Filled from the stack's InternalTls: the router's certificate and key (one PEM bundle, as HAProxy
+# loads it), and the CA's root certificate.
+PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})
 
 
 def _healthcheck(health: HealthCheck) -> docker.ContainerHealthcheckArgs:
@@ -40,15 +42,6 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
         return "passed"
 
     return pulumi.Output.all(exit_code, logs).apply(check)
-
-
-def _joined(var: str) -> Callable[[list[str]], str]:
-    """K=<certificate><key>: the PEM bundle HAProxy loads."""
-
-    def join(parts: list[str]) -> str:
-        return f"{var}={parts[0]}{parts[1]}"
-
-    return join
 
 
 class InternalTls(pulumi.ComponentResource):
@@ -159,9 +152,10 @@ class Deployment(pulumi.ComponentResource):
             "postgres": self.postgres_image.image_id,
             "redis": self.redis_image.image_id,
         }
-        if any(spec.image == "haproxy" for spec in specs):
-            haproxy = docker.RemoteImage("haproxy-image", name=settings.haproxy_image, keep_locally=True, opts=child)
-            image_refs["haproxy"] = haproxy.image_id
+        for proxy, reference in (("haproxy", settings.haproxy_image), ("caddy", settings.caddy_image)):
+            if any(spec.image == proxy for spec in specs):
+                pulled = docker.RemoteImage(f"{proxy}-image", name=reference, keep_locally=True, opts=child)
+                image_refs[proxy] = pulled.image_id
 
         self.tls: InternalTls | None = None
         if profile.ingress:
@@ -209,41 +203,54 @@ class Deployment(pulumi.ComponentResource):
         )
 
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
-        """The settings secrets `spec` reads (the ingress's certificate is not a setting)."""
+        """The settings secrets `spec` reads, by variable."""
         values = {}
         for var, secret_name in sorted(spec.secret_env.items()):
-            if secret_name == "ingress_tls_pem":
+            if secret_name in PROGRAM_VALUES:
                 continue
             secret = getattr(self.settings, secret_name)
             assert secret is not None, f"{secret_name} is validated as required"
             values[var] = secret.get_secret_value()
         return values
 
+    def _program_values(self, spec: ServiceSpec) -> dict[str, pulumi.Output[str]]:
+        """What `spec` reads that the program itself makes (certificates), by variable."""
+        values: dict[str, pulumi.Output[str]] = {}
+        for var, name in sorted(spec.secret_env.items()):
+            if name not in PROGRAM_VALUES:
+                continue
+            assert self.tls is not None, "a stack with an ingress has its certificates"
+            if name == "router_tls_pem":
+                values[var] = pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply("".join)
+            else:
+                values[var] = self.tls.ca_certificate
+        return values
+
     def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
         entries = [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
-        for var, secret_name in sorted(spec.secret_env.items()):
-            if secret_name == "ingress_tls_pem":
-                assert self.tls is not None, "the ingress has its certificates"
-                pem = pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply(_joined(var))
-                entries.append(pulumi.Output.secret(pem))
+        for var, value in self._program_values(spec).items():
+            entries.append(pulumi.Output.secret(pulumi.Output.concat(var, "=", value)))
         return entries
 
     def _container_name(self, spec: ServiceSpec, image: pulumi.Output[str]) -> str | pulumi.Output[str]:
         """A fixed name; for a create-first container, one that changes whenever it is replaced.
 
-        The suffix hashes what replaces the container (its spec, its image, its secrets), so old
-        and new can run side by side. It is no secret: a digest of high-entropy values.
+        The suffix hashes what replaces the container (its spec, its image, its secrets and
+        certificates), so old and new can run side by side. It is no secret: a digest of
+        high-entropy values.
         """
         base = self.identity.container(spec.name)
         if not spec.create_first:
             return base
         secrets = self._secret_values(spec)
+        program_values = self._program_values(spec)
 
-        def suffixed(image_ref: str) -> str:
-            material = repr((spec, image_ref, sorted(secrets.items()), LOG_OPTIONS))
+        def suffixed(values: list[str]) -> str:
+            image_ref, *made = values
+            material = repr((spec, image_ref, sorted(secrets.items()), made, LOG_OPTIONS))
             return f"{base}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
 
-        return pulumi.Output.unsecret(image.apply(suffixed))
+        return pulumi.Output.unsecret(pulumi.Output.all(image, *program_values.values()).apply(suffixed))
 
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
@@ -274,7 +281,9 @@ class Deployment(pulumi.ComponentResource):
             command=list(spec.command),
             envs=[f"{k}={v}" for k, v in sorted(spec.env.items())] + self._secret_env(spec),
             labels=label_args,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[spec.name])],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=self.network.name, aliases=[spec.name, *spec.aliases])
+            ],
             ports=[
                 docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.host_ip) for p in spec.ports
             ],

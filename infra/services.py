@@ -12,11 +12,28 @@ from pathlib import Path
 from typing import Literal
 
 from infra.config import StackSettings
-from infra.ingress import CERT_PATH, CONFIG_PATH, HTTP_PORT, HTTPS_PORT, STATUS_PORT, Route, haproxy_config
+from infra.ingress import (
+    CADDY_CA_PATH,
+    CADDY_CONFIG_PATH,
+    CERT_PATH,
+    CONFIG_PATH,
+    HTTP_PORT,
+    HTTPS_PORT,
+    ROUTER,
+    STATUS_PORT,
+    Route,
+    caddy_config,
+    router_config,
+    tcp_ingress_config,
+)
 
-ImageName = Literal["app", "postgres", "redis", "haproxy"]
-# Settings secrets, and the ingress's certificate and key (made by the program, see infra/resources.py).
-SecretName = Literal["postgres_password", "redis_password", "flask_secret_key", "ingress_tls_pem"]
+ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy"]
+# Values filled at deploy time and kept secret in state and plans: the settings' secrets, and what
+# the program makes (infra/resources.py): the router's certificate and key, and the internal CA's
+# root certificate (public, but passed the same way).
+SecretName = Literal[
+    "postgres_password", "redis_password", "flask_secret_key", "router_tls_pem", "internal_ca_certificate"
+]
 
 # Ports inside the containers; only host ports are configurable.
 API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
@@ -44,8 +61,8 @@ class Profile:
     published: frozenset[str]  # services reachable from the host
     restart: Literal["always", "unless-stopped"]
     runs_test_suite: bool  # a one-shot `tests` container runs the app's suite against the stack
-    # An ingress balances api and app, which are replaced create-first (the new container healthy
-    # before the old one stops): an update drops no request.
+    # An ingress and its router (TLS, routing) balance api and app, which are replaced create-first
+    # (the new container healthy before the old one stops): an update drops no request.
     ingress: bool = False
 
 
@@ -68,9 +85,12 @@ PROFILES: dict[str, Profile] = {
         production_servers=False,
         hardened=False,
         persistent_data=False,
-        published=_ALL_PUBLISHED,
+        # The data stores' ports for poking at a failed run; api and app only through the ingress
+        # (create-first containers cannot hold a host port: old and new run side by side).
+        published=frozenset({"postgres", "redis", "ingress"}),
         restart="unless-stopped",
         runs_test_suite=True,
+        ingress=True,
     ),
     "prod": Profile(
         image_target="production",
@@ -147,7 +167,8 @@ class ServiceSpec:
     # Replaced by creating the new container (a name of its own, the same network alias) and
     # deleting the old one once the new one is healthy; otherwise the old one goes first.
     create_first: bool = False
-    route: Route | None = None  # how the ingress reaches it, if it does
+    route: Route | None = None  # how the router reaches it, if it does
+    aliases: tuple[str, ...] = ()  # network names beside its service name
 
 
 # --- the application's environment contract, split by who uses what -----------------------------
@@ -416,44 +437,110 @@ def scheduler(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     )
 
 
-def ingress(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> ServiceSpec:
-    """HAProxy in front of the routed services: the one container prod publishes."""
+def _haproxy_hardening(profile: Profile) -> Hardening:
+    if not profile.hardened:
+        return Hardening()
+    return Hardening(user=HAPROXY_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
+
+
+def _status_probe() -> HealthCheck:
+    # No curl in the HAProxy image: bash's /dev/tcp asks the monitor URI.
+    return HealthCheck(
+        test=(
+            "CMD",
+            "bash",
+            "-c",
+            f"exec 3<>/dev/tcp/127.0.0.1/{STATUS_PORT} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3"
+            " && grep -q ' 200 ' <&3",
+        )
+    )
+
+
+def _haproxy_command(*files: tuple[str, str]) -> tuple[str, ...]:
+    """Write `files` (path, variable) from the environment to tmpfs, then start HAProxy on the first.
+
+    The provider's uploads cannot write under a read-only root, not even into a volume. Written
+    with umask 077: the certificate's key is readable by HAProxy's user only.
+    """
+    writes = " && ".join(f'printf "%s\\n" "${var}" >{path}' for path, var in files)
+    return ("sh", "-c", f"umask 077 && {writes} && exec haproxy -W -db -f {files[0][0]}")
+
+
+def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> ServiceSpec:
+    """HAProxy: TLS with the stack's certificate, routing by Host, health-gated balancing."""
     routes = [spec.route for spec in routed if spec.route is not None]
-    hardening = Hardening()
-    if profile.hardened:
-        hardening = Hardening(user=HAPROXY_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
+    config = router_config(routes, s.https_port, s.request_body_limit_kb * 1024, proxy_protocol=not s.acme_email)
+    return ServiceSpec(
+        name=ROUTER,
+        image="haproxy",
+        command=_haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"), (CERT_PATH, "HAPROXY_TLS_PEM")),
+        env={"HAPROXY_CONFIG": config},
+        secret_env={"HAPROXY_TLS_PEM": "router_tls_pem"},
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
+        tmpfs=_writable_tmp(profile),
+        health=_status_probe(),
+        depends_on=tuple(spec.name for spec in routed),
+        # A new configuration or certificate starts beside the old router; the ingress moves
+        # new connections to it once it is healthy, and the old one finishes what it serves.
+        create_first=profile.ingress,
+        hardening=_haproxy_hardening(profile),
+        restart=profile.restart,
+        # The image's stop signal, SIGUSR1, is HAProxy's soft stop: it closes its listeners and
+        # finishes in-flight requests (hard-stop-after in the configuration bounds it).
+        stop_grace_seconds=SERVER_STOP_SECONDS,
+    )
+
+
+def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
+    """The one container that publishes ports (with dev's direct ones, for debugging). Its
+    configuration does not depend on the routes: only its image and host ports replace it."""
+    ports = _published(s, profile, "ingress", HTTP_PORT, s.http_port) + _published(
+        s, profile, "ingress", HTTPS_PORT, s.https_port
+    )
+    # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
+    aliases = (s.domain, f"api.{s.domain}")
+    if s.acme_email:
+        return ServiceSpec(
+            name="ingress",
+            image="caddy",
+            command=(
+                "sh",
+                "-c",
+                f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH} && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
+                f" && exec caddy run --config {CADDY_CONFIG_PATH} --adapter caddyfile",
+            ),
+            env={"CADDY_CONFIG": caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port)},
+            secret_env={"ROUTER_CA": "internal_ca_certificate"},
+            limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
+            ports=ports,
+            aliases=aliases,
+            # Certificates and the ACME account outlive the container.
+            mounts=(Mount(target="/data", volume="acme-data"),),
+            # Caddy runs as the image's root, which owns /data; with no capabilities it can bind
+            # only the unprivileged ports above.
+            tmpfs=_writable_tmp(profile, "/config"),
+            health=_health("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STATUS_PORT}/healthz"),
+            depends_on=(ROUTER,),
+            hardening=Hardening(read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
+            if profile.hardened
+            else Hardening(),
+            restart=profile.restart,
+            stop_grace_seconds=SERVER_STOP_SECONDS,
+        )
     return ServiceSpec(
         name="ingress",
         image="haproxy",
-        # The rendered configuration and the certificate arrive in the environment and are written to
-        # tmpfs: the provider's uploads cannot write under a read-only root, not even into a volume.
-        command=(
-            "sh",
-            "-c",
-            f'printf "%s\\n" "$HAPROXY_CONFIG" >{CONFIG_PATH}'
-            f' && (umask 077 && printf "%s" "$HAPROXY_TLS_PEM" >{CERT_PATH})'
-            f" && exec haproxy -W -db -f {CONFIG_PATH}",
-        ),
-        env={"HAPROXY_CONFIG": haproxy_config(routes, s.https_port)},
-        secret_env={"HAPROXY_TLS_PEM": "ingress_tls_pem"},
+        command=_haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG")),
+        env={"HAPROXY_CONFIG": tcp_ingress_config()},
+        secret_env={},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
-        ports=_published(s, profile, "ingress", HTTP_PORT, s.http_port)
-        + _published(s, profile, "ingress", HTTPS_PORT, s.https_port),
+        ports=ports,
+        aliases=aliases,
         tmpfs=_writable_tmp(profile),
-        # No curl in the image: bash's /dev/tcp asks HAProxy's monitor URI.
-        health=HealthCheck(
-            test=(
-                "CMD",
-                "bash",
-                "-c",
-                f"exec 3<>/dev/tcp/127.0.0.1/{STATUS_PORT} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3"
-                " && grep -q ' 200 ' <&3",
-            )
-        ),
-        depends_on=tuple(spec.name for spec in routed),
-        hardening=hardening,
+        health=_status_probe(),
+        depends_on=(ROUTER,),
+        hardening=_haproxy_hardening(profile),
         restart=profile.restart,
-        # On SIGTERM (the image's SIGUSR1 is a soft stop) HAProxy finishes the requests it is serving.
         stop_grace_seconds=SERVER_STOP_SECONDS,
     )
 
@@ -466,14 +553,20 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
         _flask_env(),
         ({"SCHEDULER_HEARTBEAT_SECONDS": str(s.heartbeat_seconds)}, {}),
     )
+    if profile.ingress:
+        # The deployed stack, through its ingress, as a client outside would see it.
+        env["STACK_APP_URL"] = f"https://{s.domain}:{HTTPS_PORT}"
+        env["STACK_API_URL"] = f"https://api.{s.domain}:{HTTPS_PORT}"
+        secrets["STACK_CA_CERTIFICATE"] = "internal_ca_certificate"
     return ServiceSpec(
         name="tests",
         image="app",
-        command=("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"),
+        # -rA: every test's outcome in the log, for the deployment's own check of what ran.
+        command=("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", "tests"),
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        depends_on=("api", "app", "scheduler"),
+        depends_on=("api", "app", "scheduler", "ingress") if profile.ingress else ("api", "app", "scheduler"),
         one_shot=True,
         hardening=_app_hardening(profile),
     )
@@ -497,9 +590,13 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
         scheduler(s, profile, app_dir),
     ]
     if profile.ingress:
-        specs.append(ingress(s, profile, [spec for spec in specs if spec.route is not None]))
+        specs.append(router(s, profile, [spec for spec in specs if spec.route is not None]))
+        specs.append(ingress(s, profile))
     if profile.runs_test_suite:
         specs.append(tests(s, profile))
+    for spec in specs:
+        # Old and new run side by side during a create-first replacement: no host port, no fixed name.
+        assert not (spec.create_first and spec.ports), f"{spec.name} is replaced create-first but publishes a port"
     return specs
 
 

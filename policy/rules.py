@@ -66,6 +66,10 @@ def no_root_user(r: Resource) -> list[str]:
     if r.type != CONTAINER:
         return []
     user = str(r.props.get("user") or "")
+    if _env(r, "CADDY_CONFIG") is not None and (r.props.get("capabilities") or {}).get("drops") == ["ALL"]:
+        # The ACME ingress: root only as the owner of its certificate volume, with no capabilities
+        # (so no access to files it does not own) and only unprivileged ports.
+        return []
     if not user or user.split(":")[0] in ("0", "root"):
         return ["runs as root: set `user` to a numeric non-root uid:gid (the app image has 10001:10001)"]
     if not user.split(":")[0].isdigit():
@@ -162,12 +166,33 @@ def only_ingress_publishes(r: Resource) -> list[str]:
     return [f"publishes port(s) {ports}: only the ingress publishes; reach this service through it"]
 
 
+def _section(config: str, header: str) -> list[str]:
+    """The lines of one section of a rendered configuration, without its header and comments."""
+    if header not in config:
+        return []
+    body = config.split(header, 1)[1].split("\n\n", 1)[0].split("\n}", 1)[0]
+    return [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
 def plain_http_only_redirects(r: Resource) -> list[str]:
-    if r.type != CONTAINER or _label(r, "ichrisbirch.service") != "ingress":
+    """Port 80 does nothing but redirect: in the router, which terminates it (HAProxy), or in the
+    ACME ingress (Caddy). The TCP ingress passes port 80 on to the router's `frontend http`."""
+    service = _label(r, "ichrisbirch.service")
+    if r.type != CONTAINER or service not in ("router", "ingress"):
+        return []
+    caddy = _env(r, "CADDY_CONFIG")
+    if caddy is not None:
+        http_site = next((line for line in caddy.splitlines() if line.startswith("http://")), "")
+        lines = _section(caddy, http_site + "\n") if http_site else []
+        if not lines or not all(line.startswith("redir https://") for line in lines):
+            return ["serves plain HTTP: its http:// site must only redirect to HTTPS (infra/ingress.py)"]
         return []
     config = _env(r, "HAPROXY_CONFIG") or ""
-    section = config.split("frontend http\n", 1)[1].split("\n\n", 1)[0] if "frontend http\n" in config else ""
-    lines = [line.strip() for line in section.splitlines() if line.strip()]
+    lines = _section(config, "frontend http\n")
+    if service == "ingress":
+        if "    mode tcp\n" in config and lines[1:] == ["default_backend router_http"]:
+            return []
+        return ["serves plain HTTP itself: the TCP ingress must pass port 80 to the router (infra/ingress.py)"]
     serving = [line for line in lines if not line.startswith(("bind ", "http-request redirect "))]
     if not lines or serving or not any(line.startswith("http-request redirect ") for line in lines):
         return ["serves plain HTTP: its `frontend http` must only redirect to HTTPS (infra/ingress.py)"]
@@ -232,7 +257,7 @@ RULES = [
     Rule("no-host-mounts", "No host bind mounts and no Docker socket mount.", no_host_mounts),
     Rule("no-public-ports", "No port published on all interfaces (0.0.0.0).", no_public_ports),
     Rule("only-ingress-publishes", "Only the ingress publishes ports.", only_ingress_publishes),
-    Rule("plain-http-only-redirects", "The ingress's plain HTTP only redirects to HTTPS.", plain_http_only_redirects),
+    Rule("plain-http-only-redirects", "Plain HTTP only redirects to HTTPS.", plain_http_only_redirects),
     Rule("no-plain-text-secret-env", "No plain-text secret in a container environment.", no_plain_text_secret_env),
     Rule("pinned-images", "Image references are pinned (tag or digest, never latest).", pinned_images),
     Rule("restart-policy", "Long-running containers have a restart policy.", restart_policy),

@@ -28,10 +28,25 @@ REQUIRED = [
 ]
 
 
+# What the `stack` tests (a deployed stack, through its ingress) need; the test stack sets them.
+STACK = ["STACK_APP_URL", "STACK_API_URL", "STACK_CA_CERTIFICATE"]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack: needs a deployed stack's ingress (the test stack's `tests` container)")
     missing = [name for name in REQUIRED if not os.environ.get(name) and not os.environ.get(f"{name}_FILE")]
     if missing:
         raise pytest.UsageError("the application suite needs a real Postgres and Redis; set: " + ", ".join(missing))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [name for name in STACK if not os.environ.get(name)]
+    if missing and any(item.get_closest_marker("stack") for item in items):
+        raise pytest.UsageError(
+            "the `stack` tests reach a deployed stack through its ingress; set "
+            + ", ".join(missing)
+            + ', or leave them out with -m "not stack"'
+        )
 
 
 @pytest.fixture(scope="session")

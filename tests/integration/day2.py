@@ -263,7 +263,7 @@ class LoadLoop:
         self,
         deployed: Deployed,
         rate: float = 32,
-        workers: int = 4,
+        workers: int = 8,  # enough that slow answers during a rollout do not lower the rate
         max_seconds: float = 240,
         max_requests: int = 10000,
     ):

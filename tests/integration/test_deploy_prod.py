@@ -71,11 +71,11 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
         "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress"])}],
         "8443/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress_https"])}],
     }
-    for service, user in (("postgres", "999:999"), ("redis", "999:999"), ("ingress", "99:99")):
+    for service, user in (("postgres", "999:999"), ("redis", "999:999"), ("ingress", "99:99"), ("router", "99:99")):
         info = inspect_container(prod.container(service))
         assert info["Config"]["User"] == user and info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert info["HostConfig"]["CapDrop"] == ["ALL"] and not info["HostConfig"]["CapAdd"], service
-    for service in ("postgres", "redis", "scheduler", "api", "app"):
+    for service in ("postgres", "redis", "scheduler", "api", "app", "router"):
         assert not inspect_container(prod.container(service))["HostConfig"]["PortBindings"], f"{service} is published"
 
 
@@ -110,13 +110,21 @@ def test_plain_http_only_redirects_and_https_carries_hsts(prod: Deployed) -> Non
     assert names == ["localhost", "api.localhost"]
     assert "strict-transport-security: max-age=31536000; includesubdomains" in head.lower(), head
     assert "x-content-type-options: nosniff" in head.lower()
-    # A body over 1 MB is refused on its Content-Length once HAProxy has buffered the first part of it
-    # (the rest is not sent: the answer comes before it would be).
-    raw = socket.create_connection(("127.0.0.1", https_port), timeout=10)
+    assert post_of_size(prod, 1024 * 1024 + 1).startswith("HTTP/1.1 413"), "over the 1 MiB default"
+
+
+def post_of_size(prod: Deployed, size: int) -> str:
+    """The first response line to a POST declaring a body of `size` bytes, through the ingress.
+
+    Only the first 32 KiB are sent: a body over the limit is refused on its Content-Length once the
+    router has buffered that much, before the rest would be sent.
+    """
+    context = ssl.create_default_context(cadata=prod.run.outputs["ingress_ca_certificate"])
+    raw = socket.create_connection(("127.0.0.1", prod.ports["ingress_https"]), timeout=10)
+    head = f"POST /tasks HTTP/1.1\r\nHost: api.localhost\r\nContent-Length: {size}\r\n\r\n".encode()
     with context.wrap_socket(raw, server_hostname="api.localhost") as tls:
-        tls.sendall(b"POST /tasks HTTP/1.1\r\nHost: api.localhost\r\nContent-Length: 2000000\r\n\r\n" + b"x" * 32768)
-        refused = tls.recv(65536).decode(errors="replace")
-    assert refused.startswith("HTTP/1.1 413"), refused
+        tls.sendall(head + b"x" * min(size, 32768))
+        return tls.recv(65536).decode(errors="replace").splitlines()[0]
 
 
 def gunicorn_processes(container: str) -> tuple[list[list[str]], list[list[str]]]:
@@ -282,6 +290,35 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
     assert len(changes) == len(set(changes)), f"two schedulers ran jobs in turn: {changes}"
 
 
+def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingress_alone(prod: Deployed) -> None:
+    before = day2.container_identity(prod)
+    with day2.LoadLoop(prod) as loop:
+        time.sleep(2)
+        began = time.monotonic() - loop.started
+        result = prod.up(requestBodyLimitKb="512")
+        ended = time.monotonic() - loop.started
+        time.sleep(3)
+        load = loop.report()
+    ops = result.ops()
+    assert ops["router"] == "replace" and ops["ingress"] == "same", result.preview()
+    (step,) = [s for s in result.steps if s.name == "router"]
+    assert not step.delete_first, "the new router starts before the old one stops"
+    after = day2.container_identity(prod)
+    assert after["ingress"] == before["ingress"], "the ingress, which holds the host's ports, kept running"
+    assert after["router"][0] != before["router"][0]
+    for service in ("api", "app", "scheduler", "postgres", "redis"):
+        assert after[service] == before[service], service
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert load.rate >= 20, f"{load.rate:.1f} requests a second"
+    # The new configuration serves: the smaller limit refuses what the old one let through.
+    assert post_of_size(prod, 600 * 1024).startswith("HTTP/1.1 413")
+    report(
+        f"prod router configuration change under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
+        f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
+        f"the `up` took {ended - began:.1f} s, the ingress untouched"
+    )
+
+
 def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(prod: Deployed) -> None:
     # Last in the module: it leaves the stack with a failed replacement.
     serving = day2.api_version(prod)
@@ -297,7 +334,7 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
     assert "failed to be in healthy state" in message and prod.container("api").startswith("icb-prod-api-"), message
     assert "answered 500" in message, "the error shows the probe and the new container's logs"
     after = day2.container_identity(prod)
-    for service in ("api", "app", "scheduler", "ingress", "postgres", "redis"):
+    for service in ("api", "app", "scheduler", "router", "ingress", "postgres", "redis"):
         assert after.get(service) == before[service] or service == "api", service
     assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
     assert set(load.versions()) == {serving}, "only the old version answered"

@@ -3,6 +3,7 @@ the live services on the stack's own network and exits 0."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -38,6 +39,9 @@ def test_the_suite_runs_against_the_live_stack_and_passes(test_stack: Deployed) 
     assert " passed" in logs and " failed" not in logs
     assert not any(secret in logs for secret in TEST_SECRETS.values())
     assert tests.inputs["command"][:3] == ["python", "-m", "pytest"]
+    # Its `stack` tests reached the deployed api and app through the ingress, by name, over TLS.
+    through_ingress = re.findall(r"^PASSED tests/test_through_the_ingress.py::(\w+)", logs, re.MULTILINE)
+    assert len(through_ingress) == 3, logs
 
 
 def test_containers_are_attached_to_the_stack_network_only(test_stack: Deployed) -> None:

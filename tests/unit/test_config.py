@@ -58,6 +58,11 @@ def problems_of(error: ConfigError) -> dict[str, str]:
         ("prod", "dockerHost", "my-server", "not a Docker host"),
         ("prod", "dockerSshOpts", "-i key", "JSON list"),
         ("prod", "logLevel", "LOUD", "'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("prod", "acmeEmail", "ops at example.org", "should match pattern"),
+        ("prod", "acmeDirectory", "http://acme.example/directory", "should match pattern"),
+        ("prod", "requestBodyLimitKb", "0", "greater than 0"),
+        ("test", "domain", "localhost", "must not be localhost"),
+        ("prod", "domain", "Example.ORG", "should match pattern"),
     ],
 )
 def test_bad_value_names_key_and_problem(stack: str, key: str, value: str, expected: str) -> None:
@@ -81,9 +86,13 @@ def test_keys_of_other_namespaces_are_left_alone() -> None:
 
 
 def test_two_services_on_one_host_port() -> None:
-    config, secret_keys = committed_config("test", {"appPort": "8001"})
+    config, secret_keys = committed_config("dev", {"appPort": "8000"})
+    problems = problems_of(refused("dev", config, secret_keys))
+    assert problems["ichrisbirch:apiPort, ichrisbirch:appPort"] == "api and app would both publish host port 8000"
+    config, secret_keys = committed_config("test", {"httpsPort": "5434"})
     problems = problems_of(refused("test", config, secret_keys))
-    assert problems["ichrisbirch:apiPort, ichrisbirch:appPort"] == "api and app would both publish host port 8001"
+    expected = "postgres and ingress_https would both publish host port 5434"
+    assert problems["ichrisbirch:postgresPort, ichrisbirch:httpsPort"] == expected
 
 
 def test_unpublished_ports_do_not_collide_in_prod() -> None:
@@ -214,3 +223,10 @@ def test_ssh_options_need_an_ssh_host() -> None:
 def test_the_application_folder_must_hold_a_dockerfile() -> None:
     config, secret_keys = committed_config("dev", {"appDirectory": "no-such-app"})
     assert "has no Dockerfile" in problems_of(refused("dev", config, secret_keys))["ichrisbirch:appDirectory"]
+
+
+@pytest.mark.parametrize("domain", ["localhost", "icb.internal", "shop.localhost"])
+def test_acme_needs_a_domain_a_ca_can_reach(domain: str) -> None:
+    config, secret_keys = committed_config("prod", {"acmeEmail": "ops@example.org", "domain": domain})
+    problem = problems_of(refused("prod", config, secret_keys))["ichrisbirch:acmeEmail"]
+    assert f"needs a public ichrisbirch:domain that an ACME CA can reach, not {domain!r}" in problem

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from infra.ingress import caddy_config, tcp_ingress_config
 from infra.simulate import PROJECT_DIR
 from tests.conftest import RunStack
 
@@ -77,7 +78,8 @@ GOOD_PROD: dict[str, Any] = {
     "restart": "always",
     "labels": [{"label": "ichrisbirch.environment", "value": "prod"}],
 }
-INGRESS = "frontend http\n    bind :8080\n    http-request redirect location https://x code 301\n\nfrontend https\n"
+ROUTER = "frontend http\n    bind :8080\n    http-request redirect location https://x code 301\n\nfrontend https\n"
+INGRESS = tcp_ingress_config()
 GOOD_INGRESS: dict[str, Any] = {
     **GOOD_PROD,
     "name": "icb-prod-ingress",
@@ -90,6 +92,10 @@ GOOD_INGRESS: dict[str, Any] = {
 }
 
 INGRESS_IDENTITY = {"labels": GOOD_INGRESS["labels"], "envs": GOOD_INGRESS["envs"]}
+ROUTER_IDENTITY = {
+    "labels": [{"label": "ichrisbirch.service", "value": "router"}],
+    "envs": [f"HAPROXY_CONFIG={ROUTER}"],
+}
 
 BAD: list[tuple[str, str, dict[str, Any], str]] = [
     ("no-root-user", CONTAINER, {"user": None}, "set `user`"),
@@ -123,6 +129,18 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
         "plain-http-only-redirects",
         CONTAINER,
         {**INGRESS_IDENTITY, "envs": ["HAPROXY_CONFIG=frontend http\n    bind :8080\n    use_backend app\n"]},
+        "must pass port 80 to the router",
+    ),
+    (
+        "plain-http-only-redirects",
+        CONTAINER,
+        {**ROUTER_IDENTITY, "envs": ["HAPROXY_CONFIG=frontend http\n    bind :8080\n    use_backend app\n"]},
+        "must only redirect",
+    ),
+    (
+        "plain-http-only-redirects",
+        CONTAINER,
+        {**INGRESS_IDENTITY, "envs": ["CADDY_CONFIG=http://example.org {\n\treverse_proxy app:5000\n}\n"]},
         "must only redirect",
     ),
     (
@@ -146,6 +164,13 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
 def test_a_good_prod_container_passes() -> None:
     assert rules.violations(rules.Resource(CONTAINER, "api", GOOD_PROD)) == []
     assert rules.violations(rules.Resource(CONTAINER, "ingress", GOOD_INGRESS)) == []
+    assert rules.violations(rules.Resource(CONTAINER, "router", {**GOOD_PROD, **ROUTER_IDENTITY})) == []
+    caddy = caddy_config("example.org", "ops@example.org", "https://acme.example/directory", 443)
+    acme_ingress = {**GOOD_INGRESS, "user": None, "envs": [f"CADDY_CONFIG={caddy}"]}
+    assert rules.violations(rules.Resource(CONTAINER, "ingress", acme_ingress)) == []
+    # Root is allowed to the ACME ingress only without capabilities.
+    found = rules.violations(rules.Resource(CONTAINER, "ingress", {**acme_ingress, "capabilities": {}}))
+    assert [name for name, _ in found] == ["no-root-user", "privileges-dropped"]
 
 
 @pytest.mark.parametrize(("rule", "typ", "change", "fix"), BAD, ids=[f"{b[0]}:{i}" for i, b in enumerate(BAD)])

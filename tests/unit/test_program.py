@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from infra.config import ConfigError
 from infra.plan import PlanMocks
 from infra.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
 from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
@@ -101,7 +102,8 @@ def test_prod_pushes_to_a_configured_registry_with_secret_credentials(run_stack:
 def test_containers_per_stack(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
     expected = {"postgres", "redis", "migrate", "api", "app", "scheduler"}
-    expected |= {"tests"} if stack == "test" else {"ingress"} if stack == "prod" else set()
+    expected |= {"router", "ingress"} if stack in ("test", "prod") else set()
+    expected |= {"tests"} if stack == "test" else set()
     assert set(containers(run)) == expected
     for name, container in containers(run).items():
         if container.delete_before_replace:
@@ -190,7 +192,10 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
 
 def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -> None:
     for name, container in containers(run_stack(stack)).items():
-        envs = container.inputs["envs"]  # the ingress's: its certificate's private key
+        if name == "ingress":  # HAProxy in TCP mode: it reads no secret (the router has the key)
+            assert not any(value in str(container.inputs) for value in TEST_SECRETS.values())
+            continue
+        envs = container.inputs["envs"]
         assert is_secret(envs), f"{name}'s envs carry a secret but are not marked secret"
         env = env_of(container)
         for var, secret in [
@@ -218,14 +223,17 @@ def test_one_network_per_stack_with_an_alias_per_service(run_stack: RunStack, st
     run = run_stack(stack)
     (network,) = run.of_type(NETWORK).values()
     assert network.inputs["name"] == f"icb-{stack}"
+    domain = {"test": "test.ichrisbirch.internal", "prod": "localhost"}.get(stack)
     for name, container in containers(run).items():
-        assert container.inputs["networksAdvanced"] == [{"aliases": [name], "name": f"icb-{stack}"}]
+        # The ingress also answers to the sites' names, for clients on the network (the test suite).
+        aliases = [name, domain, f"api.{domain}"] if name == "ingress" else [name]
+        assert container.inputs["networksAdvanced"] == [{"aliases": aliases, "name": f"icb-{stack}"}]
     assert run.outputs["network"] == f"icb-{stack}"
 
 
 PORTS = {
     "dev": {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379},
-    "test": {"api": 8001, "app": 5001, "postgres": 5434, "redis": 6380},
+    "test": {"postgres": 5434, "redis": 6380, "ingress": 8081},
     "prod": {"ingress": 80},
 }
 INTERNAL = {"api": 8000, "app": 5000, "postgres": 5432, "redis": 6379, "ingress": 8080}
@@ -238,7 +246,7 @@ def test_published_ports_and_host_address(run_stack: RunStack, stack: str) -> No
     for name, ports in published.items():
         expected = [{"external": PORTS[stack][name], "internal": INTERNAL[name], "ip": "127.0.0.1"}]
         if name == "ingress":  # and HTTPS
-            expected.append({"external": 443, "internal": 8443, "ip": "127.0.0.1"})
+            expected.append({"external": {"test": 8444}.get(stack, 443), "internal": 8443, "ip": "127.0.0.1"})
         assert ports == expected
 
 
@@ -378,40 +386,88 @@ def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: 
 
 
 def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunStack, stack: str) -> None:
-    create_first = {"api", "app", "scheduler"} if stack == "prod" else set()
+    create_first = {"api", "app", "scheduler", "router"} if stack in ("test", "prod") else set()
     for name, container in containers(run_stack(stack)).items():
         assert container.delete_before_replace_defined, name
         assert container.delete_before_replace == (name not in create_first), name
         assert container.replace_on_changes == ["healthcheck", "tmpfs"], name
 
 
-def test_prod_publishes_only_the_ingress_which_routes_by_host(run_stack: RunStack) -> None:
+def test_prod_publishes_only_the_ingress_and_the_router_routes_by_host(run_stack: RunStack) -> None:
     run = containers(run_stack("prod", domain="example.org"))
     assert [name for name, c in run.items() if c.inputs.get("ports")] == ["ingress"]
-    config = env_of(run["ingress"])["HAPROXY_CONFIG"]
+    config = env_of(run["router"])["HAPROXY_CONFIG"]
     assert "use_backend api if { hdr(host),field(1,:) -m str -i api.example.org }" in config
     assert "use_backend app if { hdr(host),field(1,:) -m str -i example.org }" in config
     assert "server-template api 6 api:8000 check resolvers docker init-addr none" in config
     assert "retry-on conn-failure empty-response response-timeout" in config
-    assert {short(d) for d in run["ingress"].dependencies if "Container::" in d} == {"api", "app"}
+    assert {short(d) for d in run["router"].dependencies if "Container::" in d} == {"api", "app"}
 
 
-def test_the_ingress_serves_https_from_the_stacks_own_ca_and_plain_http_only_redirects(run_stack: RunStack) -> None:
-    run = run_stack("prod", domain="example.org", httpsPort="8443")
-    config = env_of(containers(run)["ingress"])["HAPROXY_CONFIG"]
+def test_the_tcp_ingress_passes_connections_to_healthy_routers_and_never_changes(run_stack: RunStack) -> None:
+    default = containers(run_stack("prod"))["ingress"]
+    changed = containers(run_stack("prod", domain="example.org", requestBodyLimitKb="64", httpsPort="8443"))
+    config = env_of(default)["HAPROXY_CONFIG"]
+    assert "mode tcp" in config
+    assert "server-template router 6 router:8443 check port 8404 send-proxy-v2" in config
+    # Routing, TLS and limits live in the router: the ingress (which holds the host's ports) is
+    # not replaced when they change, only its ports and aliases follow the settings.
+    assert env_of(changed["ingress"]) == env_of(default)
+    assert changed["ingress"].inputs["command"] == default.inputs["command"]
+    assert (
+        env_of(changed["router"])["HAPROXY_CONFIG"] != env_of(containers(run_stack("prod"))["router"])["HAPROXY_CONFIG"]
+    )
+    # The router takes the client's address from the PROXY header the ingress sends.
+    assert "bind :8443 accept-proxy ssl crt" in env_of(changed["router"])["HAPROXY_CONFIG"]
+
+
+def test_the_router_serves_https_from_the_stacks_own_ca_and_plain_http_only_redirects(run_stack: RunStack) -> None:
+    run = run_stack("prod", domain="example.org", httpsPort="8443", requestBodyLimitKb="64")
+    config = env_of(containers(run)["router"])["HAPROXY_CONFIG"]
     http_frontend = config.split("frontend http\n")[1].split("\n\n")[0]
     assert [line.strip() for line in http_frontend.strip().splitlines()[1:]] == [
         "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301"
     ], "plain HTTP does nothing but redirect"
-    assert "bind :8443 ssl crt /tmp/site.pem alpn http/1.1 ssl-min-ver TLSv1.2" in config
+    assert "bind :8443 accept-proxy ssl crt /tmp/site.pem alpn http/1.1 ssl-min-ver TLSv1.2" in config
     assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in config
-    assert "deny_status 413 if { req.hdr_val(content-length) gt 1048576 }" in config
+    assert "deny_status 413 if { req.hdr_val(content-length) gt 65536 }" in config
     csr = run.named("tls:index/certRequest:CertRequest", "server-csr")
     assert csr.inputs["dnsNames"] == ["example.org", "api.example.org"]
     ca = run.named("tls:index/selfSignedCert:SelfSignedCert", "ca-cert")
     assert ca.inputs["isCaCertificate"] is True and "cert_signing" in ca.inputs["allowedUses"]
     key = run.named("tls:index/privateKey:PrivateKey", "server-key")
     assert key.inputs == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+
+
+def test_with_an_acme_email_caddy_gets_certificates_and_passes_requests_to_the_router(run_stack: RunStack) -> None:
+    run = run_stack("prod", domain="example.org", acmeEmail="ops@example.org")
+    ingress = containers(run)["ingress"]
+    caddyfile = env_of(ingress)["CADDY_CONFIG"]
+    assert run.named(REMOTE_IMAGE, "caddy-image").inputs["name"] == "caddy:2.10.2"
+    assert "\temail ops@example.org\n" in caddyfile
+    assert "\tacme_ca https://acme-v02.api.letsencrypt.org/directory\n" in caddyfile
+    assert "\nexample.org, api.example.org {\n" in caddyfile
+    # Plain HTTP only redirects (Caddy answers the HTTP-01 challenge on it before any route).
+    http_site = caddyfile.split("http://example.org, http://api.example.org {\n")[1].split("\n}")[0]
+    assert http_site.strip() == "redir https://{host}{uri} 301"
+    # To the router over TLS, verified against the stack's CA, one connection per request.
+    assert "reverse_proxy https://router:8443" in caddyfile and "tls_server_name example.org" in caddyfile
+    assert "keepalive off" in caddyfile
+    assert is_secret(ingress.inputs["envs"]) and env_of(ingress)["ROUTER_CA"].startswith("-----BEGIN")
+    # Certificates and the ACME account survive a new container, in a protected volume.
+    assert ingress.inputs["volumes"][0]["containerPath"] == "/data"
+    volume = run.named("docker:index/volume:Volume", "acme-data")
+    assert volume.inputs["name"] == "icb-prod-acme-data" and volume.protect
+    # Caddy sends no PROXY header: the router must not expect one.
+    router = env_of(containers(run)["router"])["HAPROXY_CONFIG"]
+    assert "accept-proxy" not in router
+
+
+def test_acme_needs_a_public_domain(run_stack: RunStack) -> None:
+    with pytest.raises(ConfigError, match=r"ichrisbirch:acmeEmail: needs a public ichrisbirch:domain .* 'localhost'"):
+        run_stack("prod", acmeEmail="ops@example.org")
+    with pytest.raises(ConfigError, match=r"ichrisbirch:acmeEmail: .*got 'not-an-email'"):
+        run_stack("prod", domain="example.org", acmeEmail="not-an-email")
 
 
 # --- provider and outputs ------------------------------------------------------------------------
@@ -450,6 +506,9 @@ def test_outputs(run_stack: RunStack, stack: str) -> None:
         assert run.outputs["api_url"] == "https://api.localhost"
         assert run.outputs["app_url"] == "https://localhost"
         assert run.outputs["ingress_ca_certificate"].startswith("-----BEGIN")
+    elif stack == "test":  # behind its ingress too, on its own ports and names
+        assert run.outputs["api_url"] == "https://api.test.ichrisbirch.internal:8444"
+        assert run.outputs["app_url"] == "https://test.ichrisbirch.internal:8444"
     else:
         assert run.outputs["api_url"] == f"http://127.0.0.1:{port['api']}"
         assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
