@@ -78,6 +78,7 @@ class Standins:
     postgres: str
     redis: str
     haproxy: str
+    caddy: str
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,7 @@ def standins(engine: None) -> Standins:
         postgres=refs["postgresImage"],
         redis=refs["redisImage"],
         haproxy=refs["haproxyImage"],
+        caddy=refs["caddyImage"],
     )
 
 

@@ -21,6 +21,7 @@ PYTHON=icb-standin/python:3.11-slim-bookworm
 POSTGRES=icb-standin/postgres:15-bookworm
 REDIS=icb-standin/redis:7-bookworm
 HAPROXY=icb-standin/haproxy:2.6-bookworm
+CADDY=icb-standin/caddy:2.6-bookworm
 
 content_hash() { (cd "$here" && cat "$@" | sha256sum | cut -c1-16); }
 
@@ -69,16 +70,17 @@ build_on_debian() {  # build_on_debian IMAGE DOCKERFILE [extra context files...]
 
 if [ "${ICB_STANDINS:-build}" = pull ]; then
   # The stacks' default references (Pulumi.yaml), pulled as they are.
-  for image in python:3.12-slim-bookworm postgres:16.4-bookworm redis:7.4.1-bookworm haproxy:2.8.10-bookworm; do
+  for image in python:3.12-slim-bookworm postgres:16.4-bookworm redis:7.4.1-bookworm haproxy:2.8.10-bookworm caddy:2.10.2; do
     "$docker_bin" pull -q "$image" >/dev/null
     echo "pulled: $image"
   done
   cat <<REFS
-stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage):
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage):
   pythonBaseImage=python:3.12-slim-bookworm
   postgresImage=postgres:16.4-bookworm
   redisImage=redis:7.4.1-bookworm
   haproxyImage=haproxy:2.8.10-bookworm
+  caddyImage=caddy:2.10.2
 REFS
   exit 0
 fi
@@ -88,11 +90,13 @@ build_on_debian "$PYTHON" python.Dockerfile
 build_on_debian "$POSTGRES" postgres.Dockerfile postgres-entrypoint.sh
 build_on_debian "$REDIS" redis.Dockerfile redis-entrypoint.sh
 build_on_debian "$HAPROXY" haproxy.Dockerfile
+build_on_debian "$CADDY" caddy.Dockerfile
 
 cat <<REFS
-stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage):
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage):
   pythonBaseImage=$PYTHON
   postgresImage=$POSTGRES
   redisImage=$REDIS
   haproxyImage=$HAPROXY
+  caddyImage=$CADDY
 REFS

@@ -1,0 +1,62 @@
+"""The ACME ingress (Caddy, with `acmeEmail` set), as far as this machine can take it: Caddy itself
+(Debian's 2.6, the stand-in) accepts the Caddyfile the program renders, started the way the program
+starts it. Nothing here can reach an ACME CA, so no certificate is obtained."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from infra.plan import PlanMocks
+from infra.provider import CONTAINER, reveal
+from infra.simulate import run_program
+from tests.conftest import committed_config
+from tests.integration.conftest import TEST_LABEL, Standins, docker
+
+pytestmark = pytest.mark.docker
+
+
+def acme_ingress() -> tuple[list[str], dict[str, str]]:
+    """The prod ingress's command and environment, as the program declares them with ACME on."""
+    config, secret_keys = committed_config("prod", {"domain": "example.org", "acmeEmail": "ops@example.org"})
+    run = run_program("prod", config, secret_keys, PlanMocks())
+    ingress = run.of_type(CONTAINER)["ingress"]
+    env = dict(str(entry).split("=", 1) for entry in reveal(ingress.inputs["envs"]))
+    return [str(part) for part in ingress.inputs["command"]], env
+
+
+def caddy_validate(standins: Standins, tmp_path: Path, command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the ingress's own start command with `caddy validate` in place of `caddy run`."""
+    shell, flag, script = command
+    assert "exec caddy run " in script, script
+    env_file = tmp_path / "ingress.env"
+    # One variable per line: Docker's env files cannot hold a multi-line value, so pass the files'
+    # contents through the environment of a shell that decodes them.
+    env_file.write_text(
+        "".join(f"{key}_B64={base64.b64encode(value.encode()).decode()}\n" for key, value in env.items())
+    )
+    decode = " && ".join(f'export {key}="$(printf %s "${key}_B64" | base64 -d)"' for key in env)
+    validate = script.replace("exec caddy run ", "exec caddy validate ")
+    result = docker(
+        "run", "--rm", "--label", TEST_LABEL, "--env-file", str(env_file),
+        "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/config", "--tmpfs", "/data", "--cap-drop", "ALL",
+        "--entrypoint", shell, standins.caddy, flag, f"{decode} && {validate}",
+        check=False, timeout=120,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_caddy_accepts_the_rendered_acme_configuration(standins: Standins, tmp_path: Path) -> None:
+    command, env = acme_ingress()
+    code, output = caddy_validate(standins, tmp_path, command, env)
+    assert code == 0 and "Valid configuration" in output, output
+
+
+def test_caddy_refuses_a_broken_one(standins: Standins, tmp_path: Path) -> None:
+    # The check above can fail: the same start with one directive misspelt.
+    command, env = acme_ingress()
+    env["CADDY_CONFIG"] = env["CADDY_CONFIG"].replace("reverse_proxy https://", "reverse_proxi https://")
+    code, output = caddy_validate(standins, tmp_path, command, env)
+    assert code != 0 and "reverse_proxi" in output, output
