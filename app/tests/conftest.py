@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("the application suite needs a real Postgres and Redis; set: " + ", ".join(missing))
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected what it leaves out
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = [name for name in STACK if not os.environ.get(name)]
     if missing and any(item.get_closest_marker("stack") for item in items):

@@ -1,0 +1,21 @@
+# Shared by up.sh and down.sh: the names and addresses of the test swarm.
+SWARM_ROOT=${ICB_SWARM_ROOT:-/tmp/icb-swarm}
+DOCKER=${DOCKER_BIN:-/usr/bin/docker}
+BRIDGE=icbswarm0
+SUBNET=10.231.7  # a private /24, used only inside these namespaces
+NODES=(icb-manager icb-worker1 icb-worker2)
+DATA_NODE=icb-worker1
+REGISTRY=$SUBNET.11:5000
+
+netns() { echo "icb-swarm-${1#icb-}"; }
+veth() { echo "icbv-${1#icb-}"; }
+address() { echo "$SUBNET.$((11 + $1))"; }
+socket() { echo "$SWARM_ROOT/$1/docker.sock"; }
+docker_on() { local node=$1; shift; "$DOCKER" -H "unix://$(socket "$node")" "$@"; }
+
+wait_for() {  # wait_for WHAT COMMAND...: up to 60 s
+  local what=$1; shift
+  for _ in $(seq 1 120); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "timed out waiting for $what" >&2
+  return 1
+}

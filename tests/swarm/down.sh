@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Removes the test swarm of up.sh completely: each node leaves the swarm, its dockerd stops (and
+# what it mounted under its data root is unmounted), the registry stops, the namespaces, veths,
+# bridge and FORWARD rule go, and the state folder is deleted. Safe to run when nothing is there.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"
+
+for node in "${NODES[@]}"; do
+  d="$SWARM_ROOT/$node"
+  docker_on "$node" swarm leave --force >/dev/null 2>&1
+  if [ -f "$d/pid" ] && kill "$(cat "$d/pid")" 2>/dev/null; then
+    for _ in $(seq 1 60); do kill -0 "$(cat "$d/pid")" 2>/dev/null || break; sleep 0.5; done
+  fi
+  # Containers' mounts (overlay layers, shm, netns files) that outlived their daemon.
+  grep -o " $d/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null; done
+done
+if [ -f "$SWARM_ROOT/registry/pid" ]; then kill "$(cat "$SWARM_ROOT/registry/pid")" 2>/dev/null; fi
+for node in "${NODES[@]}"; do
+  ip netns pids "$(netns "$node")" 2>/dev/null | xargs -r kill -9 2>/dev/null
+  ip netns del "$(netns "$node")" 2>/dev/null
+  ip link del "$(veth "$node")" 2>/dev/null
+done
+ip link del "$BRIDGE" 2>/dev/null
+while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+rm -rf "$SWARM_ROOT"
+echo "swarm removed"
