@@ -100,6 +100,13 @@ class StackSettings(BaseModel):
         "127.0.0.1", description="Host IP address that published ports bind to."
     )
 
+    orchestrator: Literal["containers", "swarm"] = Field(
+        "containers",
+        description="containers: one Docker engine; swarm: Swarm services on the swarm dockerHost manages (prod).",
+    )
+    overlay_encrypted: bool = Field(
+        False, description="On swarm: encrypt the overlay network's traffic between nodes (IPsec; costs throughput)."
+    )
     app_directory: str = Field(
         "app", description="The application to build and run: a folder with its Dockerfile, relative to the project."
     )
@@ -150,6 +157,8 @@ class StackSettings(BaseModel):
     )
 
     # Sizing.
+    api_replicas: Positive = Field(2, description="On swarm: api tasks, spread over the nodes.")
+    app_replicas: Positive = Field(2, description="On swarm: app tasks, spread over the nodes.")
     api_workers: Positive = Field(4, description="gunicorn workers of the api in prod.")
     app_workers: Positive = Field(4, description="gunicorn workers of the app in prod.")
     memory_mb: Positive = Field(512, description="Memory limit of each application container, in MB.")
@@ -367,6 +376,22 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
                     " (inside a container localhost is the container itself); for example test.ichrisbirch.internal",
                 )
             )
+        if settings.orchestrator == "swarm":
+            if settings.environment != "prod":
+                problems.append(
+                    (
+                        f"{PROJECT}:orchestrator",
+                        f"swarm runs the prod environment only, not {settings.environment}"
+                        " (dev bind-mounts the checkout; test runs its suite as a one-shot container)",
+                    )
+                )
+            if not settings.image_registry:
+                problems.append(
+                    (
+                        f"{PROJECT}:imageRegistry",
+                        "is required with orchestrator swarm: every node pulls the application image from it",
+                    )
+                )
         app_dir = PROJECT_DIR / settings.app_directory
         if not (app_dir / "Dockerfile").is_file():
             problems.append((f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile"))

@@ -61,7 +61,9 @@ def _https_redirect(https_port: int) -> str:
     return "" if https_port == 443 else f":{https_port}"
 
 
-def router_config(routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool) -> str:
+def router_config(
+    routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool, cert_path: str = CERT_PATH
+) -> str:
     """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
 
     Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`). With
@@ -114,7 +116,7 @@ frontend http
     http-request redirect location https://{https_host}%[capture.req.uri] code 301
 
 frontend https
-    bind :{HTTPS_PORT}{accept} ssl crt {CERT_PATH} alpn http/1.1 ssl-min-ver TLSv1.2
+    bind :{HTTPS_PORT}{accept} ssl crt {cert_path} alpn http/1.1 ssl-min-ver TLSv1.2
     capture request header Host len 64
     http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
     http-response set-header Strict-Transport-Security "{HSTS}"
@@ -179,7 +181,9 @@ frontend status
 """
 
 
-def caddy_config(domain: str, acme_email: str, acme_directory: str, https_port: int) -> str:
+def caddy_config(
+    domain: str, acme_email: str, acme_directory: str, https_port: int, ca_path: str = CADDY_CA_PATH
+) -> str:
     """Caddyfile of the ACME ingress: certificates for <domain> and api.<domain> from ACME (kept in
     its data volume, renewed by Caddy), plain HTTP redirected, requests passed to the router over
     TLS checked against the stack's internal CA. HSTS, headers, the body limit and the JSON access
@@ -208,7 +212,7 @@ http://{domain}, http://api.{domain} {{
 {hosts} {{
 	reverse_proxy https://{ROUTER}:{HTTPS_PORT} {{
 		transport http {{
-			tls_trusted_ca_certs {CADDY_CA_PATH}
+			tls_trusted_ca_certs {ca_path}
 			tls_server_name {domain}
 			# A new connection per request: no race with a router closing an idle one.
 			keepalive off

@@ -50,16 +50,23 @@ class PlanMocks(Mocks):
         state = dict(args.inputs)
         if args.typ == provider.IMAGE:
             checked = check_image(args.inputs)
-            state["repoDigest"] = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
+            digest = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
+            # Pushed, the digest the registry returned, by repository; local, the image id.
+            repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
+            state["repoDigest"] = digest if args.inputs.get("skipPush") else f"{repository}@{digest}"
         elif args.typ == provider.REMOTE_IMAGE:
             state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
+            state["repoDigest"] = f"{str(args.inputs['name']).rsplit(':', 1)[0]}@{state['imageId']}"
         elif args.typ in provider.TLS_TYPES:
             # Stand-in PEMs: what a reviewer needs is which resource feeds which, not key material.
             for output in ("privateKeyPem", "publicKeyPem", "certPem", "certRequestPem"):
                 state[output] = f"-----BEGIN PLAN {output}-----{args.name}-----END-----\n"
         elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
             state.update(exitCode=0, containerLogs="")
-        return f"{args.name}-{_replacement_key(args.typ, whole_numbers(dict(args.inputs)))}", state
+        resource_id = f"{args.name}-{_replacement_key(args.typ, whole_numbers(dict(args.inputs)))}"
+        if args.typ in (provider.SECRET, provider.SERVICE_CONFIG) and "name" not in state:
+            state["name"] = resource_id  # Pulumi's generated name: new with every replacement
+        return resource_id, state
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         raise NotImplementedError(f"the program makes no provider calls (got {args.token})")

@@ -10,6 +10,7 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import Identity, StackSettings, load_settings
 from infra.resources import Deployment
+from infra.swarm import SwarmDeployment
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,9 @@ def main() -> None:
     values, secret_keys = raw_config()
     stack = pulumi.get_stack()
     settings = load_settings(stack, values, secret_keys)
+    if settings.orchestrator == "swarm":
+        main_on_swarm(settings, Identity(stack))
+        return
     deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR)
 
     if deployment.tls is not None:
@@ -50,3 +54,14 @@ def main() -> None:
     pulumi.export("containers", {name: c.name for name, c in deployment.containers.items()})
     if "tests" in deployment.containers:
         pulumi.export("tests_exit_code", deployment.containers["tests"].exit_code)
+
+
+def main_on_swarm(settings: StackSettings, identity: Identity) -> None:
+    swarm = SwarmDeployment(settings.environment, settings, identity, PROJECT_DIR)
+    port = "" if settings.https_port == 443 else f":{settings.https_port}"
+    pulumi.export("api_url", f"https://api.{settings.domain}{port}")
+    pulumi.export("app_url", f"https://{settings.domain}{port}")
+    pulumi.export("ingress_ca_certificate", swarm.tls.ca_certificate)
+    pulumi.export("network", swarm.network.name)
+    pulumi.export("image_digest", swarm.image.repo_digest)
+    pulumi.export("services", {name: svc.name for name, svc in swarm.services.items()})

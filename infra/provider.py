@@ -37,6 +37,9 @@ IMAGE = "docker:index/image:Image"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 PROVIDER = "pulumi:providers:docker"
 
 Change = Literal["R", "U", "N"]
@@ -184,6 +187,20 @@ REMOTE_IMAGE_FIELDS: dict[str, Field] = {
 }
 REMOTE_IMAGE_OUTPUTS = frozenset({"imageId", "repoDigest"})
 
+# Swarm (provider-semantics.md §6). Secret and ServiceConfig: every input replaces. (Service: not yet
+# modelled field by field; the test engine does not deploy swarm stacks yet.)
+SECRET_FIELDS: dict[str, Field] = {
+    "name": Field("R", computed=True),
+    "data": Field("R"),
+    "labels": Field("R", shape="set_of_blocks"),
+}
+SERVICE_CONFIG_FIELDS: dict[str, Field] = {
+    "name": Field("R", computed=True),
+    "data": Field("R"),
+    "dataRaw": Field("R"),
+    "labels": Field("R", shape="set_of_blocks"),
+}
+
 # pulumi-tls (hashicorp/terraform-provider-tls): every input of these resources forces a replacement.
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
 SELF_SIGNED_CERT = "tls:index/selfSignedCert:SelfSignedCert"
@@ -225,6 +242,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     NETWORK: NETWORK_FIELDS,
     VOLUME: VOLUME_FIELDS,
     REMOTE_IMAGE: REMOTE_IMAGE_FIELDS,
+    SECRET: SECRET_FIELDS,
+    SERVICE_CONFIG: SERVICE_CONFIG_FIELDS,
     **{
         type_token: {name: Field("R", shape=shape) for name, shape in inputs.items()}
         for type_token, inputs in _TLS_INPUTS.items()
@@ -279,6 +298,16 @@ def go_duration(nanoseconds: int) -> str:
 def seconds(value: float) -> str:
     """A duration in seconds, written in the form the provider reads back."""
     return go_duration(int(Decimal(str(value)) * 10**9))
+
+
+def short_seconds(value: float) -> str:
+    """A Service's durations as its Read writes them back (shortDur: "1m0s" -> "1m", "1h0m0s" -> "1h")."""
+    text = seconds(value)
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text
 
 
 def _trim(value: Fraction) -> str:

@@ -44,6 +44,33 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
     return pulumi.Output.all(exit_code, logs).apply(check)
 
 
+def app_image(settings: StackSettings, identity: Identity, target: str, child: pulumi.ResourceOptions) -> docker.Image:
+    """The application image, built from `appDirectory` for `target`; pushed when a registry is set."""
+    repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
+    registry = None
+    if settings.image_registry and settings.registry_username and settings.registry_password:
+        registry = docker.RegistryArgs(
+            server=settings.image_registry.split("/")[0],
+            username=settings.registry_username,
+            password=pulumi.Output.secret(settings.registry_password.get_secret_value()),
+        )
+    return docker.Image(
+        "app-image",
+        image_name=identity.image(repository),
+        build=docker.DockerBuildArgs(
+            # Relative to the project directory, where `pulumi` runs the program.
+            context=settings.app_directory,
+            dockerfile=f"{settings.app_directory}/Dockerfile",
+            target=target,
+            args={"PYTHON_BASE_IMAGE": settings.python_base_image},
+            builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+        ),
+        skip_push=not settings.image_registry,
+        registry=registry,
+        opts=child,
+    )
+
+
 class InternalTls(pulumi.ComponentResource):
     """The ingress's certificates: a CA of this stack (clients trust its root) and a server
     certificate for the app and api hosts, signed by it. Kept in state: a later `up` reuses them."""
@@ -142,7 +169,7 @@ class Deployment(pulumi.ComponentResource):
             for short in volume_names
         }
 
-        self.image = self._app_image(settings, profile.image_target, child)
+        self.image = app_image(settings, identity, profile.image_target, child)
         self.postgres_image = docker.RemoteImage(
             "postgres-image", name=settings.postgres_image, keep_locally=True, opts=child
         )
@@ -176,31 +203,6 @@ class Deployment(pulumi.ComponentResource):
 
     def _labels(self, component: str) -> dict[str, str]:
         return self.identity.labels(self.settings.environment, component)
-
-    def _app_image(self, settings: StackSettings, target: str, child: pulumi.ResourceOptions) -> docker.Image:
-        repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
-        registry = None
-        if settings.image_registry and settings.registry_username and settings.registry_password:
-            registry = docker.RegistryArgs(
-                server=settings.image_registry.split("/")[0],
-                username=settings.registry_username,
-                password=pulumi.Output.secret(settings.registry_password.get_secret_value()),
-            )
-        return docker.Image(
-            "app-image",
-            image_name=self.identity.image(repository),
-            build=docker.DockerBuildArgs(
-                # Relative to the project directory, where `pulumi` runs the program.
-                context=settings.app_directory,
-                dockerfile=f"{settings.app_directory}/Dockerfile",
-                target=target,
-                args={"PYTHON_BASE_IMAGE": settings.python_base_image},
-                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
-            ),
-            skip_push=not settings.image_registry,
-            registry=registry,
-            opts=child,
-        )
 
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
         """The settings secrets `spec` reads, by variable."""

@@ -7,6 +7,8 @@ image, command, environment, ports, volumes, health check and dependencies in on
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,6 +48,11 @@ APP_UID = "10001:10001"
 HAPROXY_UID = "99:99"  # the haproxy user of the official image  # the numeric user app/Dockerfile creates
 DATA_UID = "999:999"  # the postgres and redis users of the official Debian-based images
 POSTGRES_DATA = "/var/lib/postgresql/data"
+# On swarm every secret is a file here (a Swarm secret), named by the <VAR>_FILE variable.
+SECRETS_DIR = "/run/secrets"
+HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"  # on swarm, a Swarm config
+CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
+DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
 REDIS_DATA = "/data"
 
 
@@ -169,9 +176,21 @@ class ServiceSpec:
     create_first: bool = False
     route: Route | None = None  # how the router reaches it, if it does
     aliases: tuple[str, ...] = ()  # network names beside its service name
+    # On swarm: how many tasks, where they may run, and files given as Swarm configs (path -> text).
+    replicas: int = 1
+    placement: tuple[str, ...] = ()
+    config_files: dict[str, str] = field(default_factory=dict)
 
 
 # --- the application's environment contract, split by who uses what -----------------------------
+
+
+def on_swarm(s: StackSettings) -> bool:
+    return s.orchestrator == "swarm"
+
+
+def secret_file(name: SecretName) -> str:
+    return f"{SECRETS_DIR}/{name}"
 
 
 def _common_env(s: StackSettings) -> dict[str, str]:
@@ -291,29 +310,44 @@ def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
         restart=profile.restart,
         # A fast shutdown (the image's SIGINT) writes a checkpoint; killed, it replays WAL on next start.
         stop_grace_seconds=POSTGRES_STOP_SECONDS,
+        placement=(DATA_NODE,),  # its volume lives on that node
     )
 
 
 def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
     persistence = "--appendonly yes" if profile.persistent_data else "--save '' --appendonly no"
+    # Through a shell so the password never is on the command line that `docker inspect` and the
+    # plan show; the image's entrypoint still drops root for redis-server. REDISCLI_AUTH lets the
+    # health check authenticate without a password on its command line.
+    command = ("sh", "-c", f'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD" {persistence}')
+    secret_env: dict[str, SecretName] = {"REDIS_PASSWORD": "redis_password", "REDISCLI_AUTH": "redis_password"}
+    probe = '[ "$(redis-cli ping)" = PONG ]'
+    if on_swarm(s):
+        # The password only in its secret file: written into a config file on tmpfs at start.
+        command = (
+            "sh",
+            "-c",
+            'umask 077 && printf "requirepass %s\\n" "$(cat "$REDIS_PASSWORD_FILE")" >/tmp/redis.conf'
+            f" && exec docker-entrypoint.sh redis-server /tmp/redis.conf {persistence}",
+        )
+        secret_env = {"REDIS_PASSWORD": "redis_password"}
+        probe = f'REDISCLI_AUTH="$(cat "$REDIS_PASSWORD_FILE")" && export REDISCLI_AUTH && {probe}'
     return ServiceSpec(
         name="redis",
         image="redis",
-        # Through a shell so the password comes from the environment, not the command line that
-        # `docker inspect` and the plan show; the image's entrypoint still drops root for redis-server.
-        command=("sh", "-c", f'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD" {persistence}'),
+        command=command,
         env={},
-        # REDISCLI_AUTH lets the health check authenticate without a password on its command line.
-        secret_env={"REDIS_PASSWORD": "redis_password", "REDISCLI_AUTH": "redis_password"},
+        secret_env=secret_env,
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "redis", REDIS_PORT, s.redis_port),
         mounts=(Mount(target=REDIS_DATA, volume="redis-data"),) if profile.persistent_data else (),
         tmpfs=_writable_tmp(profile) if profile.persistent_data else {REDIS_DATA: "rw,size=64m"},
-        health=HealthCheck(test=("CMD-SHELL", '[ "$(redis-cli ping)" = PONG ]')),
+        health=HealthCheck(test=("CMD-SHELL", probe)),
         hardening=_data_hardening(profile),
         restart=profile.restart,
         # On SIGTERM Redis fsyncs its append-only file (and saves, where snapshots are on) before exiting.
         stop_grace_seconds=REDIS_STOP_SECONDS,
+        placement=(DATA_NODE,),
     )
 
 
@@ -365,6 +399,7 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "api", API_PORT, s.api_port),
+        replicas=s.api_replicas,
         create_first=profile.ingress,
         route=Route(f"api.{s.domain}", "api", API_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
@@ -403,6 +438,7 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=_published(s, profile, "app", APP_PORT, s.app_port),
+        replicas=s.app_replicas,
         create_first=profile.ingress,
         route=Route(s.domain, "app", APP_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
@@ -471,12 +507,21 @@ def _haproxy_command(*files: tuple[str, str]) -> tuple[str, ...]:
 def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> ServiceSpec:
     """HAProxy: TLS with the stack's certificate, routing by Host, health-gated balancing."""
     routes = [spec.route for spec in routed if spec.route is not None]
-    config = router_config(routes, s.https_port, s.request_body_limit_kb * 1024, proxy_protocol=not s.acme_email)
+    body_limit = s.request_body_limit_kb * 1024
+    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email)
+    command = _haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"), (CERT_PATH, "HAPROXY_TLS_PEM"))
+    env, config_files = {"HAPROXY_CONFIG": config}, {}
+    if on_swarm(s):  # the configuration as a Swarm config, the certificate as a Swarm secret
+        cert = secret_file("router_tls_pem")
+        config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email, cert_path=cert)
+        command = ("haproxy", "-W", "-db", "-f", HAPROXY_CONFIG_FILE)
+        env, config_files = {}, {HAPROXY_CONFIG_FILE: config}
     return ServiceSpec(
         name=ROUTER,
         image="haproxy",
-        command=_haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"), (CERT_PATH, "HAPROXY_TLS_PEM")),
-        env={"HAPROXY_CONFIG": config},
+        command=command,
+        env=env,
+        config_files=config_files,
         secret_env={"HAPROXY_TLS_PEM": "router_tls_pem"},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=_writable_tmp(profile),
@@ -502,16 +547,27 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
     # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
     aliases = (s.domain, f"api.{s.domain}")
     if s.acme_email:
+        caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port)
+        command: tuple[str, ...] = (
+            "sh",
+            "-c",
+            f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH} && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
+            f" && exec caddy run --config {CADDY_CONFIG_PATH} --adapter caddyfile",
+        )
+        env: dict[str, str] = {"CADDY_CONFIG": caddyfile}
+        config_files: dict[str, str] = {}
+        if on_swarm(s):
+            ca = secret_file("internal_ca_certificate")
+            caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
+            command = ("caddy", "run", "--config", CADDY_CONFIG_FILE, "--adapter", "caddyfile")
+            env, config_files = {}, {CADDY_CONFIG_FILE: caddyfile}
         return ServiceSpec(
             name="ingress",
             image="caddy",
-            command=(
-                "sh",
-                "-c",
-                f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH} && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
-                f" && exec caddy run --config {CADDY_CONFIG_PATH} --adapter caddyfile",
-            ),
-            env={"CADDY_CONFIG": caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port)},
+            command=command,
+            env=env,
+            config_files=config_files,
+            placement=("node.role == manager",),
             secret_env={"ROUTER_CA": "internal_ca_certificate"},
             limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
             ports=ports,
@@ -529,11 +585,19 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
             restart=profile.restart,
             stop_grace_seconds=SERVER_STOP_SECONDS,
         )
+    command = _haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"))
+    env, config_files = {"HAPROXY_CONFIG": tcp_ingress_config()}, {}
+    if on_swarm(s):
+        command = ("haproxy", "-W", "-db", "-f", HAPROXY_CONFIG_FILE)
+        env, config_files = {}, {HAPROXY_CONFIG_FILE: tcp_ingress_config()}
     return ServiceSpec(
         name="ingress",
         image="haproxy",
-        command=_haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG")),
-        env={"HAPROXY_CONFIG": tcp_ingress_config()},
+        command=command,
+        env=env,
+        config_files=config_files,
+        # On swarm: on the manager, the address clients and DNS know; its ports in host mode.
+        placement=("node.role == manager",),
         secret_env={},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=ports,
@@ -596,10 +660,31 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
         specs.append(ingress(s, profile))
     if profile.runs_test_suite:
         specs.append(tests(s, profile))
+    if on_swarm(s):
+        specs = _migrate_before_serving(specs)
     for spec in specs:
         # Old and new run side by side during a create-first replacement: no host port, no fixed name.
         assert not (spec.create_first and spec.ports), f"{spec.name} is replaced create-first but publishes a port"
     return specs
+
+
+def _migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
+    """On swarm: no one-shot task that a deployment can wait for, so each api task runs the
+    migrations before it serves (under the migrations' advisory lock: the first does the work, the
+    others find nothing to do). The scheduler runs alone: stopped before its replacement starts."""
+    by_name = {spec.name: spec for spec in specs}
+    migrate = by_name.pop("migrate")
+    api = by_name["api"]
+    by_name["api"] = dataclasses.replace(
+        api,
+        command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
+        depends_on=tuple(d for d in api.depends_on if d != "migrate"),
+    )
+    scheduler = by_name["scheduler"]
+    by_name["scheduler"] = dataclasses.replace(
+        scheduler, depends_on=tuple(d for d in scheduler.depends_on if d != "migrate"), create_first=False
+    )
+    return [by_name[spec.name] for spec in specs if spec.name in by_name]
 
 
 def published_ports(s: StackSettings) -> dict[str, int]:

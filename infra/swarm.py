@@ -1,0 +1,287 @@
+"""The same service specs as Swarm services, for `orchestrator: swarm` (prod on a multi-node swarm).
+
+One pulumi-docker `Service` per spec, on an attachable overlay network. Each secret is a Swarm
+secret with a generated name (a new value is a new secret: the services move to it, then the old
+one is deleted), mounted as a file only the service's user can read; each rendered configuration is
+a Swarm config. api, app and the router roll start-first, the scheduler and the data stores
+stop-first; a task that fails its health check within the monitor window rolls the service back,
+and `up` waits for the swarm to converge (`waitTimeoutSeconds`). Every service uses DNS round robin
+(`dnsrr`): the proxies balance over the task addresses themselves, and kernels without IPVS work.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from infra import provider
+from infra.config import Identity, StackSettings
+from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image
+from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, secret_file, services
+
+UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
+ROOT = ("0", "0")
+
+
+def _owner(spec: ServiceSpec) -> tuple[str, str]:
+    """uid and gid that own the service's secret and config files (the process's own user)."""
+    if not spec.hardening.user:
+        return ROOT
+    uid, _, gid = spec.hardening.user.partition(":")
+    return uid, gid or uid
+
+
+def _size_bytes(options: str) -> int | None:
+    match = re.search(r"size=(\d+)([kmg]?)", options)
+    if not match:
+        return None
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _healthcheck(health: HealthCheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=list(health.test),
+        interval=provider.short_seconds(health.interval_seconds),
+        timeout=provider.short_seconds(health.timeout_seconds),
+        retries=health.retries,
+        start_period=provider.short_seconds(health.start_period_seconds),
+    )
+
+
+class SwarmDeployment(pulumi.ComponentResource):
+    """One environment of ichrisbirch as Swarm services on the swarm that `dockerHost` manages."""
+
+    services: dict[str, docker.Service]
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        identity: Identity,
+        project_dir: Path,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ichrisbirch:index:SwarmDeployment", name, None, opts)
+        assert on_swarm(settings), "validated: orchestrator swarm"
+        self.settings, self.identity = settings, identity
+        specs = services(settings, project_dir)
+        self.specs = {spec.name: spec for spec in specs}
+
+        self.provider = docker.Provider(
+            "docker",
+            host=settings.docker_host,
+            ssh_opts=settings.docker_ssh_opts or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        self.network = docker.Network(
+            "network",
+            name=identity.network,
+            driver="overlay",
+            # Attachable: one-off containers (a migration by hand, a debugging shell) can join it.
+            attachable=True,
+            options={"encrypted": "true"} if settings.overlay_encrypted else None,
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()],
+            opts=child,
+        )
+
+        # Every node pulls the same bytes: the application image by the digest its push returned,
+        # the others by the digest the manager resolved.
+        self.image = app_image(settings, identity, "production", child)
+        image_refs: dict[str, pulumi.Output[str]] = {"app": self.image.repo_digest}
+        for kind, reference in (
+            ("postgres", settings.postgres_image),
+            ("redis", settings.redis_image),
+            ("haproxy", settings.haproxy_image),
+            ("caddy", settings.caddy_image),
+        ):
+            if any(spec.image == kind for spec in specs):
+                pulled = docker.RemoteImage(f"{kind}-image", name=reference, keep_locally=True, opts=child)
+                image_refs[kind] = pulled.repo_digest
+
+        self.tls = InternalTls(
+            "ingress-tls",
+            identity.stack,
+            [settings.domain, f"api.{settings.domain}"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        used = sorted({name for spec in specs for name in spec.secret_env.values()})
+        self.secrets = {name: self._secret(name, child) for name in used}
+
+        self.services = {}
+        for spec in specs:
+            self.services[spec.name] = self._service(spec, image_refs[spec.image], child)
+
+        self.register_outputs(
+            {
+                "network": self.network.name,
+                "image_digest": self.image.repo_digest,
+                "services": {name: svc.name for name, svc in self.services.items()},
+            }
+        )
+
+    def _labels(self, component: str) -> dict[str, str]:
+        return self.identity.labels(self.settings.environment, component)
+
+    def _secret_value(self, name: SecretName) -> pulumi.Output[str]:
+        if name in PROGRAM_VALUES:
+            if name == "router_tls_pem":
+                return pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply("".join)
+            return self.tls.ca_certificate
+        secret = getattr(self.settings, name)
+        assert secret is not None, f"{name} is validated as required"
+        return pulumi.Output.secret(secret.get_secret_value())
+
+    def _secret(self, name: SecretName, child: pulumi.ResourceOptions) -> docker.Secret:
+        # No `name`: Pulumi generates one (<resource name>-<random>), so a new value creates a new
+        # secret beside the old one, the services move to it, and only then is the old one deleted.
+        # Settings secrets and the private key are secret Outputs already; `data` is secret in the schema.
+        data = self._secret_value(name).apply(_base64)
+        return docker.Secret(
+            f"{self.identity.prefix}-{name.replace('_', '-')}",
+            data=data,
+            labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in self._labels(name).items()],
+            opts=child,
+        )
+
+    def _config(self, spec: ServiceSpec, path: str, text: str, child: pulumi.ResourceOptions) -> docker.ServiceConfig:
+        # Configs are immutable, like secrets: a generated name, so a change rolls the service over.
+        return docker.ServiceConfig(
+            f"{self.identity.prefix}-{spec.name}-{Path(path).name.replace('.', '-').lower()}",
+            data=_base64(text),
+            opts=child,
+        )
+
+    def _service(self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> docker.Service:
+        uid, gid = _owner(spec)
+        hard = spec.hardening
+        # A secret reaches the process as a file, named by <VAR>_FILE; never in the environment.
+        env = {**spec.env, **{f"{var}_FILE": secret_file(name) for var, name in spec.secret_env.items()}}
+        secrets = [
+            docker.ServiceTaskSpecContainerSpecSecretArgs(
+                secret_id=self.secrets[name].id,
+                secret_name=self.secrets[name].name,
+                file_name=secret_file(name),
+                file_uid=uid,
+                file_gid=gid,
+                file_mode=0o400,
+            )
+            for name in sorted(set(spec.secret_env.values()))
+        ]
+        configs = []
+        for path, text in sorted(spec.config_files.items()):
+            config = self._config(spec, path, text, child)
+            configs.append(
+                docker.ServiceTaskSpecContainerSpecConfigArgs(
+                    config_id=config.id,
+                    config_name=config.name,
+                    file_name=path,
+                    file_uid=uid,
+                    file_gid=gid,
+                    file_mode=0o440,
+                )
+            )
+        mounts = [
+            docker.ServiceTaskSpecContainerSpecMountArgs(
+                target=m.target,
+                type="volume",
+                source=self.identity.volume(m.volume),
+                read_only=m.read_only,
+            )
+            for m in spec.mounts
+            if m.volume
+        ] + [
+            docker.ServiceTaskSpecContainerSpecMountArgs(
+                target=path,
+                type="tmpfs",
+                tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(
+                    size_bytes=_size_bytes(options), mode=0o1777
+                ),
+            )
+            for path, options in sorted(spec.tmpfs.items())
+        ]
+        order = "start-first" if spec.create_first else "stop-first"
+        memory = spec.limits.memory_mb * 1024 * 1024
+        nano_cpus = int(spec.limits.cpus * 10**9)
+        return docker.Service(
+            spec.name,
+            name=self.identity.container(spec.name),
+            labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in sorted(self._labels(spec.name).items())],
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=image,
+                    args=list(spec.command),
+                    env=env,
+                    user=hard.user,
+                    read_only=hard.read_only_root or None,
+                    cap_drops=["ALL"] if hard.drop_all_capabilities else None,
+                    init=spec.image == "app",
+                    healthcheck=_healthcheck(spec.health) if spec.health else None,
+                    stop_grace_period=provider.short_seconds(spec.stop_grace_seconds),
+                    secrets=secrets or None,
+                    configs=configs or None,
+                    mounts=mounts or None,
+                ),
+                resources=docker.ServiceTaskSpecResourcesArgs(
+                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(memory_bytes=memory, nano_cpus=nano_cpus),
+                    # What the scheduler sets aside per task: a node without it gets no task.
+                    reservation=docker.ServiceTaskSpecResourcesReservationArgs(
+                        memory_bytes=memory // 4, nano_cpus=nano_cpus // 10
+                    ),
+                ),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                    condition="any", delay=provider.short_seconds(5), window=provider.short_seconds(60)
+                ),
+                placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(spec.placement))
+                if spec.placement
+                else None,
+                networks_advanceds=[
+                    # By id: the provider reads back the id, and a name would replace the service every run.
+                    docker.ServiceTaskSpecNetworksAdvancedArgs(id=self.network.id, aliases=[spec.name, *spec.aliases])
+                ],
+                log_driver=docker.ServiceTaskSpecLogDriverArgs(name="json-file", options=LOG_OPTIONS),
+            ),
+            mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)),
+            update_config=docker.ServiceUpdateConfigArgs(
+                parallelism=1,
+                delay=provider.short_seconds(0),
+                order=order,
+                failure_action="rollback",
+                monitor=provider.short_seconds(UPDATE_MONITOR_SECONDS),
+                max_failure_ratio="0.0",
+            ),
+            rollback_config=docker.ServiceRollbackConfigArgs(
+                parallelism=1,
+                delay=provider.short_seconds(0),
+                order=order,
+                failure_action="pause",
+                monitor=provider.short_seconds(UPDATE_MONITOR_SECONDS),
+                max_failure_ratio="0.0",
+            ),
+            endpoint_spec=docker.ServiceEndpointSpecArgs(
+                mode="dnsrr",
+                ports=[
+                    docker.ServiceEndpointSpecPortArgs(
+                        target_port=p.internal, published_port=p.external, publish_mode="host", protocol="tcp"
+                    )
+                    for p in spec.ports
+                ]
+                or None,
+            ),
+            # `up` waits until every task runs (healthy, where checked), and fails naming the service.
+            converge_config=docker.ServiceConvergeConfigArgs(
+                delay=provider.short_seconds(7), timeout=provider.short_seconds(self.settings.wait_timeout_seconds)
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.services[d] for d in spec.depends_on])
+            ),
+        )

@@ -1,0 +1,155 @@
+"""`orchestrator: swarm` under mocks: the same service specs as Swarm services, secrets as files."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError
+from infra.provider import IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, reveal
+from infra.simulate import Registration, Run
+from tests.conftest import TEST_SECRETS, RunStack
+from tests.unit.test_program import is_secret
+
+REGISTRY = "registry.example.com:5000/team"
+
+
+@pytest.fixture
+def swarm(run_stack: RunStack) -> Run:
+    return run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, domain="example.org")
+
+
+def services(run: Run) -> dict[str, Registration]:
+    return run.of_type(SERVICE)
+
+
+def container_spec(service: Registration) -> dict[str, Any]:
+    return dict(reveal(service.inputs["taskSpec"])["containerSpec"])
+
+
+def test_one_service_per_long_running_spec_and_the_migrations_run_in_each_api_task(swarm: Run) -> None:
+    assert set(services(swarm)) == {"postgres", "redis", "api", "app", "scheduler", "router", "ingress"}
+    args = container_spec(services(swarm)["api"])["args"]
+    assert args[:2] == ["sh", "-c"] and args[2].startswith("python -m ichrisbirch.migrate && exec gunicorn ")
+    assert not swarm.of_type("docker:index/container:Container"), "no plain containers on swarm"
+
+
+def test_replicas_update_order_rollback_and_convergence(run_stack: RunStack) -> None:
+    run = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, apiReplicas="3", appReplicas="2")
+    for name, service in services(run).items():
+        inputs = reveal(service.inputs)
+        replicas = {"api": 3, "app": 2}.get(name, 1)
+        assert inputs["mode"] == {"replicated": {"replicas": replicas}}, name
+        order = "start-first" if name in ("api", "app", "router") else "stop-first"
+        assert inputs["updateConfig"]["order"] == order and inputs["rollbackConfig"]["order"] == order, name
+        assert inputs["updateConfig"]["failureAction"] == "rollback", name
+        assert inputs["updateConfig"]["monitor"] == "20s" and inputs["updateConfig"]["maxFailureRatio"] == "0.0"
+        # `up` waits until the swarm converged, for waitTimeoutSeconds, written as the provider reads it.
+        assert inputs["convergeConfig"] == {"delay": "7s", "timeout": "2m"}, name
+        assert inputs["endpointSpec"]["mode"] == "dnsrr", "no IPVS needed: the proxies balance over task addresses"
+
+
+def test_data_stores_are_placed_on_the_data_node_and_the_ingress_publishes_in_host_mode(swarm: Run) -> None:
+    placed = {
+        name: reveal(s.inputs["taskSpec"]).get("placement", {}).get("constraints")
+        for name, s in services(swarm).items()
+    }
+    assert placed["postgres"] == placed["redis"] == ["node.labels.ichrisbirch.data == true"]
+    assert placed["ingress"] == ["node.role == manager"]
+    ports = reveal(services(swarm)["ingress"].inputs["endpointSpec"])["ports"]
+    assert ports == [
+        {"targetPort": 8080, "publishedPort": 80, "publishMode": "host", "protocol": "tcp"},
+        {"targetPort": 8443, "publishedPort": 443, "publishMode": "host", "protocol": "tcp"},
+    ]
+    published = [name for name, s in services(swarm).items() if reveal(s.inputs["endpointSpec"]).get("ports")]
+    assert published == ["ingress"]
+
+
+def test_no_secret_value_in_any_service_and_each_secret_is_a_file_only_its_user_reads(swarm: Run) -> None:
+    for name, service in services(swarm).items():
+        text = str(reveal(service.inputs))
+        assert not any(value in text for value in TEST_SECRETS.values()), f"a secret value in {name}'s service"
+        spec = container_spec(service)
+        for variable in spec.get("env", {}):
+            assert not variable.endswith(("PASSWORD", "SECRET_KEY", "_PEM", "AUTH")), (name, variable)
+        user = spec.get("user", "0:0").split(":")
+        for mounted in spec.get("secrets", []):
+            assert mounted["fileName"].startswith("/run/secrets/") and mounted["fileMode"] == 0o400, (name, mounted)
+            assert [mounted["fileUid"], mounted["fileGid"]] == user, name
+            assert any(value == mounted["fileName"] for value in spec["env"].values()), "named by a *_FILE variable"
+    api = container_spec(services(swarm)["api"])
+    assert api["env"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert api["user"] == "10001:10001"
+
+
+def test_each_secret_is_a_swarm_secret_with_a_generated_name_and_its_data_a_pulumi_secret(swarm: Run) -> None:
+    secrets = swarm.of_type(SECRET)
+    assert set(secrets) == {
+        "icb-prod-postgres-password",
+        "icb-prod-redis-password",
+        "icb-prod-flask-secret-key",
+        "icb-prod-router-tls-pem",
+    }
+    for name, secret in secrets.items():
+        assert "name" not in secret.inputs, f"{name}: a fixed name would block a rotation (delete first, in use)"
+        assert is_secret(secret.inputs["data"]), f"{name}'s data is not a Pulumi secret"
+    postgres = reveal(secrets["icb-prod-postgres-password"].inputs["data"])
+    assert base64.b64decode(postgres).decode() == TEST_SECRETS["postgresPassword"]
+
+
+def test_rendered_configurations_are_swarm_configs(swarm: Run) -> None:
+    router = container_spec(services(swarm)["router"])
+    assert router["args"] == ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+    (mounted,) = router["configs"]
+    assert mounted["fileName"] == "/usr/local/etc/haproxy/haproxy.cfg" and mounted["fileUid"] == "99"
+    configs = swarm.of_type(SERVICE_CONFIG)
+    text = base64.b64decode(configs["icb-prod-router-haproxy-cfg"].inputs["data"]).decode()
+    assert "ssl crt /run/secrets/router_tls_pem" in text and "api.example.org" in text
+    assert router["env"] == {"HAPROXY_TLS_PEM_FILE": "/run/secrets/router_tls_pem"}, "no configuration in it"
+
+
+def test_every_node_runs_the_same_bytes(swarm: Run) -> None:
+    (image,) = swarm.of_type(IMAGE).values()
+    assert image.inputs["imageName"] == f"{REGISTRY}/ichrisbirch:prod" and image.inputs["skipPush"] is False
+    # By digest: the one the push returned, and the one the manager resolved for the others.
+    assert container_spec(services(swarm)["api"])["image"] == swarm.outputs["image_digest"]
+    assert swarm.outputs["image_digest"].startswith(f"{REGISTRY}/ichrisbirch@sha256:")
+    for name, reference in (("postgres", "postgres:16.4-bookworm"), ("router", "haproxy:2.8.10-bookworm")):
+        image = container_spec(services(swarm)[name])["image"]
+        assert image.startswith(reference.split(":")[0] + "@sha256:"), (name, image)
+    assert REMOTE_IMAGE in {r.type for r in swarm.resources}
+
+
+def test_an_attachable_overlay_network_referenced_by_id(run_stack: RunStack, swarm: Run) -> None:
+    (network,) = swarm.of_type(NETWORK).values()
+    assert network.inputs["driver"] == "overlay" and network.inputs["attachable"] is True
+    assert "options" not in network.inputs
+    for service in services(swarm).values():
+        (attached,) = reveal(service.inputs["taskSpec"])["networksAdvanceds"]
+        assert set(attached) == {"id", "aliases"}, "a network `name` would replace the service on every run"
+    encrypted = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, overlayEncrypted="true")
+    (network,) = encrypted.of_type(NETWORK).values()
+    assert network.inputs["options"] == {"encrypted": "true"}
+
+
+def test_durations_are_written_as_the_provider_reads_them_back(swarm: Run) -> None:
+    for name, service in services(swarm).items():
+        text = str(reveal(service.inputs))
+        assert "m0s" not in text and "h0m" not in text, name
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "key", "expected"),
+    [
+        ("dev", {"orchestrator": "swarm", "imageRegistry": REGISTRY}, "orchestrator", "prod environment only"),
+        ("prod", {"orchestrator": "swarm"}, "imageRegistry", "is required with orchestrator swarm"),
+        ("prod", {"orchestrator": "kubernetes"}, "orchestrator", "'containers' or 'swarm'"),
+    ],
+)
+def test_swarm_config_errors(
+    run_stack: RunStack, stack: str, overrides: dict[str, str], key: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"ichrisbirch:{key}: .*{expected}"):
+        run_stack(stack, **overrides)
