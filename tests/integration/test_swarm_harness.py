@@ -75,7 +75,7 @@ def test_an_image_pushed_to_the_registry_runs_on_every_node_and_tasks_answer_acr
         )  # fmt: skip
         until(
             lambda: True if on(manager, "service", "ls", "--filter", "name=icb-harness-web", "--format",
-                               "{{.Replicas}}").stdout.strip() == "3/3" else None,
+                               "{{.Replicas}}").stdout.startswith("3/3") else None,
             timeout=90,
             what="three running tasks",
         )  # fmt: skip
