@@ -529,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
 
     standins_out = run("bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")).stdout
     refs = dict(line.strip().split("=", 1) for line in standins_out.splitlines() if "Image=" in line)
-    standins = Standins(refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"], refs["haproxyImage"])
+    standins = Standins(
+        refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"], refs["haproxyImage"], refs["caddyImage"]
+    )
 
     if args.only_second_up:
         replace_section(SECOND_UP_HEADING, render_second_up(measure_deployments(args.runs, standins)[1], args.runs))
