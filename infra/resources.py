@@ -44,6 +44,16 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
     return pulumi.Output.all(exit_code, logs).apply(check)
 
 
+def docker_provider(settings: StackSettings, parent: pulumi.Resource) -> docker.Provider:
+    """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config."""
+    return docker.Provider(
+        "docker",
+        host=settings.docker_host,
+        ssh_opts=settings.docker_ssh_opts or None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def app_image(settings: StackSettings, identity: Identity, target: str, child: pulumi.ResourceOptions) -> docker.Image:
     """The application image, built from `appDirectory` for `target`; pushed when a registry is set."""
     repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
@@ -140,13 +150,7 @@ class Deployment(pulumi.ComponentResource):
         specs = services(settings, project_dir)
         self.specs = {spec.name: spec for spec in specs}
 
-        # An explicit provider, so the engine a stack deploys to is part of its config.
-        self.provider = docker.Provider(
-            "docker",
-            host=settings.docker_host,
-            ssh_opts=settings.docker_ssh_opts or None,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.provider = docker_provider(settings, self)
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
         self.network = docker.Network(

@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 from infra import provider
 from infra.config import Identity, StackSettings
-from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image
+from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image, docker_provider
 from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, secret_file, services
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
@@ -40,6 +41,17 @@ def _size_bytes(options: str) -> int | None:
     if not match:
         return None
     return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2)]
+
+
+def _rollout(order: str, failure_action: str) -> dict[str, Any]:
+    return {
+        "parallelism": 1,
+        "delay": provider.short_seconds(0),
+        "order": order,
+        "failure_action": failure_action,
+        "monitor": provider.short_seconds(UPDATE_MONITOR_SECONDS),
+        "max_failure_ratio": "0.0",
+    }
 
 
 def _base64(text: str) -> str:
@@ -75,12 +87,7 @@ class SwarmDeployment(pulumi.ComponentResource):
         specs = services(settings, project_dir)
         self.specs = {spec.name: spec for spec in specs}
 
-        self.provider = docker.Provider(
-            "docker",
-            host=settings.docker_host,
-            ssh_opts=settings.docker_ssh_opts or None,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.provider = docker_provider(settings, self)
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
         self.network = docker.Network(
@@ -251,22 +258,10 @@ class SwarmDeployment(pulumi.ComponentResource):
                 log_driver=docker.ServiceTaskSpecLogDriverArgs(name="json-file", options=LOG_OPTIONS),
             ),
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=spec.replicas)),
-            update_config=docker.ServiceUpdateConfigArgs(
-                parallelism=1,
-                delay=provider.short_seconds(0),
-                order=order,
-                failure_action="rollback",
-                monitor=provider.short_seconds(UPDATE_MONITOR_SECONDS),
-                max_failure_ratio="0.0",
-            ),
-            rollback_config=docker.ServiceRollbackConfigArgs(
-                parallelism=1,
-                delay=provider.short_seconds(0),
-                order=order,
-                failure_action="pause",
-                monitor=provider.short_seconds(UPDATE_MONITOR_SECONDS),
-                max_failure_ratio="0.0",
-            ),
+            # One task at a time; a task unhealthy within the monitor window rolls the update back,
+            # and a rollback that fails too pauses, for a person to look.
+            update_config=docker.ServiceUpdateConfigArgs(**_rollout(order, failure_action="rollback")),
+            rollback_config=docker.ServiceRollbackConfigArgs(**_rollout(order, failure_action="pause")),
             endpoint_spec=docker.ServiceEndpointSpecArgs(
                 mode="dnsrr",
                 ports=[

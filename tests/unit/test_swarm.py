@@ -153,3 +153,27 @@ def test_swarm_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=rf"ichrisbirch:{key}: .*{expected}"):
         run_stack(stack, **overrides)
+
+
+def test_a_new_secret_value_is_a_new_secret_that_its_readers_move_to(run_stack: RunStack) -> None:
+    before = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY)
+    after = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, secrets={"redisPassword": "rotated-7"})
+
+    def mounted(run: Run) -> dict[tuple[str, str], str]:
+        """(service, file) -> the id of the secret mounted there (plan ids change with a replacement)."""
+        return {
+            (name, entry["fileName"]): entry["secretId"]
+            for name, service in services(run).items()
+            for entry in container_spec(service).get("secrets", [])
+        }
+
+    old, new = mounted(before), mounted(after)
+    assert old.keys() == new.keys()
+    moved = {key for key in old if old[key] != new[key]}
+    # Only the rotated secret is new, and exactly its readers move to it, in place (same names).
+    assert moved == {("redis", "/run/secrets/redis_password"), ("api", "/run/secrets/redis_password")}
+    for name in services(after):
+        assert services(after)[name].inputs["name"] == services(before)[name].inputs["name"]
+    # No fixed name and no delete-before-replace: the new secret exists before the old one goes.
+    secret = after.named(SECRET, "icb-prod-redis-password")
+    assert "name" not in secret.inputs and not secret.delete_before_replace
