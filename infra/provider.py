@@ -187,8 +187,8 @@ REMOTE_IMAGE_FIELDS: dict[str, Field] = {
 }
 REMOTE_IMAGE_OUTPUTS = frozenset({"imageId", "repoDigest"})
 
-# Swarm (provider-semantics.md §6). Secret and ServiceConfig: every input replaces. (Service: not yet
-# modelled field by field; the test engine does not deploy swarm stacks yet.)
+# Swarm (provider-semantics.md §6). Secret and ServiceConfig: every input replaces. Service: see
+# _diff_service.
 SECRET_FIELDS: dict[str, Field] = {
     "name": Field("R", computed=True),
     "data": Field("R"),
@@ -254,6 +254,8 @@ OUTPUTS: dict[str, frozenset[str]] = {
     NETWORK: NETWORK_OUTPUTS,
     VOLUME: VOLUME_OUTPUTS,
     REMOTE_IMAGE: REMOTE_IMAGE_OUTPUTS,
+    SECRET: frozenset(),
+    SERVICE_CONFIG: frozenset(),
     **{type_token: TLS_OUTPUTS - set(inputs) for type_token, inputs in _TLS_INPUTS.items()},
     IMAGE: frozenset({"repoDigest", "baseImageName", "registryServer", "context", "dockerfile", "platform"}),
 }
@@ -418,6 +420,19 @@ def _zero(spec: Field) -> Any:
     return _canonical(spec.default, spec)
 
 
+def _diff_service(state: Mapping[str, Any], inputs: Mapping[str, Any]) -> Diff:
+    """A Service (§6): its name and its network attachments replace it; every other block updates
+    in place. Read writes the spec back as it was sent (images by digest, short durations), so a
+    spec sent as the program wrote it reads back equal."""
+    old, new = reveal(state), reveal(inputs)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    replaces = [k for k in changed if k == "name"]
+    old_networks = (old.get("taskSpec") or {}).get("networksAdvanceds")
+    if old_networks != (new.get("taskSpec") or {}).get("networksAdvanceds"):
+        replaces.append("taskSpec.networksAdvanceds")
+    return Diff(tuple(changed), tuple(replaces))
+
+
 def diff_fields(
     type_token: str,
     state: Mapping[str, Any],
@@ -432,6 +447,8 @@ def diff_fields(
         if different:
             raise NotModelled(f"a change of the Docker provider's configuration ({', '.join(different)})")
         return Diff()
+    if type_token == SERVICE:
+        return _diff_service(state, inputs)
     fields = FIELDS.get(type_token)
     if fields is None:
         raise NotModelled(f"resource type {type_token}")

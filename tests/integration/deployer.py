@@ -15,6 +15,10 @@ previous run left:
 - after a Create it reads the real object back as the provider's Read does, so a value Docker
   records differently from the input (MemorySwap, durations, cpus) shows up on the next run;
 - it prints the run's steps as `pulumi preview` would.
+- on a swarm (the provider's host a manager): overlay networks, the image built and pushed by that
+  engine, Swarm secrets and configs (autonamed: a new name for a replacement), and Services created
+  with the provider's converge wait, removed when they do not converge; a Service update is not
+  modelled yet and fails the run by name.
 
 An input it cannot model fails the run naming it. Every object it creates carries the label
 `ichrisbirch.deployer=itest` (hidden from Read, so it is no diff); `sweep()` removes exactly those.
@@ -22,10 +26,13 @@ An input it cannot model fails the run naming it. Every object it creates carrie
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import logging
+import re
+import secrets
 import subprocess
 import threading
 import time
@@ -49,6 +56,9 @@ from infra.provider import (
     NETWORK,
     PROVIDER,
     REMOTE_IMAGE,
+    SECRET,
+    SERVICE,
+    SERVICE_CONFIG,
     VOLUME,
     NotModelled,
     reveal,
@@ -287,6 +297,17 @@ class DockerEngine(Mocks):
     def _check(self, reg: Registration, inputs: dict[str, Any]) -> dict[str, Any]:
         if reg.type == IMAGE:
             return provider.check_image(inputs, self.workdir)
+        if reg.type in (SECRET, SERVICE_CONFIG) and "name" not in inputs:
+            # Pulumi's autonaming: the old name while nothing replaces it; a new one for a replacement
+            # (Check runs again without the old state), so the new object can exist beside the old.
+            with self._lock:
+                old = self.resources.get(reg.urn)
+            if (
+                old is not None
+                and provider.diff_fields(reg.type, old.state, {**inputs, "name": old.state["name"]}).kind == "same"
+            ):
+                return {**inputs, "name": old.state["name"]}
+            return {**inputs, "name": f"{reg.name}-{secrets.token_hex(4)[:7]}"}
         if reg.type == CONTAINER:
             unknown = sorted(set(inputs) - CONTAINER_APPLIED - provider.CONTAINER_OUTPUTS)
             if unknown:
@@ -306,6 +327,9 @@ class DockerEngine(Mocks):
             IMAGE: self._create_image,
             REMOTE_IMAGE: self._create_remote_image,
             CONTAINER: self._create_container,
+            SECRET: self._create_secret,
+            SERVICE_CONFIG: self._create_secret,
+            SERVICE: self._create_service,
         }
         if reg.type not in handlers:
             raise NotModelled(f"resource type {reg.type}")
@@ -365,6 +389,18 @@ class DockerEngine(Mocks):
             self._retry(lambda: client.remove_network(resource.id), "has active endpoints", ignore_missing=True)
         elif resource.type == VOLUME:
             self._retry(lambda: client.remove_volume(resource.id, force=True), "in use", ignore_missing=True)
+        elif resource.type == SERVICE:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.remove_service(resource.id)
+            # The provider waits stopGracePeriod for the service's tasks to go.
+            grace = _seconds(plain["taskSpec"]["containerSpec"].get("stopGracePeriod", "0s"))
+            deadline = time.monotonic() + grace + 10
+            while time.monotonic() < deadline and client.tasks(filters={"service": resource.id}):
+                time.sleep(1)
+        elif resource.type == SECRET:
+            self._retry(lambda: client.remove_secret(resource.id), "in use", ignore_missing=False)
+        elif resource.type == SERVICE_CONFIG:
+            self._retry(lambda: client.remove_config(resource.id), "in use", ignore_missing=False)
         elif resource.type == REMOTE_IMAGE and not plain.get("keepLocally"):
             with contextlib.suppress(docker.errors.NotFound):
                 client.remove_image(plain["name"], force=bool(plain.get("forceRemove")))
@@ -412,12 +448,16 @@ class DockerEngine(Mocks):
     # network and volume --------------------------------------------------------------------------
 
     def _create_network(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
-        unknown = sorted(set(inputs) - {"name", "driver", "labels"})
+        unknown = sorted(set(inputs) - {"name", "driver", "labels", "attachable", "options"})
         if unknown:
             raise NotModelled(f"network input(s) {', '.join(unknown)}")
         self._started()
         created = self.client().create_network(
-            inputs["name"], driver=inputs.get("driver", "bridge"), labels=_labels(inputs.get("labels", []))
+            inputs["name"],
+            driver=inputs.get("driver", "bridge"),
+            labels=_labels(inputs.get("labels", [])),
+            attachable=inputs.get("attachable") or None,
+            options=inputs.get("options") or None,
         )
         network_id = str(created["Id"])
         return network_id, self._read_network(network_id)
@@ -471,10 +511,8 @@ class DockerEngine(Mocks):
         unknown = sorted(set(inputs) - {"imageName", "build", "skipPush", "buildOnPreview", "registry"})
         if unknown:
             raise NotModelled(f"image input(s) {', '.join(unknown)}")
-        if not inputs.get("skipPush"):
-            raise NotModelled(f"pushing {inputs['imageName']} (no registry is reachable here)")
         if inputs.get("registry"):
-            raise NotModelled("registry credentials with skipPush (used only to pull cacheFrom images)")
+            raise NotModelled("registry credentials (the test registry needs no login)")
         build = inputs["build"]
         allowed = {"context", "dockerfile", "target", "args", "builderVersion", "platform", "contextDigest"}
         unknown = sorted(set(build) - allowed)
@@ -484,7 +522,8 @@ class DockerEngine(Mocks):
             raise NotModelled(f"builderVersion {build.get('builderVersion')}")
         context = provider.resolve_path(self.workdir, build["context"])
         dockerfile = provider.resolve_path(self.workdir, build["dockerfile"])
-        command = [BUILDKIT_DOCKER, "build", "-f", str(dockerfile), "-t", inputs["imageName"]]
+        # On the engine the provider talks to (a swarm's manager builds, and pushes, its own image).
+        command = [BUILDKIT_DOCKER, "-H", self.base_url, "build", "-f", str(dockerfile), "-t", inputs["imageName"]]
         command += ["--platform", build["platform"]] if build.get("platform") else []
         command += ["--target", build["target"]] if build.get("target") else []
         for key, value in sorted((build.get("args") or {}).items()):
@@ -501,9 +540,21 @@ class DockerEngine(Mocks):
         if result.returncode != 0:
             raise DeploymentError(f"image {name}: build failed:\n{result.stderr[-3000:]}")
         image_id = self.client().inspect_image(inputs["imageName"])["Id"]
+        repo_digest = image_id  # with skipPush: the local image id
+        if not inputs.get("skipPush"):
+            pushed = subprocess.run(
+                [BUILDKIT_DOCKER, "-H", self.base_url, "push", inputs["imageName"]],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
+            if pushed.returncode != 0 or not found:
+                raise DeploymentError(f"image {name}: push failed:\n{pushed.stdout[-2000:]}{pushed.stderr[-2000:]}")
+            repo_digest = f"{inputs['imageName'].rsplit(':', 1)[0]}@{found.group(1)}"
         state = {
             **inputs,
-            "repoDigest": image_id,  # with skipPush: the local image id
+            "repoDigest": repo_digest,
             "baseImageName": inputs["imageName"],
             "registryServer": "",
             "context": str(context),
@@ -518,15 +569,81 @@ class DockerEngine(Mocks):
         unknown = sorted(set(inputs) - {"name", "keepLocally", "forceRemove"})
         if unknown:
             raise NotModelled(f"remote image input(s) {', '.join(unknown)}")
+        client = self.client()
         try:
-            info = self.client().inspect_image(inputs["name"])
+            info = client.inspect_image(inputs["name"])
         except docker.errors.ImageNotFound:
-            raise DeploymentError(
-                f"remote image {name}: {inputs['name']} is not on the engine and nothing can be pulled here"
-            ) from None
+            try:  # as the provider does: pull what the engine does not have
+                client.pull(inputs["name"])
+                info = client.inspect_image(inputs["name"])
+            except docker.errors.APIError as error:
+                raise DeploymentError(f"remote image {name}: {inputs['name']} could not be pulled: {error}") from None
         digests = info.get("RepoDigests") or []
         state = {**inputs, "imageId": info["Id"], "repoDigest": digests[0] if digests else info["Id"]}
         return f"{info['Id']}{inputs['name']}", state
+
+    # swarm: secrets, configs, services (provider-semantics.md §6) ------------------------------------
+
+    def _create_secret(self, name: str, inputs: dict[str, Any], resource: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - set(provider.FIELDS[resource.type]))
+        if unknown:
+            raise NotModelled(f"input(s) {', '.join(unknown)}")
+        self._started()
+        data = base64.b64decode(inputs["data"])
+        labels = _labels(inputs.get("labels", []))
+        client = self.client()
+        if resource.type == SECRET:
+            created = client.create_secret(inputs["name"], data, labels=labels)
+        else:
+            created = client.create_config(inputs["name"], data, labels=labels)
+        # Read writes back only the name (Secret); the inputs stay as they were given.
+        return str(created["ID"]), dict(inputs)
+
+    def _create_service(self, name: str, inputs: dict[str, Any], _: Resource) -> tuple[str, dict[str, Any]]:
+        unknown = sorted(set(inputs) - SERVICE_APPLIED)
+        if unknown:
+            raise NotModelled(f"service input(s) {', '.join(unknown)}")
+        self._started()
+        client = self.client()
+        spec = _service_spec(inputs)
+        response = client._post_json(client._url("/services/create"), data=spec)  # noqa: SLF001 (raw API, as the provider sends it)
+        service_id = str(client._result(response, True)["ID"])  # noqa: SLF001
+        if "convergeConfig" in inputs:
+            try:
+                self._converge(service_id, inputs)
+            except DeploymentError:
+                # As the provider does: a service that did not converge is removed, nothing recorded.
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.remove_service(service_id)
+                raise
+        with self._lock:
+            self.timings.healthy[inputs["name"]] = time.monotonic()
+        # The daemon keeps the spec as sent (images are given by digest, so it adds no pin).
+        return service_id, dict(inputs)
+
+    def _converge(self, service_id: str, inputs: dict[str, Any]) -> None:
+        """The provider's wait: `delay`, then poll (every 5 s) until the running tasks on nodes that
+        are not down equal the replicas, up to `timeout`."""
+        converge = inputs["convergeConfig"]
+        replicas = inputs["mode"]["replicated"]["replicas"]
+        time.sleep(_seconds(converge.get("delay", "7s")))
+        deadline = time.monotonic() + _seconds(converge.get("timeout", "3m"))
+        client = self.client()
+        while True:
+            down = {n["ID"] for n in client.nodes() if n["Status"]["State"] == "down"}
+            tasks = client.tasks(filters={"service": service_id, "desired-state": "running"})
+            running = [t for t in tasks if t["Status"]["State"] == "running" and t.get("NodeID") not in down]
+            if len(running) == replicas:
+                return
+            if time.monotonic() > deadline:
+                states = sorted(
+                    f"{t['Status']['State']}: {t['Status'].get('Err') or t['Status'].get('Message')}" for t in tasks
+                )
+                raise DeploymentError(
+                    f"service {inputs['name']} did not converge: {len(running)} of {replicas} tasks running"
+                    f" ({'; '.join(states)})"
+                )
+            time.sleep(5)
 
     # containers ----------------------------------------------------------------------------------
 
@@ -855,6 +972,140 @@ class DockerEngine(Mocks):
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+# What this stand-in applies to a Swarm service (pulumi-docker's names; provider-semantics.md §6).
+SERVICE_APPLIED = frozenset(
+    {"name", "labels", "taskSpec", "mode", "updateConfig", "rollbackConfig", "endpointSpec", "convergeConfig"}
+)
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration ("1m30s", "500ms") in seconds."""
+    total = 0.0
+    for number, unit in re.findall(r"([0-9.]+)(h|ms|m|s)", duration):
+        total += float(number) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+    return total
+
+
+def _ns(duration: str) -> int:
+    return int(_seconds(duration) * 10**9)
+
+
+def _service_spec(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The Engine API's ServiceSpec for a pulumi-docker Service's inputs (what the provider sends)."""
+    task, container = inputs["taskSpec"], inputs["taskSpec"]["containerSpec"]
+    unknown = sorted(
+        set(container)
+        - {"image", "args", "env", "user", "readOnly", "capDrops", "init", "healthcheck", "stopGracePeriod",
+           "secrets", "configs", "mounts"}
+    )  # fmt: skip
+    if unknown:
+        raise NotModelled(f"service containerSpec input(s) {', '.join(unknown)}")
+
+    def file_ref(entry: dict[str, Any]) -> dict[str, Any]:
+        return {"Name": entry["fileName"], "UID": entry.get("fileUid", "0"), "GID": entry.get("fileGid", "0"),
+                "Mode": entry.get("fileMode", 0o444)}  # fmt: skip
+
+    spec_container: dict[str, Any] = {
+        "Image": container["image"],
+        "Args": container.get("args") or [],
+        "Env": [f"{k}={v}" for k, v in sorted((container.get("env") or {}).items())],
+        "User": container.get("user", ""),
+        "ReadOnly": bool(container.get("readOnly")),
+        "Init": container.get("init"),
+        "StopGracePeriod": _ns(container.get("stopGracePeriod", "0s")),
+        "Secrets": [
+            {"File": file_ref(e), "SecretID": e["secretId"], "SecretName": e["secretName"]}
+            for e in container.get("secrets") or []
+        ],
+        "Configs": [
+            {"File": file_ref(e), "ConfigID": e["configId"], "ConfigName": e["configName"]}
+            for e in container.get("configs") or []
+        ],
+        "Mounts": [
+            {
+                "Target": m["target"],
+                "Type": m["type"],
+                "Source": m.get("source", ""),
+                "ReadOnly": bool(m.get("readOnly")),
+            }
+            | (
+                {
+                    "TmpfsOptions": {
+                        "SizeBytes": m["tmpfsOptions"].get("sizeBytes"),
+                        "Mode": m["tmpfsOptions"].get("mode"),
+                    }
+                }
+                if m.get("tmpfsOptions")
+                else {}
+            )
+            for m in container.get("mounts") or []
+        ],  # fmt: skip
+    }
+    if container.get("capDrops"):
+        spec_container["CapabilityDrop"] = container["capDrops"]
+    if container.get("healthcheck"):
+        check = container["healthcheck"]
+        spec_container["Healthcheck"] = {
+            "Test": check["tests"],
+            "Interval": _ns(check.get("interval", "0s")),
+            "Timeout": _ns(check.get("timeout", "0s")),
+            "Retries": check.get("retries", 0),
+            "StartPeriod": _ns(check.get("startPeriod", "0s")),
+        }
+    resources = task.get("resources") or {}
+    limits, reservation = resources.get("limits") or {}, resources.get("reservation") or {}
+    restart = task.get("restartPolicy") or {}
+    log = task.get("logDriver") or {}
+
+    def rollout(block: dict[str, Any] | None) -> dict[str, Any]:
+        block = block or {}
+        return {
+            "Parallelism": block.get("parallelism", 1), "Delay": _ns(block.get("delay", "0s")),
+            "FailureAction": block.get("failureAction", "pause"), "Monitor": _ns(block.get("monitor", "5s")),
+            "MaxFailureRatio": float(block.get("maxFailureRatio", "0.0")), "Order": block.get("order", "stop-first"),
+        }  # fmt: skip
+
+    endpoint = inputs.get("endpointSpec") or {}
+    return {
+        "Name": inputs["name"],
+        "Labels": _labels(inputs.get("labels", [])),
+        "TaskTemplate": {
+            "ContainerSpec": spec_container,
+            "Resources": {
+                "Limits": {"NanoCPUs": limits.get("nanoCpus", 0), "MemoryBytes": limits.get("memoryBytes", 0)},
+                "Reservations": {
+                    "NanoCPUs": reservation.get("nanoCpus", 0),
+                    "MemoryBytes": reservation.get("memoryBytes", 0),
+                },
+            },
+            "RestartPolicy": {
+                "Condition": restart.get("condition", "any"),
+                "Delay": _ns(restart.get("delay", "5s")),
+                "Window": _ns(restart.get("window", "0s")),
+            },
+            "Placement": {"Constraints": (task.get("placement") or {}).get("constraints") or []},
+            "Networks": [
+                {"Target": n["id"], "Aliases": n.get("aliases") or []} for n in task.get("networksAdvanceds") or []
+            ],
+            "LogDriver": {"Name": log.get("name", "json-file"), "Options": log.get("options") or {}},
+        },  # fmt: skip
+        "Mode": {"Replicated": {"Replicas": inputs["mode"]["replicated"]["replicas"]}},
+        "UpdateConfig": rollout(inputs.get("updateConfig")),
+        "RollbackConfig": rollout(inputs.get("rollbackConfig")),
+        "EndpointSpec": {
+            "Mode": endpoint.get("mode", "vip"),
+            "Ports": [
+                {
+                    "Protocol": p.get("protocol", "tcp"),
+                    "TargetPort": p["targetPort"],
+                    "PublishedPort": p.get("publishedPort"),
+                    "PublishMode": p.get("publishMode", "ingress"),
+                }
+                for p in endpoint.get("ports") or []
+            ],
+        },  # fmt: skip
+    }
 
 
 def _labels(pairs: list[dict[str, str]]) -> dict[str, str]:

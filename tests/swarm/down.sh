@@ -25,5 +25,8 @@ for node in "${NODES[@]}"; do
 done
 ip link del "$BRIDGE" 2>/dev/null
 while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+while iptables -D FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null; do :; done
+while iptables -t nat -D POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null; do :; done
 rm -rf "$SWARM_ROOT"
 echo "swarm removed"

@@ -27,6 +27,14 @@ if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 fi
 iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null \
   || iptables -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+# A way out, as real hosts have: the manager's engine builds the application image itself (its
+# package downloads) and the nodes resolve names through this machine's resolver.
+iptables -t nat -C POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null \
+  || iptables -t nat -A POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE
+iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT 2>/dev/null \
+  || iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT
+iptables -C FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null \
+  || iptables -I FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 
 for i in "${!NODES[@]}"; do
   node=${NODES[$i]}
