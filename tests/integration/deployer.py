@@ -17,8 +17,9 @@ previous run left:
 - it prints the run's steps as `pulumi preview` would.
 - on a swarm (the provider's host a manager): overlay networks, the image built and pushed by that
   engine, Swarm secrets and configs (autonamed: a new name for a replacement), and Services created
-  with the provider's converge wait, removed when they do not converge; a Service update is not
-  modelled yet and fails the run by name.
+  with the provider's converge wait (removed when they do not converge), updated in place with its
+  wait on the update's status (a paused or rolled-back update fails the run, the desired spec
+  recorded).
 
 An input it cannot model fails the run naming it. Every object it creates carries the label
 `ichrisbirch.deployer=itest` (hidden from Read, so it is no diff); `sweep()` removes exactly those.
@@ -275,8 +276,9 @@ class DockerEngine(Mocks):
                 f"{reg.type} {reg.name} is protected and would be replaced ({', '.join(diff.replaces)} changed); "
                 "unprotect it first (`pulumi state unprotect`) if its data may go"
             )
+        # An explicit name (in the program's inputs, not one Check generated) forces delete-first.
         delete_first = provider.deletes_before_replace(
-            reg.type, reg.delete_before_replace if reg.delete_before_replace_defined else None, checked
+            reg.type, reg.delete_before_replace if reg.delete_before_replace_defined else None, inputs
         )
         step = Step("replace", reg.type, reg.name, physical, diff.changed, diff.replaces, delete_first)
         if delete_first:
@@ -358,6 +360,17 @@ class DockerEngine(Mocks):
             old.state = {**old.state, **_with_defaults(inputs)}
         elif reg.type == REMOTE_IMAGE:
             old.id, old.state = self._create_remote_image(reg.name, plain, old)
+        elif reg.type == SERVICE:
+            # The desired spec is recorded even when the update then fails to converge (§1: the
+            # next run is a no-op); the error reaches the run after that.
+            old.inputs, old.state = inputs, dict(plain)
+            self._remember(old, reg)
+            step = Step("update", reg.type, reg.name, _physical(inputs), diff.changed)
+            try:
+                self._update_service(old.id, plain)
+            finally:
+                self._record(step)
+            return old.id, self._outputs(old)
         else:
             raise NotModelled(f"an in-place update of {reg.type} ({', '.join(diff.changed)})")
         old.inputs = inputs
@@ -620,6 +633,41 @@ class DockerEngine(Mocks):
             self.timings.healthy[inputs["name"]] = time.monotonic()
         # The daemon keeps the spec as sent (images are given by digest, so it adds no pin).
         return service_id, dict(inputs)
+
+    def _update_service(self, service_id: str, inputs: dict[str, Any]) -> None:
+        """ServiceUpdate with the full spec; with convergeConfig, the provider's wait on UpdateStatus."""
+        client = self.client()
+        version = client.inspect_service(service_id)["Version"]["Index"]
+        response = client._post_json(  # noqa: SLF001 (raw API, as the provider sends it)
+            client._url("/services/{0}/update", service_id),  # noqa: SLF001
+            params={"version": version},
+            data=_service_spec(inputs),
+        )
+        client._result(response, True)  # noqa: SLF001
+        if "convergeConfig" not in inputs:
+            return
+        converge = inputs["convergeConfig"]
+        time.sleep(_seconds(converge.get("delay", "7s")))
+        deadline = time.monotonic() + _seconds(converge.get("timeout", "3m"))
+        while True:
+            status = client.inspect_service(service_id).get("UpdateStatus")
+            state = status["State"] if status else None
+            message = (status or {}).get("Message", "")
+            if state is None:
+                tasks = client.tasks(filters={"service": service_id, "desired-state": "running"})
+                if sum(t["Status"]["State"] == "running" for t in tasks) == inputs["mode"]["replicated"]["replicas"]:
+                    return
+            elif state == "completed":
+                return
+            elif state == "paused":
+                raise DeploymentError(f"service {inputs['name']}: service update paused: {message}")
+            elif state in ("rollback_completed", "rollback_paused"):
+                raise DeploymentError(
+                    f"service {inputs['name']}: update failed and was rolled back ({state}): {message}"
+                )
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"service {inputs['name']} did not converge: update {state}: {message}")
+            time.sleep(5)
 
     def _converge(self, service_id: str, inputs: dict[str, Any]) -> None:
         """The provider's wait: `delay`, then poll (every 5 s) until the running tasks on nodes that

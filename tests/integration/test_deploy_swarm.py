@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_SECRETS, committed_config
+from tests.integration import day2
 from tests.integration.conftest import DOCKER, Standins, copy_app, docker, report
-from tests.integration.deployer import DockerEngine, UpResult
+from tests.integration.deployer import DockerEngine, UpFailed, UpResult
 
 pytestmark = pytest.mark.docker
 SWARM = Path(__file__).resolve().parent.parent / "swarm"
@@ -40,12 +41,31 @@ def to_registry(manager: str, registry: str, image: str) -> str:
 
 @dataclass
 class SwarmProd:
+    """The deployed swarm stack, reachable like a deployed one-engine stack (for day2's helpers)."""
+
     engine: DockerEngine
     first: UpResult
     config: dict[str, str]
     secret_keys: set[str]
     manager: str
     addresses: list[str]
+    app_dir: Path
+
+    @property
+    def ca(self) -> str:
+        assert self.first.run is not None
+        return str(self.first.run.outputs["ingress_ca_certificate"])
+
+    def up(self, **overrides: str) -> UpResult:
+        self.config.update({f"ichrisbirch:{key}": value for key, value in overrides.items()})
+        return self.engine.up("prod", self.config, self.secret_keys)
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        """Through the ingress on the manager's address, as a client outside would."""
+        host = "localhost" if service == "app" else f"{service}.localhost"
+        return https(method, self.addresses[0], host, path or "/", self.ca, body, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +96,30 @@ def swarm_prod(standins: Standins, tmp_path_factory: pytest.TempPathFactory) -> 
         started = time.monotonic()
         first = engine.up("prod", config, secret_keys)
         report(f"swarm prod: first `up` converged in {time.monotonic() - started:.1f} s")
-        yield SwarmProd(engine, first, config, secret_keys, manager, env["ICB_SWARM_ADDRESSES"].split(","))
+        addresses = env["ICB_SWARM_ADDRESSES"].split(",")
+        yield SwarmProd(
+            engine, first, config, secret_keys, manager, addresses, Path(config["ichrisbirch:appDirectory"])
+        )
     finally:
         subprocess.run(["bash", str(SWARM / "down.sh")], capture_output=True, text=True, timeout=300, check=False)
 
 
-def https_get(address: str, host: str, path: str, ca: str) -> tuple[int, str]:
-    """GET through the ingress's host-mode port on `address`, verifying `host`'s certificate."""
+def https(
+    method: str, address: str, host: str, path: str, ca: str, body: dict[str, object] | None = None, timeout: float = 10
+) -> tuple[int, str]:
+    """One request to the ingress's host-mode port 443 on `address`, verifying `host`'s certificate."""
     context = ssl.create_default_context(cadata=ca)
-    raw = socket.create_connection((address, 443), timeout=10)
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(payload)}\r\n"
+    head += "Content-Type: application/json\r\n" if body is not None else ""
+    raw = socket.create_connection((address, 443), timeout=timeout)
     with context.wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        tls.sendall(head.encode() + b"\r\n" + payload)
         data = b""
         while chunk := tls.recv(65536):
             data += chunk
-    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-    return int(head.split()[1]), body
+    status_line, _, rest = data.decode(errors="replace").partition("\r\n")
+    return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
 
 
 def nodes_of(prod: SwarmProd, service: str) -> list[str]:
@@ -110,10 +138,9 @@ def test_prod_converges_spread_over_the_nodes_and_serves_through_the_ingress(swa
     assert len(set(nodes_of(prod, "api"))) == 2, "the two api tasks on two nodes"
     assert nodes_of(prod, "postgres") == nodes_of(prod, "redis") == ["icb-worker1"], "on the data node"
     assert nodes_of(prod, "ingress") == ["icb-manager"]
-    ca = prod.first.run.outputs["ingress_ca_certificate"] if prod.first.run else ""
-    status, body = https_get(prod.addresses[0], "api.localhost", "/health", ca)
+    status, body = prod.http("GET", "api", "/health")
     assert status == 200 and json.loads(body)["status"] == "ok", body
-    status, page = https_get(prod.addresses[0], "localhost", "/", ca)
+    status, page = prod.http("GET", "app", "/")
     assert status == 200 and "<html" in page.lower()
 
 
@@ -144,3 +171,52 @@ def test_a_second_up_with_nothing_changed_touches_nothing(swarm_prod: SwarmProd)
     after = on(prod.manager, "service", "inspect", "-f", "{{.ID}} {{.Version.Index}}",
                *on(prod.manager, "service", "ls", "-q").stdout.split()).stdout  # fmt: skip
     assert after == versions, "no service was updated"
+
+
+def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> None:
+    prod = swarm_prod
+    v1 = day2.api_version(prod)  # type: ignore[arg-type]
+    with day2.LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+        time.sleep(2)
+        v2 = day2.bump_version(prod)  # type: ignore[arg-type]
+        began = time.monotonic()
+        result = prod.up()
+        took = time.monotonic() - began
+        time.sleep(3)
+        load = loop.report()
+    ops = result.ops()
+    assert ops["app-image"] == "update" and ops["api"] == ops["app"] == ops["scheduler"] == "update", result.preview()
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
+    assert len(set(nodes_of(prod, "api"))) == 2
+    report(
+        f"swarm rolling update v1 -> v2 under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
+        f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
+        f"the `up` took {took:.1f} s"
+    )
+
+
+def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: SwarmProd) -> None:
+    # Last: it leaves the state with the failed spec recorded, as the provider does.
+    prod = swarm_prod
+    serving = day2.api_version(prod)  # type: ignore[arg-type]
+    image_before = on(prod.manager, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                      "icb-prod-api").stdout.strip()  # fmt: skip
+    day2.edit_source(
+        prod,  # type: ignore[arg-type]
+        "ichrisbirch/wsgi_api.py",
+        lambda t: t.replace("status_code=503 if down else 200", "status_code=500"),
+    )
+    with day2.LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+        with pytest.raises(UpFailed) as failed:
+            prod.up()
+        time.sleep(2)
+        load = loop.report()
+    message = str(failed.value.__cause__)
+    assert "icb-prod-api" in message and "rolled back" in message, message
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert set(load.versions()) == {serving}, "only the old version answered"
+    image_after = on(prod.manager, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                     "icb-prod-api").stdout.strip()  # fmt: skip
+    assert image_after == image_before, "the swarm rolled the service back to the old image"
+    report(f"swarm update to a never-healthy api: rolled back by itself, {len(load.outcomes)} requests, 0 failed")
