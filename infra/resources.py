@@ -128,6 +128,14 @@ class InternalTls(pulumi.ComponentResource):
         self.private_key = key.private_key_pem
         self.register_outputs({"ca_certificate": self.ca_certificate})
 
+    def value(self, name: str) -> pulumi.Output[str]:
+        """A value the program makes, by its SecretName: the router's PEM bundle (certificate, then
+        key, as HAProxy loads it) or the CA's root certificate."""
+        assert name in PROGRAM_VALUES, name
+        if name == "router_tls_pem":
+            return pulumi.Output.all(self.certificate, self.private_key).apply("".join)
+        return self.ca_certificate
+
 
 class Deployment(pulumi.ComponentResource):
     """One environment of ichrisbirch on one Docker engine: image, network, volumes, containers."""
@@ -226,10 +234,7 @@ class Deployment(pulumi.ComponentResource):
             if name not in PROGRAM_VALUES:
                 continue
             assert self.tls is not None, "a stack with an ingress has its certificates"
-            if name == "router_tls_pem":
-                values[var] = pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply("".join)
-            else:
-                values[var] = self.tls.ca_certificate
+            values[var] = self.tls.value(name)
         return values
 
     def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:

@@ -141,9 +141,7 @@ class SwarmDeployment(pulumi.ComponentResource):
 
     def _secret_value(self, name: SecretName) -> pulumi.Output[str]:
         if name in PROGRAM_VALUES:
-            if name == "router_tls_pem":
-                return pulumi.Output.all(self.tls.certificate, self.tls.private_key).apply("".join)
-            return self.tls.ca_certificate
+            return self.tls.value(name)
         secret = getattr(self.settings, name)
         assert secret is not None, f"{name} is validated as required"
         return pulumi.Output.secret(secret.get_secret_value())
