@@ -118,6 +118,9 @@ frontend http
 frontend https
     bind :{HTTPS_PORT}{accept} ssl crt {cert_path} alpn http/1.1 ssl-min-ver TLSv1.2
     capture request header Host len 64
+    # The body limit is decided on Content-Length alone, before any of the body is read (the
+    # backends still buffer the body, so that a retry can send it again).
+    no option http-buffer-request
     http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
     http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
