@@ -2,6 +2,7 @@
 
     python -m bench.run              # 3 runs each; prints the table and writes bench/RESULTS.md
     python -m bench.run --runs 5
+    python -m bench.run --only-swarm # rolling updates on the three-node test swarm beside one engine
 
 Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
 Every figure is the median of the runs, and ratios compare figures measured in this same run.
@@ -34,12 +35,15 @@ from tests.integration import day2
 from tests.integration.buildkit import step_states
 from tests.integration.conftest import Standins, copy_app, deploy
 from tests.integration.deployer import UpResult
+from tests.integration.swarm import swarm_prod
 
 BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
 RESULTS = BENCH / "RESULTS.md"
 SECOND_UP_HEADING = "## Later `up`s of a deployed stack"
 ROLLOUT_HEADING = "## A prod update under load"
+SWARM_HEADING = "## A rolling update on the swarm"
+SWARM_API_REPLICAS = (2, 4)
 ADDED_DEPENDENCY = "six"  # small and pure Python: the rebuild measures the tooling, not a compile
 
 
@@ -502,6 +506,62 @@ def measure_rollouts(standins: Standins) -> dict[str, Rollout]:
     }
 
 
+def measure_swarm_rollout(standins: Standins, api_replicas: int) -> Rollout:
+    """prod with `api_replicas` api tasks on the three-node test swarm, v1 -> v2 under the request loop."""
+    with (
+        tempfile.TemporaryDirectory(prefix="icb-bench-swarm-") as tmp,
+        swarm_prod(standins, Path(tmp), apiReplicas=str(api_replicas)) as prod,
+        day2.LoadLoop(prod, max_seconds=900) as loop,  # type: ignore[arg-type]
+    ):
+        time.sleep(2)
+        day2.bump_version(prod)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        prod.up()
+        wall = time.perf_counter() - started
+        time.sleep(2)
+        load = loop.report()
+    return Rollout.of(load, wall)
+
+
+def measure_swarm_rollouts(standins: Standins) -> dict[str, Rollout]:
+    print("rolling updates on the swarm, beside one engine ...", file=sys.stderr)
+    rollouts = {"one engine, create-first (2 api containers)": measure_rollout(standins, create_first=True)}
+    for replicas in SWARM_API_REPLICAS:
+        rollouts[f"swarm, start-first ({replicas} api tasks)"] = measure_swarm_rollout(standins, replicas)
+    return rollouts
+
+
+def render_swarm_rollouts(rollouts: dict[str, Rollout]) -> str:
+    lines = [
+        SWARM_HEADING,
+        "",
+        "prod from v1 to v2 (a source change), in one run: on one engine (create-first containers), and on the "
+        "three-node test swarm (`tests/swarm/up.sh`) with N api tasks (2 app tasks, 2 routers), each under the "
+        "request loop of the tests (8 threads, 32 requests a second through the ingress over HTTPS).",
+        "",
+        "| update | requests | failed | longest time without a successful answer | slowest request | "
+        "wall time of the update |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rollouts.items():
+        lines.append(
+            f"| {name} | {r.requests} | {r.failed} | {r.seconds_without_service:.1f} s | {r.slowest:.1f} s | "
+            f"{r.wall_seconds:.1f} s |"
+        )
+    single = next(iter(rollouts.values()))
+    ratios = ", ".join(
+        f"{r.wall_seconds / single.wall_seconds:.1f}x for {name}" for name, r in list(rollouts.items())[1:]
+    )
+    lines += [
+        "",
+        f"Wall time against one engine: {ratios}. The swarm replaces one task at a time and watches each new "
+        "task for 20 s (the update's monitor window) before the next, for api, app and scheduler in turn; so "
+        "its update grows with the number of tasks, while one engine starts every new container at once.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def replace_section(heading: str, section: str) -> None:
     """Print `section` and put it in RESULTS.md in place of the one under `heading` (or at the end)."""
     print(section)
@@ -524,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-rollout", action="store_true", help="measure only the prod update under load; rewrite that section"
     )
+    parser.add_argument(
+        "--only-swarm", action="store_true", help="measure only the rolling updates on the swarm; rewrite that section"
+    )
     args = parser.parse_args(argv)
     command = "python -m bench.run" + (f" --runs {args.runs}" if args.runs != 3 else "")
 
@@ -539,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_rollout:
         replace_section(ROLLOUT_HEADING, render_rollouts(measure_rollouts(standins)))
         return 0
+    if args.only_swarm:
+        replace_section(SWARM_HEADING, render_swarm_rollouts(measure_swarm_rollouts(standins)))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="icb-bench-") as tmp:
         print("builds ...", file=sys.stderr)
@@ -549,8 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     mocks = measure_mocks(max(args.runs, 5))
 
     rollouts = measure_rollouts(standins)
+    swarm_rollouts = measure_swarm_rollouts(standins)
     text = render(builds, image_size(standins.python), healthy, later, mocks, args.runs, command)
-    text += "\n" + render_rollouts(rollouts)
+    text += "\n" + render_rollouts(rollouts) + "\n" + render_swarm_rollouts(swarm_rollouts)
     print(text)
     RESULTS.write_text(text)
     print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)

@@ -526,6 +526,8 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=_writable_tmp(profile),
         health=_status_probe(),
+        # On swarm, two on two nodes: losing a node never takes the only router with it.
+        replicas=2 if on_swarm(s) else 1,
         depends_on=tuple(spec.name for spec in routed),
         # A new configuration or certificate starts beside the old router; the ingress moves
         # new connections to it once it is healthy, and the old one finishes what it serves.

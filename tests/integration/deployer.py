@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import docker
+import requests
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra import provider
@@ -403,13 +404,7 @@ class DockerEngine(Mocks):
         elif resource.type == VOLUME:
             self._retry(lambda: client.remove_volume(resource.id, force=True), "in use", ignore_missing=True)
         elif resource.type == SERVICE:
-            with contextlib.suppress(docker.errors.NotFound):
-                client.remove_service(resource.id)
-            # The provider waits stopGracePeriod for the service's tasks to go.
-            grace = _seconds(plain["taskSpec"]["containerSpec"].get("stopGracePeriod", "0s"))
-            deadline = time.monotonic() + grace + 10
-            while time.monotonic() < deadline and client.tasks(filters={"service": resource.id}):
-                time.sleep(1)
+            self._delete_service(client, resource.id, plain)
         elif resource.type == SECRET:
             self._retry(lambda: client.remove_secret(resource.id), "in use", ignore_missing=False)
         elif resource.type == SERVICE_CONFIG:
@@ -424,6 +419,29 @@ class DockerEngine(Mocks):
             current = self.resources.get(resource.urn)
             if current is not None and current.id == resource.id and not keep_state:
                 del self.resources[resource.urn]
+
+    @staticmethod
+    def _delete_service(client: docker.APIClient, service_id: str, inputs: dict[str, Any]) -> None:
+        """The provider's deleteService: with a stopGracePeriod, the containers of the service's live
+        tasks are listed first (by the service's name); ServiceRemove (an error if it is gone); then
+        each of those containers is waited for, up to the grace period, and force-removed with its
+        volumes, on the provider's own engine (a container on another node is not there: skipped)."""
+        grace = inputs["taskSpec"]["containerSpec"].get("stopGracePeriod")
+        containers = []
+        if grace:
+            for task in client.tasks(filters={"service": inputs["name"]}):
+                container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
+                if container.strip() and task["Status"]["State"] != "shutdown":
+                    containers.append(container)
+        client.remove_service(service_id)
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound, requests.exceptions.RequestException):
+                client.wait(container, timeout=_seconds(grace), condition="removed")
+            try:
+                client.remove_container(container, force=True, v=True)
+            except docker.errors.APIError as error:
+                if "No such container" not in str(error) and "already in progress" not in str(error):
+                    raise
 
     @staticmethod
     def _retry(action: Callable[[], object], busy: str, *, ignore_missing: bool) -> None:

@@ -5,121 +5,25 @@ services converged and spread over the nodes, requests through the ingress on th
 from __future__ import annotations
 
 import json
-import socket
-import ssl
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRETS, committed_config
+from tests.conftest import TEST_SECRETS
 from tests.integration import day2
-from tests.integration.conftest import DOCKER, Standins, copy_app, docker, report
-from tests.integration.deployer import DockerEngine, UpFailed, UpResult
+from tests.integration.conftest import Standins, report, until
+from tests.integration.deployer import UpFailed
+from tests.integration.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 
 pytestmark = pytest.mark.docker
-SWARM = Path(__file__).resolve().parent.parent / "swarm"
 
 
-def on(host: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return docker("-H", host, *args, **kwargs)  # type: ignore[arg-type]
-
-
-def to_registry(manager: str, registry: str, image: str) -> str:
-    """The stand-in `image`, loaded into the manager's engine and pushed to the swarm's registry."""
-    save = subprocess.Popen([DOCKER, "save", image], stdout=subprocess.PIPE)
-    on(manager, "load", stdin=save.stdout)
-    save.wait()
-    pushed = f"{registry}/{image}"
-    on(manager, "tag", image, pushed)
-    on(manager, "push", pushed)
-    return pushed
-
-
-@dataclass
-class SwarmProd:
-    """The deployed swarm stack, reachable like a deployed one-engine stack (for day2's helpers)."""
-
-    engine: DockerEngine
-    first: UpResult
-    config: dict[str, str]
-    secret_keys: set[str]
-    manager: str
-    addresses: list[str]
-    app_dir: Path
-
-    @property
-    def ca(self) -> str:
-        assert self.first.run is not None
-        return str(self.first.run.outputs["ingress_ca_certificate"])
-
-    def up(self, **overrides: str) -> UpResult:
-        self.config.update({f"ichrisbirch:{key}": value for key, value in overrides.items()})
-        return self.engine.up("prod", self.config, self.secret_keys)
-
-    def http(
-        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
-    ) -> tuple[int, str]:
-        """Through the ingress on the manager's address, as a client outside would."""
-        host = "localhost" if service == "app" else f"{service}.localhost"
-        return https(method, self.addresses[0], host, path or "/", self.ca, body, timeout)
-
-
-@pytest.fixture(scope="module")
-def swarm_prod(standins: Standins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmProd]:
-    up = subprocess.run(["bash", str(SWARM / "up.sh")], capture_output=True, text=True, timeout=300, check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
-    env = dict(line.split("=", 1) for line in up.stdout.splitlines() if line.startswith("ICB_SWARM_"))
-    manager, registry = env["ICB_SWARM_MANAGER"], env["ICB_SWARM_REGISTRY"]
-    try:
-        # The base image the manager builds on, and the images every node pulls from the registry.
-        to_registry(manager, registry, standins.python)
-        workspace = tmp_path_factory.mktemp("swarm")
-        config, secret_keys = committed_config(
-            "prod",
-            {
-                "orchestrator": "swarm",
-                "dockerHost": manager,
-                "imageRegistry": f"{registry}/icb",
-                "pythonBaseImage": standins.python,
-                "postgresImage": to_registry(manager, registry, standins.postgres),
-                "redisImage": to_registry(manager, registry, standins.redis),
-                "haproxyImage": to_registry(manager, registry, standins.haproxy),
-                "appDirectory": str(copy_app(workspace / "app")),
-                "waitTimeoutSeconds": "150",
-            },
-        )
-        engine = DockerEngine(workspace / "state.json")
-        started = time.monotonic()
-        first = engine.up("prod", config, secret_keys)
-        report(f"swarm prod: first `up` converged in {time.monotonic() - started:.1f} s")
-        addresses = env["ICB_SWARM_ADDRESSES"].split(",")
-        yield SwarmProd(
-            engine, first, config, secret_keys, manager, addresses, Path(config["ichrisbirch:appDirectory"])
-        )
-    finally:
-        subprocess.run(["bash", str(SWARM / "down.sh")], capture_output=True, text=True, timeout=300, check=False)
-
-
-def https(
-    method: str, address: str, host: str, path: str, ca: str, body: dict[str, object] | None = None, timeout: float = 10
-) -> tuple[int, str]:
-    """One request to the ingress's host-mode port 443 on `address`, verifying `host`'s certificate."""
-    context = ssl.create_default_context(cadata=ca)
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(payload)}\r\n"
-    head += "Content-Type: application/json\r\n" if body is not None else ""
-    raw = socket.create_connection((address, 443), timeout=timeout)
-    with context.wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(head.encode() + b"\r\n" + payload)
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    status_line, _, rest = data.decode(errors="replace").partition("\r\n")
-    return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
+@pytest.fixture(scope="module", name="swarm_prod")
+def swarm_prod_fixture(standins: Standins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmProd]:
+    with swarm_prod(standins, tmp_path_factory.mktemp("swarm")) as prod:
+        report(f"swarm prod: first `up` converged in {prod.first_up_seconds:.1f} s")
+        yield prod
 
 
 def nodes_of(prod: SwarmProd, service: str) -> list[str]:
@@ -128,14 +32,51 @@ def nodes_of(prod: SwarmProd, service: str) -> list[str]:
     return listed.stdout.split()
 
 
+def versions(prod: SwarmProd) -> dict[str, int]:
+    """Each service's version index: it moves with every update of the service."""
+    ids = on(prod.manager, "service", "ls", "-q").stdout.split()
+    listed = on(prod.manager, "service", "inspect", "-f", "{{.Spec.Name}} {{.Version.Index}}", *ids).stdout
+    return {name: int(index) for name, index in (line.split() for line in listed.splitlines())}
+
+
+def swarm_secrets(prod: SwarmProd) -> dict[str, str]:
+    listed = on(prod.manager, "secret", "ls", "--format", "{{.Name}} {{.ID}}").stdout
+    return dict(line.split() for line in listed.splitlines())
+
+
+def running_tasks(prod: SwarmProd) -> list[tuple[str, str, str]]:
+    """(service, node, current state) of every task the swarm wants running."""
+    ids = on(prod.manager, "service", "ls", "-q").stdout.split()
+    listed = on(prod.manager, "service", "ps", *ids, "--filter", "desired-state=running",
+                "--format", "{{.Name}} {{.Node}} {{.CurrentState}}").stdout  # fmt: skip
+    return [
+        (name.rsplit(".", 1)[0], node, state)
+        for name, node, state in (line.split(None, 2) for line in listed.splitlines())
+    ]
+
+
+def full_strength_without(prod: SwarmProd, node: str) -> bool:
+    """Every service has all its replicas running, none of them on `node`."""
+    replicas = dict(
+        line.split()
+        for line in on(prod.manager, "service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout.splitlines()
+    )
+    wanted = {name: int(r.split("/")[1]) for name, r in replicas.items()}
+    running = [(svc, n) for svc, n, state in running_tasks(prod) if state.startswith("Running")]
+    return all(n != node for _, n in running) and all(
+        sum(1 for svc, _ in running if svc == name) == count for name, count in wanted.items()
+    )
+
+
 def test_prod_converges_spread_over_the_nodes_and_serves_through_the_ingress(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
     listed = on(prod.manager, "service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout.splitlines()
     assert dict(line.split(" ", 1) for line in listed) == {
         "icb-prod-postgres": "1/1", "icb-prod-redis": "1/1", "icb-prod-api": "2/2", "icb-prod-app": "2/2",
-        "icb-prod-scheduler": "1/1", "icb-prod-router": "1/1", "icb-prod-ingress": "1/1",
+        "icb-prod-scheduler": "1/1", "icb-prod-router": "2/2", "icb-prod-ingress": "1/1",
     }  # fmt: skip
     assert len(set(nodes_of(prod, "api"))) == 2, "the two api tasks on two nodes"
+    assert len(set(nodes_of(prod, "router"))) == 2, "losing a node never loses the only router"
     assert nodes_of(prod, "postgres") == nodes_of(prod, "redis") == ["icb-worker1"], "on the data node"
     assert nodes_of(prod, "ingress") == ["icb-manager"]
     status, body = prod.http("GET", "api", "/health")
@@ -151,8 +92,8 @@ def test_no_secret_value_in_any_service_task_or_container(swarm_prod: SwarmProd)
     seen.append(on(prod.manager, "service", "inspect", *services).stdout)
     tasks = on(prod.manager, "service", "ps", "-q", *services).stdout.split()
     seen.append(on(prod.manager, "inspect", *tasks).stdout)
-    for node in ("icb-manager", "icb-worker1", "icb-worker2"):
-        host = f"unix:///tmp/icb-swarm/{node}/docker.sock"
+    for node in NODES:
+        host = node_socket(node)
         containers = on(host, "ps", "-q").stdout.split()
         assert containers, f"no task runs on {node}"
         seen.append(on(host, "inspect", *containers).stdout)
@@ -164,13 +105,46 @@ def test_no_secret_value_in_any_service_task_or_container(swarm_prod: SwarmProd)
 
 def test_a_second_up_with_nothing_changed_touches_nothing(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
-    versions = on(prod.manager, "service", "inspect", "-f", "{{.ID}} {{.Version.Index}}",
-                  *on(prod.manager, "service", "ls", "-q").stdout.split()).stdout  # fmt: skip
+    before = versions(prod)
     result = prod.engine.up("prod", prod.config, prod.secret_keys)
     assert set(result.ops().values()) == {"same"}, result.preview()
-    after = on(prod.manager, "service", "inspect", "-f", "{{.ID}} {{.Version.Index}}",
-               *on(prod.manager, "service", "ls", "-q").stdout.split()).stdout  # fmt: skip
-    assert after == versions, "no service was updated"
+    assert versions(prod) == before, "no service was updated"
+
+
+def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_goes(swarm_prod: SwarmProd) -> None:
+    prod = swarm_prod
+    secrets_before, versions_before = swarm_secrets(prod), versions(prod)
+    (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-flask-secret-key-")]
+    rotated = "flask-rotated-4d9c1b7e"
+    with day2.LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+        time.sleep(2)
+        began = time.monotonic()
+        result = prod.up(flaskSecretKey=rotated)
+        took = time.monotonic() - began
+        time.sleep(2)
+        load = loop.report()
+    ops = result.ops()
+    assert ops.pop("icb-prod-flask-secret-key") == "replace" and ops.pop("app") == "update", result.preview()
+    assert set(ops.values()) == {"same"}, "only the secret and its one reader"
+    secrets_after = swarm_secrets(prod)
+    (new_name,) = [name for name in secrets_after if name.startswith("icb-prod-flask-secret-key-")]
+    assert new_name != old_name and old_name not in secrets_after, "the old secret is deleted"
+    assert {k: v for k, v in secrets_after.items() if k != new_name} == {
+        k: v for k, v in secrets_before.items() if k != old_name
+    }, "every other secret as it was"
+    mounted = json.loads(on(prod.manager, "service", "inspect", "-f",
+                            "{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}", "icb-prod-app").stdout)  # fmt: skip
+    assert [m["SecretName"] for m in mounted] == [new_name] and mounted[0]["SecretID"] == secrets_after[new_name]
+    versions_after = versions(prod)
+    assert versions_after.pop("icb-prod-app") > versions_before.pop("icb-prod-app")
+    assert versions_after == versions_before, "no other service was updated"
+    inspected = on(prod.manager, "service", "inspect", "icb-prod-app").stdout
+    assert rotated not in inspected
+    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    report(
+        f"swarm secret rotation under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, 0 failed, "
+        f"longest without a successful answer {load.longest_without_service():.1f} s; the `up` took {took:.1f} s"
+    )
 
 
 def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> None:
@@ -220,3 +194,55 @@ def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: Swa
                      "icb-prod-api").stdout.strip()  # fmt: skip
     assert image_after == image_before, "the swarm rolled the service back to the old image"
     report(f"swarm update to a never-healthy api: rolled back by itself, {len(load.outcomes)} requests, 0 failed")
+
+
+def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(swarm_prod: SwarmProd) -> None:
+    prod = swarm_prod
+    node = "icb-worker2"  # not the data node: Postgres and Redis cannot leave their volumes
+    moved = sorted(svc for svc, n, _ in running_tasks(prod) if n == node)
+    assert moved, f"no task runs on {node}"
+    with day2.LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+        time.sleep(2)
+        stopped = swarm_script("stop-node.sh", node)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        began = time.monotonic()
+        until(lambda: full_strength_without(prod, node) or None, 180, f"full strength without {node}", interval=1)
+        to_full_strength = time.monotonic() - began
+        time.sleep(3)
+        load = loop.report()
+    status, body = prod.http("GET", "api", "/health")
+    assert status == 200 and json.loads(body)["status"] == "ok", body
+    answered = [o for o in load.outcomes if o.status == 200 and o.at > load.outcomes[-1].at - 3]
+    assert answered, "the api and app answer at full strength"
+    report(
+        f"swarm: dockerd of {node} stopped ({', '.join(moved)} on it): full strength on the other nodes "
+        f"{to_full_strength:.1f} s later; {len(load.outcomes)} requests at {load.rate:.0f}/s, {len(load.failed)} "
+        f"failed, longest without a successful answer {load.longest_without_service():.1f} s"
+    )
+    # The node comes back (up.sh starts its dockerd again), for what follows.
+    up = swarm_script("up.sh")
+    assert up.returncode == 0, up.stdout + up.stderr
+
+
+def test_teardown_through_the_program_leaves_nothing_of_the_stack_but_its_data(swarm_prod: SwarmProd) -> None:
+    # Last: `pulumi destroy` is `up` with a program that declares nothing.
+    prod = swarm_prod
+    began = time.monotonic()
+    result = prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
+    took = time.monotonic() - began
+    deleted = result.touched("delete")
+    assert {"api", "app", "scheduler", "postgres", "redis", "router", "ingress", "network"} <= deleted, deleted
+    assert prod.engine.resources == {}, "nothing left in state"
+    for kind in ("service", "secret", "config"):
+        assert on(prod.manager, kind, "ls", "-q").stdout.split() == [], f"a {kind} is left"
+    assert "icb-prod" not in on(prod.manager, "network", "ls", "--format", "{{.Name}}").stdout.split()
+
+    def no_containers() -> bool | None:
+        left = [n for n in NODES if on(node_socket(n), "ps", "-aq").stdout.split()]
+        return not left or None
+
+    until(no_containers, 60, "every task's container removed on every node")
+    # As `pulumi destroy` leaves a protected volume: the data stay on the data node.
+    volumes = on(node_socket("icb-worker1"), "volume", "ls", "--format", "{{.Name}}")
+    assert {"icb-prod-postgres-data", "icb-prod-redis-data"} <= set(volumes.stdout.split())
+    report(f"swarm teardown through the program: {len(deleted)} resources deleted in {took:.1f} s")

@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DOCKER, TEST_LABEL, Standins, docker, until
+from tests.integration.conftest import DOCKER, TEST_LABEL, Standins, until
+from tests.integration.swarm import NODES, on, swarm_script
 
 pytestmark = pytest.mark.docker
-SWARM = Path(__file__).resolve().parent.parent / "swarm"
-NODES = ("icb-manager", "icb-worker1", "icb-worker2")
-
-
-def swarm_script(name: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SWARM / name)], capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +31,6 @@ def swarm() -> Iterator[dict[str, str]]:
     finally:
         down = swarm_script("down.sh")
         assert down.returncode == 0, down.stdout + down.stderr
-
-
-def on(host: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return docker("-H", host, *args, **kwargs)  # type: ignore[arg-type]
 
 
 def test_three_ready_nodes_with_their_own_names_and_the_data_label(swarm: dict[str, str]) -> None:

@@ -19,3 +19,14 @@ wait_for() {  # wait_for WHAT COMMAND...: up to 60 s
   echo "timed out waiting for $what" >&2
   return 1
 }
+
+stop_daemon() {  # stop_daemon NODE: stop its dockerd (its containers with it), unmount what outlived it
+  local d="$SWARM_ROOT/$1" pid
+  pid=$(cat "$d/pid" 2>/dev/null || true)  # dockerd removes its pid file as it exits
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  # Containers' mounts (overlay layers, shm, netns files) that outlived their daemon.
+  { grep -o " $d/[^ ]*" /proc/mounts || true; } | sort -r \
+    | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
+}

@@ -7,14 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
 for node in "${NODES[@]}"; do
-  d="$SWARM_ROOT/$node"
   docker_on "$node" swarm leave --force >/dev/null 2>&1
-  pid=$(cat "$d/pid" 2>/dev/null || true)  # dockerd removes its pid file as it exits
-  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  fi
-  # Containers' mounts (overlay layers, shm, netns files) that outlived their daemon.
-  grep -o " $d/[^ ]*" /proc/mounts | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null; done
+  stop_daemon "$node"
 done
 registry_pid=$(cat "$SWARM_ROOT/registry/pid" 2>/dev/null || true)
 [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null

@@ -40,7 +40,7 @@ def test_replicas_update_order_rollback_and_convergence(run_stack: RunStack) -> 
     run = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, apiReplicas="3", appReplicas="2")
     for name, service in services(run).items():
         inputs = reveal(service.inputs)
-        replicas = {"api": 3, "app": 2}.get(name, 1)
+        replicas = {"api": 3, "app": 2, "router": 2}.get(name, 1)
         assert inputs["mode"] == {"replicated": {"replicas": replicas}}, name
         order = "start-first" if name in ("api", "app", "router") else "stop-first"
         assert inputs["updateConfig"]["order"] == order and inputs["rollbackConfig"]["order"] == order, name

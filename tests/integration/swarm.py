@@ -1,0 +1,130 @@
+"""The three-node test swarm (tests/swarm/up.sh) and prod deployed on it through the test engine:
+shared by the swarm tests and the benchmark."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import committed_config
+from tests.integration.conftest import DOCKER, Standins, copy_app, docker
+from tests.integration.deployer import DockerEngine, UpResult
+
+SWARM = Path(__file__).resolve().parent.parent / "swarm"
+NODES = ("icb-manager", "icb-worker1", "icb-worker2")
+
+
+def swarm_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run tests/swarm/<name> (up.sh, down.sh, stop-node.sh)."""
+    return subprocess.run(["bash", str(SWARM / name), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def on(host: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return docker("-H", host, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def node_socket(node: str) -> str:
+    return f"unix:///tmp/icb-swarm/{node}/docker.sock"
+
+
+def to_registry(manager: str, registry: str, image: str) -> str:
+    """The stand-in `image`, loaded into the manager's engine and pushed to the swarm's registry."""
+    save = subprocess.Popen([DOCKER, "save", image], stdout=subprocess.PIPE)
+    on(manager, "load", stdin=save.stdout)
+    save.wait()
+    pushed = f"{registry}/{image}"
+    on(manager, "tag", image, pushed)
+    on(manager, "push", pushed)
+    return pushed
+
+
+def https(
+    method: str, address: str, host: str, path: str, ca: str, body: dict[str, object] | None = None, timeout: float = 10
+) -> tuple[int, str]:
+    """One request to the ingress's host-mode port 443 on `address`, verifying `host`'s certificate."""
+    context = ssl.create_default_context(cadata=ca)
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(payload)}\r\n"
+    head += "Content-Type: application/json\r\n" if body is not None else ""
+    raw = socket.create_connection((address, 443), timeout=timeout)
+    with context.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(head.encode() + b"\r\n" + payload)
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    status_line, _, rest = data.decode(errors="replace").partition("\r\n")
+    return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
+
+
+@dataclass
+class SwarmProd:
+    """The deployed swarm stack, reachable like a deployed one-engine stack (for day2's helpers)."""
+
+    engine: DockerEngine
+    first: UpResult
+    config: dict[str, str]
+    secret_keys: set[str]
+    manager: str
+    addresses: list[str]
+    app_dir: Path
+    first_up_seconds: float
+
+    @property
+    def ca(self) -> str:
+        assert self.first.run is not None
+        return str(self.first.run.outputs["ingress_ca_certificate"])
+
+    def up(self, **overrides: str) -> UpResult:
+        self.config.update({f"ichrisbirch:{key}": value for key, value in overrides.items()})
+        return self.engine.up("prod", self.config, self.secret_keys)
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        """Through the ingress on the manager's address, as a client outside would."""
+        host = "localhost" if service == "app" else f"{service}.localhost"
+        return https(method, self.addresses[0], host, path or "/", self.ca, body, timeout)
+
+
+@contextmanager
+def swarm_prod(standins: Standins, workspace: Path, **overrides: str) -> Iterator[SwarmProd]:
+    """A fresh test swarm with prod deployed on it (config `overrides` beside the swarm's own);
+    the swarm is removed afterwards, whatever happened."""
+    up = swarm_script("up.sh")
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = dict(line.split("=", 1) for line in up.stdout.splitlines() if line.startswith("ICB_SWARM_"))
+    manager, registry = env["ICB_SWARM_MANAGER"], env["ICB_SWARM_REGISTRY"]
+    try:
+        # The base image the manager builds on, and the images every node pulls from the registry.
+        to_registry(manager, registry, standins.python)
+        config, secret_keys = committed_config(
+            "prod",
+            {
+                "orchestrator": "swarm",
+                "dockerHost": manager,
+                "imageRegistry": f"{registry}/icb",
+                "pythonBaseImage": standins.python,
+                "postgresImage": to_registry(manager, registry, standins.postgres),
+                "redisImage": to_registry(manager, registry, standins.redis),
+                "haproxyImage": to_registry(manager, registry, standins.haproxy),
+                "appDirectory": str(copy_app(workspace / "app")),
+                "waitTimeoutSeconds": "150",
+                **overrides,
+            },
+        )
+        engine = DockerEngine(workspace / "state.json")
+        started = time.monotonic()
+        first = engine.up("prod", config, secret_keys)
+        took = time.monotonic() - started
+        addresses = env["ICB_SWARM_ADDRESSES"].split(",")
+        app_dir = Path(config["ichrisbirch:appDirectory"])
+        yield SwarmProd(engine, first, config, secret_keys, manager, addresses, app_dir, took)
+    finally:
+        swarm_script("down.sh")
