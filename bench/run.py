@@ -3,6 +3,7 @@
     python -m bench.run              # 3 runs each; prints the table and writes bench/RESULTS.md
     python -m bench.run --runs 5
     python -m bench.run --only-swarm # rolling updates on the three-node test swarm beside one engine
+    python -m bench.run --only-backup # backup and restore of 100,000 task rows
 
 Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
 Every figure is the median of the runs, and ratios compare figures measured in this same run.
@@ -26,9 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.compose import compose_stack
 from infra.plan import PlanMocks
+from infra.restore import StackEngine, restore
 from infra.simulate import PROJECT_DIR, run_program
 from tests.conftest import committed_config
 from tests.integration import day2
@@ -44,6 +47,8 @@ SECOND_UP_HEADING = "## Later `up`s of a deployed stack"
 ROLLOUT_HEADING = "## A prod update under load"
 SWARM_HEADING = "## A rolling update on the swarm"
 SWARM_API_REPLICAS = (2, 4)
+BACKUP_HEADING = "## Backup and restore"
+BACKUP_ROWS = 100_000
 ADDED_DEPENDENCY = "six"  # small and pure Python: the rebuild measures the tooling, not a compile
 
 
@@ -283,6 +288,34 @@ class Rollout:
         return cls(len(load.outcomes), len(load.failed), load.longest_without_service(), load.slowest(), wall)
 
 
+def update_under_load(
+    deployed: Any, change: Callable[[], object], up: Callable[[], object], max_seconds: float = 240
+) -> Rollout:
+    """`change`, then `up`, timed, under the tests' request loop through `deployed`'s ingress."""
+    with day2.LoadLoop(deployed, max_seconds=max_seconds) as loop:
+        time.sleep(2)
+        change()
+        started = time.perf_counter()
+        up()
+        wall = time.perf_counter() - started
+        time.sleep(2)
+        return Rollout.of(loop.report(), wall)
+
+
+def rollout_table(rollouts: dict[str, Rollout]) -> list[str]:
+    lines = [
+        "| update | requests | failed | longest time without a successful answer | slowest request | "
+        "wall time of the update |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rollouts.items():
+        lines.append(
+            f"| {name} | {r.requests} | {r.failed} | {r.seconds_without_service:.1f} s | {r.slowest:.1f} s | "
+            f"{r.wall_seconds:.1f} s |"
+        )
+    return lines
+
+
 def measure_rollout(standins: Standins, *, create_first: bool) -> Rollout:
     """prod v1 -> v2 (a source change) under the request loop; with create_first False, every
     container is replaced delete-first, as before the ingress rollouts."""
@@ -290,15 +323,7 @@ def measure_rollout(standins: Standins, *, create_first: bool) -> Rollout:
         transform = day2.changed_all(create_first=False) if not create_first else (lambda specs: specs)
         with day2.program_with(transform):
             deployed.up()  # the variant's own names first, so the measured run is a plain source change
-            with day2.LoadLoop(deployed) as loop:
-                time.sleep(2)
-                day2.bump_version(deployed)
-                started = time.perf_counter()
-                deployed.up()
-                wall = time.perf_counter() - started
-                time.sleep(2)
-                load = loop.report()
-    return Rollout.of(load, wall)
+            return update_under_load(deployed, lambda: day2.bump_version(deployed), deployed.up)
 
 
 def render_rollouts(rollouts: dict[str, Rollout]) -> str:
@@ -309,15 +334,8 @@ def render_rollouts(rollouts: dict[str, Rollout]) -> str:
         "(8 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
         "a POST that writes).",
         "",
-        "| update | requests | failed | longest time without a successful answer | slowest request | "
-        "wall time of the update |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *rollout_table(rollouts),
     ]
-    for name, r in rollouts.items():
-        lines.append(
-            f"| {name} | {r.requests} | {r.failed} | {r.seconds_without_service:.1f} s | {r.slowest:.1f} s | "
-            f"{r.wall_seconds:.1f} s |"
-        )
     ours = rollouts.get("create-first (ours)")
     if ours:
         others = ", ".join(f"{r.failed} for {name}" for name, r in rollouts.items() if r is not ours)
@@ -485,16 +503,13 @@ def render(
 
 def measure_compose_rollout(standins: Standins) -> Rollout:
     """The same services under `docker compose up -d`, v1 -> v2, under the same request loop."""
-    with compose_stack(standins) as stack, day2.LoadLoop(stack) as loop:  # type: ignore[arg-type]
-        time.sleep(2)
+    with compose_stack(standins) as stack:
         source = stack.app_dir / "ichrisbirch" / "__init__.py"
-        source.write_text(source.read_text() + f"\n# source change {uuid.uuid4()}\n")
-        started = time.perf_counter()
-        stack.up()
-        wall = time.perf_counter() - started
-        time.sleep(2)
-        load = loop.report()
-    return Rollout.of(load, wall)
+
+        def change() -> None:
+            source.write_text(source.read_text() + f"\n# source change {uuid.uuid4()}\n")
+
+        return update_under_load(stack, change, stack.up)
 
 
 def measure_rollouts(standins: Standins) -> dict[str, Rollout]:
@@ -511,16 +526,8 @@ def measure_swarm_rollout(standins: Standins, api_replicas: int) -> Rollout:
     with (
         tempfile.TemporaryDirectory(prefix="icb-bench-swarm-") as tmp,
         swarm_prod(standins, Path(tmp), apiReplicas=str(api_replicas)) as prod,
-        day2.LoadLoop(prod, max_seconds=900) as loop,  # type: ignore[arg-type]
     ):
-        time.sleep(2)
-        day2.bump_version(prod)  # type: ignore[arg-type]
-        started = time.perf_counter()
-        prod.up()
-        wall = time.perf_counter() - started
-        time.sleep(2)
-        load = loop.report()
-    return Rollout.of(load, wall)
+        return update_under_load(prod, lambda: day2.bump_version(prod), prod.up, max_seconds=900)  # type: ignore[arg-type]
 
 
 def measure_swarm_rollouts(standins: Standins) -> dict[str, Rollout]:
@@ -539,27 +546,82 @@ def render_swarm_rollouts(rollouts: dict[str, Rollout]) -> str:
         "three-node test swarm (`tests/swarm/up.sh`) with N api tasks (2 app tasks, 2 routers), each under the "
         "request loop of the tests (8 threads, 32 requests a second through the ingress over HTTPS).",
         "",
-        "| update | requests | failed | longest time without a successful answer | slowest request | "
-        "wall time of the update |",
-        "| --- | --- | --- | --- | --- | --- |",
+        *rollout_table(rollouts),
     ]
-    for name, r in rollouts.items():
-        lines.append(
-            f"| {name} | {r.requests} | {r.failed} | {r.seconds_without_service:.1f} s | {r.slowest:.1f} s | "
-            f"{r.wall_seconds:.1f} s |"
-        )
     single = next(iter(rollouts.values()))
+    swarm = list(rollouts.values())[1:]
     ratios = ", ".join(
         f"{r.wall_seconds / single.wall_seconds:.1f}x for {name}" for name, r in list(rollouts.items())[1:]
     )
+    added = SWARM_API_REPLICAS[-1] - SWARM_API_REPLICAS[0]
+    extra = f"here {added} more api tasks added {swarm[-1].wall_seconds - swarm[0].wall_seconds:.1f} s"
     lines += [
         "",
-        f"Wall time against one engine: {ratios}. The swarm replaces one task at a time and watches each new "
-        "task for 20 s (the update's monitor window) before the next, for api, app and scheduler in turn; so "
-        "its update grows with the number of tasks, while one engine starts every new container at once.",
+        f"Wall time against one engine: {ratios}. The swarm replaces one task at a time, each once the one "
+        "before runs healthy, for api, app, scheduler and router in turn, and a service's update completes only "
+        "when its monitor window (20 s) has passed after its last task: so most of the wall time is a fixed cost "
+        f"per service, and each extra task adds its start ({extra}). One engine starts all new containers of a "
+        "service at once.",
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass
+class BackupFigures:
+    rows: int
+    database_bytes: int
+    dump_bytes: int
+    backup_seconds: float
+    restore_seconds: float
+
+
+def measure_backup(standins: Standins) -> BackupFigures:
+    """dev with backups on and BACKUP_ROWS task rows: one dump, then a restore of it (writers stopped,
+    pg_restore, migrations, writers healthy again), as `scripts/restore` does it."""
+    print("backup and restore ...", file=sys.stderr)
+    with deploy("dev", standins, backups="true", backupSchedule="1h") as deployed:
+
+        def psql(sql: str) -> str:
+            container = deployed.container("postgres")
+            return run(DOCKER, "exec", container, "psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-Atc", sql).stdout
+
+        psql(
+            "INSERT INTO tasks (title, completed) SELECT 'bench task ' || g, g % 3 = 0 "
+            f"FROM generate_series(1, {BACKUP_ROWS}) AS g"
+        )
+        rows = int(psql("SELECT count(*) FROM tasks"))
+        database_bytes = int(psql("SELECT pg_database_size('ichrisbirch')"))
+        engine = StackEngine(deployed.stack, "unix:///var/run/docker.sock")
+        started = time.perf_counter()
+        engine.backup("once").check_returncode()
+        backup_seconds = time.perf_counter() - started
+        name = engine.backup("list").stdout.split()[0]
+        size = run(DOCKER, "exec", deployed.container("backup"), "sh", "-c", f'stat -c %s "$BACKUP_DIR/{name}"')
+        started = time.perf_counter()
+        restore(engine, name, say=lambda _: None)
+        restore_seconds = time.perf_counter() - started
+        assert int(psql("SELECT count(*) FROM tasks")) == rows, "every row restored"
+    return BackupFigures(rows, database_bytes, int(size.stdout), backup_seconds, restore_seconds)
+
+
+def render_backup(figures: BackupFigures) -> str:
+    mb = 1e6
+    return "\n".join(
+        [
+            BACKUP_HEADING,
+            "",
+            "dev with backups on, through the backup service's own script (`backup once`) and `scripts/restore` "
+            "(its module), one run:",
+            "",
+            "| task rows | database size | dump size (custom format) | backup (dump, pg_restore --list, checksum) "
+            "| restore (writers stopped, pg_restore, migrations, writers healthy) |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {figures.rows} | {figures.database_bytes / mb:.1f} MB | {figures.dump_bytes / mb:.1f} MB | "
+            f"{figures.backup_seconds:.1f} s | {figures.restore_seconds:.1f} s |",
+            "",
+        ]
+    )
 
 
 def replace_section(heading: str, section: str) -> None:
@@ -587,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-swarm", action="store_true", help="measure only the rolling updates on the swarm; rewrite that section"
     )
+    parser.add_argument(
+        "--only-backup", action="store_true", help="measure only backup and restore; rewrite that section"
+    )
     args = parser.parse_args(argv)
     command = "python -m bench.run" + (f" --runs {args.runs}" if args.runs != 3 else "")
 
@@ -602,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_rollout:
         replace_section(ROLLOUT_HEADING, render_rollouts(measure_rollouts(standins)))
         return 0
+    if args.only_backup:
+        replace_section(BACKUP_HEADING, render_backup(measure_backup(standins)))
+        return 0
     if args.only_swarm:
         replace_section(SWARM_HEADING, render_swarm_rollouts(measure_swarm_rollouts(standins)))
         return 0
@@ -616,8 +684,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rollouts = measure_rollouts(standins)
     swarm_rollouts = measure_swarm_rollouts(standins)
+    backup = measure_backup(standins)
     text = render(builds, image_size(standins.python), healthy, later, mocks, args.runs, command)
     text += "\n" + render_rollouts(rollouts) + "\n" + render_swarm_rollouts(swarm_rollouts)
+    text += "\n" + render_backup(backup)
     print(text)
     RESULTS.write_text(text)
     print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)

@@ -75,6 +75,26 @@ def _docker_host(value: str) -> str:
     return value
 
 
+_SCHEDULES = {"@hourly": 3600, "@daily": 86400, "@weekly": 7 * 86400}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def schedule_seconds(schedule: str) -> int:
+    """The interval a backup schedule means: @hourly, @daily, @weekly, or <n>s|m|h|d."""
+    if schedule in _SCHEDULES:
+        return _SCHEDULES[schedule]
+    match = re.fullmatch(r"([1-9][0-9]*)([smhd])", schedule)
+    if not match:
+        raise ValueError(f"{schedule!r} is not a schedule (@hourly, @daily, @weekly, or an interval such as 6h or 30m)")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _schedule(value: str) -> str:
+    if schedule_seconds(value) < 10:
+        raise ValueError(f"{value!r} is shorter than 10 seconds")
+    return value
+
+
 ImageRef = Annotated[str, AfterValidator(_pinned_image)]
 HostPort = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[int, Field(gt=0)]
@@ -176,6 +196,15 @@ class StackSettings(BaseModel):
     redis_db: Annotated[int, Field(ge=0, le=15)] = Field(0, description="Redis database number.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="LOG_LEVEL of the application.")
     heartbeat_seconds: Positive = Field(60, description="Interval of the scheduler's heartbeat job, in seconds.")
+
+    # Backups: in the stacks whose data persist (dev and prod; test keeps none).
+    backups: bool = Field(
+        True, description="A backup service: pg_dump on backupSchedule into the protected icb-<stack>-backups volume."
+    )
+    backup_schedule: Annotated[str, AfterValidator(_schedule)] = Field(
+        "@daily", description="How often to back up: @hourly, @daily, @weekly, or an interval such as 6h or 30m."
+    )
+    backup_keep: Positive = Field(7, description="How many good dumps to keep; older ones are deleted.")
 
     # Secrets: only ever from `pulumi config set --secret`.
     postgres_password: SecretStr | None = Field(None, description="Postgres password (secret, required).")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from infra.config import StackSettings
+from infra.config import StackSettings, schedule_seconds
 from infra.ingress import (
     CADDY_CA_PATH,
     CADDY_CONFIG_PATH,
@@ -50,6 +50,12 @@ DATA_UID = "999:999"  # the postgres and redis users of the official Debian-base
 POSTGRES_DATA = "/var/lib/postgresql/data"
 # On swarm every secret is a file here (a Swarm secret), named by the <VAR>_FILE variable.
 SECRETS_DIR = "/run/secrets"
+# The backup service's script, and where its dumps live in its container: the one directory of the
+# Postgres image its user owns, so a new volume mounted there is that user's (and the image's own
+# VOLUME there gets no anonymous volume).
+BACKUP_SCRIPT = (Path(__file__).parent / "backup.sh").read_text()
+BACKUP_DIR = POSTGRES_DATA
+BACKUP_STOP_SECONDS = 60  # a dump in progress finishes before the loop stops
 HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"  # on swarm, a Swarm config
 CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
 DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
@@ -348,6 +354,41 @@ def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
         # On SIGTERM Redis fsyncs its append-only file (and saves, where snapshots are on) before exiting.
         stop_grace_seconds=REDIS_STOP_SECONDS,
         placement=(DATA_NODE,),
+    )
+
+
+def backup(s: StackSettings, profile: Profile) -> ServiceSpec:
+    """pg_dump on the schedule into the backups volume, each dump checked and checksummed
+    (infra/backup.sh); unhealthy once the latest good dump is older than the schedule allows."""
+    interval = schedule_seconds(s.backup_schedule)
+    run = 'exec sh -c "$BACKUP_SCRIPT" backup'  # + a mode: loop, check, once, list, verify, restore
+    return ServiceSpec(
+        name="backup",
+        image="postgres",
+        command=("sh", "-c", f"{run} loop"),
+        env={
+            "BACKUP_SCRIPT": BACKUP_SCRIPT,
+            "BACKUP_DIR": BACKUP_DIR,
+            "BACKUP_INTERVAL_SECONDS": str(interval),
+            # Overdue once a whole interval has passed since the last good dump, plus time to take one.
+            "BACKUP_MAX_AGE_SECONDS": str(interval + max(300, interval // 10)),
+            "BACKUP_KEEP": str(s.backup_keep),
+            "PGHOST": "postgres",
+            "PGUSER": s.postgres_user,
+            "PGDATABASE": s.postgres_db,
+        },
+        secret_env={"PGPASSWORD": "postgres_password"},
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
+        mounts=(Mount(target=BACKUP_DIR, volume="backups"),),
+        tmpfs=_writable_tmp(profile),
+        # A file's age: cheap, and never flaky, so two failures in a row are enough.
+        health=HealthCheck(test=("CMD-SHELL", f"{run} check"), interval_seconds=10, retries=2),
+        # After the migrations: each dump is recorded in their table backup_runs.
+        depends_on=("migrate",),
+        hardening=_data_hardening(profile),
+        restart=profile.restart,
+        stop_grace_seconds=BACKUP_STOP_SECONDS,
+        placement=(DATA_NODE,),  # beside Postgres, with its volume
     )
 
 
@@ -657,6 +698,8 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
         app(s, profile, app_dir),
         scheduler(s, profile, app_dir),
     ]
+    if s.backups and profile.persistent_data:
+        specs.append(backup(s, profile))
     if profile.ingress:
         specs.append(router(s, profile, [spec for spec in specs if spec.route is not None]))
         specs.append(ingress(s, profile))
@@ -682,10 +725,12 @@ def _migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
         command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
         depends_on=tuple(d for d in api.depends_on if d != "migrate"),
     )
-    scheduler = by_name["scheduler"]
-    by_name["scheduler"] = dataclasses.replace(
-        scheduler, depends_on=tuple(d for d in scheduler.depends_on if d != "migrate"), create_first=False
-    )
+    for name, spec in by_name.items():
+        if name != "api" and "migrate" in spec.depends_on:  # a converged api has migrated
+            by_name[name] = dataclasses.replace(
+                spec, depends_on=tuple(dict.fromkeys("api" if d == "migrate" else d for d in spec.depends_on))
+            )
+    by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
     return [by_name[spec.name] for spec in specs if spec.name in by_name]
 
 

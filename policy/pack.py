@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
-from rules import RULES, Resource, Rule, display_name, environment
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from rules import RULES, STACK_RULES, Resource, Rule, StackRule, display_name, environment
 
 Validate = Callable[[ResourceValidationArgs, Callable[[str, str | None], None]], None]
 
@@ -27,8 +33,35 @@ def _validator(rule: Rule, for_prod: bool) -> Validate:
     return validate
 
 
-def policies() -> list[ResourceValidationPolicy]:
-    pack = []
+def _stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, Callable[[str, str | None], None]], None]:
+    def validate(args: StackValidationArgs, report_violation: Callable[[str, str | None], None]) -> None:
+        resources = [
+            Resource(
+                r.resource_type,
+                r.name,
+                dict(r.props),
+                secrets_visible=False,
+                stack=r.urn.split("::")[0].removeprefix("urn:pulumi:"),
+                protect=bool(r.opts.protect),
+            )
+            for r in args.resources
+        ]
+        for problem in rule.check(resources):
+            report_violation(problem, None)
+
+    return validate
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    pack: list[ResourceValidationPolicy | StackValidationPolicy] = [
+        StackValidationPolicy(
+            name=rule.name,
+            description=f"{rule.description} (prod: mandatory)",
+            validate=_stack_validator(rule),
+            enforcement_level=EnforcementLevel.MANDATORY,
+        )
+        for rule in STACK_RULES
+    ]
     for rule in RULES:
         pack.append(
             ResourceValidationPolicy(

@@ -14,6 +14,8 @@ from typing import Any
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/image:Image"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+VOLUME = "docker:index/volume:Volume"
+SERVICE = "docker:index/service:Service"
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
@@ -31,6 +33,7 @@ class Resource:
     # there only values that are obviously not secrets can be told apart.
     secrets_visible: bool = True
     stack: str | None = None  # the Pulumi stack, for resources that carry no environment label
+    protect: bool = False  # the resource option: Pulumi refuses to delete or replace it
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,40 @@ RULES = [
     Rule("no-plain-text-secret-env", "No plain-text secret in a container environment.", no_plain_text_secret_env),
     Rule("pinned-images", "Image references are pinned (tag or digest, never latest).", pinned_images),
     Rule("restart-policy", "Long-running containers have a restart policy.", restart_policy),
+]
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """A rule over all of one stack's resources: what must exist, not how each one is set."""
+
+    name: str
+    description: str
+    check: Callable[[list[Resource]], list[str]]
+
+
+def backups_kept(resources: list[Resource]) -> list[str]:
+    """Prod has a backup service, and (on one engine, where volumes are resources) its dumps'
+    volume is protected, so neither `pulumi destroy` nor a replacement can take them."""
+    prod = [r for r in resources if environment(r) == "prod"]
+    runners = {str(r.props.get("name", "")) for r in prod if r.type in (CONTAINER, SERVICE)}
+    if not runners:
+        return []
+    problems = []
+    if not any(re.fullmatch(r"icb-[a-z0-9-]+-backup", name) for name in runners):
+        problems.append("prod has no backup service: set `backups` true in its stack config")
+    if any(r.type == CONTAINER for r in prod):
+        volumes = [r for r in prod if r.type == VOLUME and str(r.props.get("name", "")).endswith("-backups")]
+        if not volumes:
+            problems.append("prod has no backups volume (icb-<stack>-backups)")
+        problems += [
+            f"volume {v.props.get('name')} is not protected: give it protect=True" for v in volumes if not v.protect
+        ]
+    return problems
+
+
+STACK_RULES = [
+    StackRule("backups-kept", "Prod backs up its database into a protected volume.", backups_kept),
 ]
 
 

@@ -51,6 +51,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE job_runs ADD COLUMN runner TEXT
         """,
     ),
+    (
+        4,
+        "backup runs",
+        # Written by the deployment's backup service after each good dump; left out of the dumps.
+        """
+        CREATE TABLE backup_runs (
+            id BIGSERIAL PRIMARY KEY,
+            file TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            seconds INTEGER NOT NULL,
+            finished_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+    ),
 ]
 _LOCK_ID = 0x1C5B  # pg_advisory_xact_lock key of this application's migrations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -40,9 +41,11 @@ def create_api(settings: ApiSettings) -> FastAPI:
     @api.get("/health")
     def health() -> JSONResponse:
         checks: dict[str, str] = {}
+        backup: dict[str, Any] | None = None
         try:
             with db.connect(settings) as connection:
                 connection.execute("SELECT 1")
+                backup = latest_backup(connection)
             checks["postgres"] = "ok"
         except psycopg.Error as error:
             log.warning("health: postgres is down: %s", error)
@@ -54,7 +57,9 @@ def create_api(settings: ApiSettings) -> FastAPI:
             log.warning("health: redis is down: %s", error)
             checks["redis"] = "down"
         down = sorted(name for name, state in checks.items() if state != "ok")
-        body: dict[str, Any] = {"status": "unavailable" if down else "ok", "checks": checks}
+        # The latest good backup, for monitoring: its age and size (its staleness is the backup
+        # service's own health, not the api's).
+        body: dict[str, Any] = {"status": "unavailable" if down else "ok", "checks": checks, "backup": backup}
         if down:
             body["down"] = down
         return JSONResponse(body, status_code=503 if down else 200)
@@ -81,6 +86,21 @@ def create_api(settings: ApiSettings) -> FastAPI:
         return heartbeat.last_heartbeat(settings)
 
     return api
+
+
+def latest_backup(connection: psycopg.Connection[dict[str, object]]) -> dict[str, Any] | None:
+    """The latest dump the backup service recorded, or None (no backup service, or none yet)."""
+    present = connection.execute("SELECT to_regclass('backup_runs') IS NOT NULL AS present").fetchone()
+    if not present or not present["present"]:
+        return None  # before the migrations
+    row = connection.execute(
+        "SELECT file, bytes, sha256, finished_at, extract(epoch FROM now() - finished_at)::int AS age_seconds"
+        " FROM backup_runs ORDER BY finished_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    finished = row["finished_at"]
+    return {**row, "finished_at": finished.isoformat() if isinstance(finished, datetime) else str(finished)}
 
 
 __getattr__ = built_on_first_use("api", lambda: create_api(load(ApiSettings, "api")))

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from ichrisbirch import db
 from ichrisbirch.settings import ApiSettings
 from ichrisbirch.wsgi_api import create_api
 
@@ -16,7 +17,23 @@ def client(api_settings: ApiSettings) -> TestClient:
 def test_health_reports_postgres_and_redis(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}, "backup": None}
+
+
+def test_health_shows_the_latest_good_backup(client: TestClient, api_settings: ApiSettings) -> None:
+    with db.connect(api_settings) as connection:
+        connection.execute(
+            "INSERT INTO backup_runs (file, bytes, sha256, seconds, finished_at)"
+            " VALUES ('old.dump', 1, 'a', 1, now() - interval '2 days'),"
+            " ('new.dump', 2048, 'b', 3, now() - interval '1 hour')"
+        )
+    try:
+        backup = client.get("/health").json()["backup"]
+        assert backup["file"] == "new.dump" and backup["bytes"] == 2048 and backup["sha256"] == "b"
+        assert 3590 <= backup["age_seconds"] <= 3700, backup
+    finally:
+        with db.connect(api_settings) as connection:
+            connection.execute("DELETE FROM backup_runs WHERE file IN ('old.dump', 'new.dump')")
 
 
 def test_health_names_the_dependency_that_is_down(api_settings: ApiSettings) -> None:

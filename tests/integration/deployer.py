@@ -283,6 +283,7 @@ class DockerEngine(Mocks):
         )
         step = Step("replace", reg.type, reg.name, physical, diff.changed, diff.replaces, delete_first)
         if delete_first:
+            self._delete_replaced_dependents(old)
             self._delete(old)
             return self._create(reg, checked, step)
         try:
@@ -387,6 +388,23 @@ class DockerEngine(Mocks):
             self._delete(resource)
             if removed:
                 self._record(Step("delete", resource.type, resource.name, _physical(resource.inputs)))
+
+    def _delete_replaced_dependents(self, replaced: Resource) -> None:
+        """Before deleting `replaced` for a delete-first replacement, Pulumi's engine deletes each
+        dependent that holds one of its outputs in an input the provider would replace it for: here,
+        each container naming the replaced volume or network (those container inputs are ForceNew).
+        They are created again when they register. A dependent by `depends_on` alone is left."""
+        names = {replaced.id, str(replaced.state.get("name") or "")} - {""}
+        with self._lock:
+            dependents = [
+                r
+                for r in self.resources.values()
+                if r.type == CONTAINER and replaced.urn in r.dependencies and _holds(reveal(r.inputs), names)
+            ]
+        for dependent in _dependents_first(dependents):
+            self._delete(dependent)
+            note = f"replaced with {replaced.name}"
+            self._record(Step("delete", dependent.type, dependent.name, _physical(dependent.state), note=note))
 
     def _delete(self, resource: Resource, *, keep_state: bool = False) -> None:
         client = self.client()
@@ -1043,6 +1061,17 @@ class DockerEngine(Mocks):
 SERVICE_APPLIED = frozenset(
     {"name", "labels", "taskSpec", "mode", "updateConfig", "rollbackConfig", "endpointSpec", "convergeConfig"}
 )
+
+
+def _holds(value: Any, names: set[str]) -> bool:
+    """Whether any string in `value` (nested lists and dicts) is one of `names`."""
+    if isinstance(value, str):
+        return value in names
+    if isinstance(value, dict):
+        return any(_holds(v, names) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds(v, names) for v in value)
+    return False
 
 
 def _seconds(duration: str) -> float:

@@ -29,7 +29,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
-LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
+LONG_RUNNING = ["postgres", "redis", "backup", "api", "app", "scheduler"]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,9 @@ def test_every_container_is_healthy(prod: Deployed) -> None:
     for service in LONG_RUNNING:
         assert inspect_container(prod.container(service))["State"]["Health"]["Status"] == "healthy", service
     assert health(prod)[0] == 200
+    # The backup service's first dump, written by its unprivileged user into the new volume.
+    backup = until(lambda: health(prod)[1].get("backup"), timeout=60, what="the first dump in the api's health")
+    assert int(backup["bytes"]) > 0 and str(backup["file"]).endswith(".dump"), backup  # type: ignore[index]
 
 
 def test_application_containers_are_hardened(prod: Deployed) -> None:
@@ -71,7 +74,8 @@ def test_application_containers_are_hardened(prod: Deployed) -> None:
         "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress"])}],
         "8443/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(prod.ports["ingress_https"])}],
     }
-    for service, user in (("postgres", "999:999"), ("redis", "999:999"), ("ingress", "99:99"), ("router", "99:99")):
+    data_users = (("postgres", "999:999"), ("redis", "999:999"), ("backup", "999:999"))
+    for service, user in (*data_users, ("ingress", "99:99"), ("router", "99:99")):
         info = inspect_container(prod.container(service))
         assert info["Config"]["User"] == user and info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert info["HostConfig"]["CapDrop"] == ["ALL"] and not info["HostConfig"]["CapAdd"], service

@@ -72,15 +72,19 @@ def test_prod_converges_spread_over_the_nodes_and_serves_through_the_ingress(swa
     prod = swarm_prod
     listed = on(prod.manager, "service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout.splitlines()
     assert dict(line.split(" ", 1) for line in listed) == {
-        "icb-prod-postgres": "1/1", "icb-prod-redis": "1/1", "icb-prod-api": "2/2", "icb-prod-app": "2/2",
+        "icb-prod-postgres": "1/1", "icb-prod-redis": "1/1", "icb-prod-backup": "1/1",
+        "icb-prod-api": "2/2", "icb-prod-app": "2/2",
         "icb-prod-scheduler": "1/1", "icb-prod-router": "2/2", "icb-prod-ingress": "1/1",
     }  # fmt: skip
     assert len(set(nodes_of(prod, "api"))) == 2, "the two api tasks on two nodes"
     assert len(set(nodes_of(prod, "router"))) == 2, "losing a node never loses the only router"
-    assert nodes_of(prod, "postgres") == nodes_of(prod, "redis") == ["icb-worker1"], "on the data node"
+    assert nodes_of(prod, "postgres") == nodes_of(prod, "redis") == nodes_of(prod, "backup") == ["icb-worker1"]
     assert nodes_of(prod, "ingress") == ["icb-manager"]
     status, body = prod.http("GET", "api", "/health")
     assert status == 200 and json.loads(body)["status"] == "ok", body
+    # The backup service's first dump, taken on the data node with the password from its secret file.
+    backup = until(lambda: json.loads(prod.http("GET", "api", "/health")[1])["backup"], 60, "the first dump")
+    assert backup["bytes"] > 0, backup
     status, page = prod.http("GET", "app", "/")
     assert status == 200 and "<html" in page.lower()
 

@@ -1,4 +1,5 @@
-# Shared by up.sh and down.sh: the names and addresses of the test swarm.
+# shellcheck shell=bash disable=SC2034  # (variables used by the scripts that source this)
+# Shared by up.sh, down.sh and stop-node.sh: the names and addresses of the test swarm.
 SWARM_ROOT=${ICB_SWARM_ROOT:-/tmp/icb-swarm}
 DOCKER=${DOCKER_BIN:-/usr/bin/docker}
 BRIDGE=icbswarm0

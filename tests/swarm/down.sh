@@ -4,6 +4,7 @@
 # bridge and FORWARD rule go, and the state folder is deleted. Safe to run when nothing is there.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/swarm/common.sh
 . "$here/common.sh"
 
 for node in "${NODES[@]}"; do

@@ -6,6 +6,7 @@
 #   sudo bash tests/swarm/stop-node.sh icb-worker2
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/swarm/common.sh
 . "$here/common.sh"
 
 node=${1:?usage: stop-node.sh NODE (one of ${NODES[*]})}

@@ -15,6 +15,7 @@
 # the main dockerd runs; the kernel has no IPVS, so services use dnsrr and host-mode ports.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/swarm/common.sh
 . "$here/common.sh"
 
 mkdir -p "$SWARM_ROOT"

@@ -63,6 +63,10 @@ def problems_of(error: ConfigError) -> dict[str, str]:
         ("prod", "requestBodyLimitKb", "0", "greater than 0"),
         ("test", "domain", "localhost", "must not be localhost"),
         ("prod", "domain", "Example.ORG", "should match pattern"),
+        ("prod", "backupSchedule", "daily", "not a schedule (@hourly, @daily, @weekly"),
+        ("prod", "backupSchedule", "5s", "shorter than 10 seconds"),
+        ("prod", "backupKeep", "0", "greater than 0"),
+        ("dev", "backups", "maybe", "valid boolean"),
     ],
 )
 def test_bad_value_names_key_and_problem(stack: str, key: str, value: str, expected: str) -> None:

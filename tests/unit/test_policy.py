@@ -3,6 +3,7 @@ fires on a crafted bad resource with a message naming the resource and what to c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,15 +18,26 @@ from tests.conftest import RunStack
 sys.path.insert(0, str(PROJECT_DIR / "policy"))
 import pack  # noqa: E402
 import rules  # noqa: E402
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs  # noqa: E402
+from pulumi_policy import (  # noqa: E402
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 CONTAINER = rules.CONTAINER
 
 
-def registered(run_stack: RunStack, stack: str, secrets_visible: bool = True) -> list[rules.Resource]:
-    run = run_stack(stack)
+def registered(run_stack: RunStack, stack: str, secrets_visible: bool = True, **config: str) -> list[rules.Resource]:
+    run = run_stack(stack, **config)
     return [
-        rules.Resource(r.type, r.name, r.inputs if secrets_visible else unwrap_all(r.inputs), secrets_visible)
+        rules.Resource(
+            r.type, r.name, r.inputs if secrets_visible else unwrap_all(r.inputs), secrets_visible, protect=r.protect
+        )
         for r in run.resources
     ]
 
@@ -199,6 +211,8 @@ def run_pack(
     reported = []
     urn = f"urn:pulumi:{stack}::ichrisbirch::ichrisbirch:index:Deployment${typ}::{name}"
     for policy in pack.policies():
+        if not isinstance(policy, ResourceValidationPolicy):
+            continue
         args = ResourceValidationArgs(typ, props, urn, name, None, None)
         policy.validate(args, lambda message, _urn, p=policy: reported.append((p.name, p.enforcement_level, message)))
     return reported
@@ -251,4 +265,45 @@ def test_the_pack_loads_in_its_own_environment() -> None:
     )
     assert result.returncode == 0, result.stderr
     names = json.loads(result.stdout)
-    assert "no-root-user-prod" in names and len(names) == 2 * len(rules.RULES)
+    assert "no-root-user-prod" in names and "backups-kept" in names
+    assert len(names) == 2 * len(rules.RULES) + len(rules.STACK_RULES)
+
+
+# --- stack rules: what prod must have ------------------------------------------------------------
+
+
+def test_prod_backs_up_into_a_protected_volume(run_stack: RunStack) -> None:
+    assert rules.backups_kept(registered(run_stack, "prod")) == []
+    assert rules.backups_kept(registered(run_stack, "prod", backups="false")) == [
+        "prod has no backup service: set `backups` true in its stack config",
+        "prod has no backups volume (icb-<stack>-backups)",
+    ]
+    unprotected = [
+        dataclasses.replace(r, protect=False) if r.props.get("name") == "icb-prod-backups" else r
+        for r in registered(run_stack, "prod")
+    ]
+    assert rules.backups_kept(unprotected) == ["volume icb-prod-backups is not protected: give it protect=True"]
+    assert rules.backups_kept(registered(run_stack, "dev")) == [], "only prod must"
+
+
+def test_the_pack_checks_the_stack_as_the_analyzer_hands_it(run_stack: RunStack) -> None:
+    (policy,) = [p for p in pack.policies() if isinstance(p, StackValidationPolicy)]
+    assert policy.enforcement_level == EnforcementLevel.MANDATORY
+
+    def as_analyzed(resources: list[rules.Resource]) -> StackValidationArgs:
+        timeouts = PolicyCustomTimeouts(0, 0, 0)
+        return StackValidationArgs([
+            PolicyResource(
+                r.type, unwrap_all(r.props), f"urn:pulumi:prod::ichrisbirch::{r.type}::{r.name}", r.name,
+                PolicyResourceOptions(r.protect, [], None, [], timeouts, []), None, None, [], {},
+            )
+            for r in resources
+        ])  # fmt: skip
+
+    reported: list[str] = []
+    policy.validate(as_analyzed(registered(run_stack, "prod")), lambda message, _urn: reported.append(message))
+    assert reported == []
+    policy.validate(
+        as_analyzed(registered(run_stack, "prod", backups="false")), lambda message, _urn: reported.append(message)
+    )
+    assert reported and reported[0].startswith("prod has no backup service")

@@ -104,6 +104,7 @@ def test_containers_per_stack(run_stack: RunStack, stack: str) -> None:
     expected = {"postgres", "redis", "migrate", "api", "app", "scheduler"}
     expected |= {"router", "ingress"} if stack in ("test", "prod") else set()
     expected |= {"tests"} if stack == "test" else set()
+    expected |= {"backup"} if stack == "prod" else set()  # dev's stack file turns backups off
     assert set(containers(run)) == expected
     for name, container in containers(run).items():
         if container.delete_before_replace:
@@ -186,6 +187,10 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
     assert set(env_of(run["scheduler"])) == COMMON | CONTRACT_POSTGRES | {"SCHEDULER_HEARTBEAT_SECONDS"}
     assert set(env_of(run["postgres"])) == {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
     assert set(env_of(run["redis"])) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+    if "backup" in run:
+        assert set(env_of(run["backup"])) == {"PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD"} | {
+            f"BACKUP_{name}" for name in ("SCRIPT", "DIR", "INTERVAL_SECONDS", "MAX_AGE_SECONDS", "KEEP")
+        }
     assert env_of(run["api"])["ENVIRONMENT"] == stack
     assert env_of(run["app"])["FASTAPI_HOST"] == "api"
 
@@ -200,6 +205,7 @@ def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -
         env = env_of(container)
         for var, secret in [
             ("POSTGRES_PASSWORD", "postgresPassword"),
+            ("PGPASSWORD", "postgresPassword"),
             ("REDIS_PASSWORD", "redisPassword"),
             ("FLASK_SECRET_KEY", "flaskSecretKey"),
         ]:
@@ -259,7 +265,12 @@ def test_dev_and_prod_keep_data_in_named_volumes(run_stack: RunStack) -> None:
     for stack in ("dev", "prod"):
         run = run_stack(stack)
         volumes = run.of_type(VOLUME)
-        assert {v.inputs["name"] for v in volumes.values()} == {f"icb-{stack}-postgres-data", f"icb-{stack}-redis-data"}
+        backups = {f"icb-{stack}-backups"} if stack == "prod" else set()
+        assert {v.inputs["name"] for v in volumes.values()} == {
+            f"icb-{stack}-postgres-data",
+            f"icb-{stack}-redis-data",
+            *backups,
+        }
         mounts = containers(run)["postgres"].inputs["volumes"]
         assert mounts == [
             {"containerPath": "/var/lib/postgresql/data", "readOnly": False, "volumeName": f"icb-{stack}-postgres-data"}
@@ -324,6 +335,26 @@ def test_health_gated_order(run_stack: RunStack, stack: str) -> None:
     assert after("scheduler") == {"migrate", "app"}
     labels = {label["label"]: label["value"] for label in run["api"].inputs["labels"]}
     assert labels["ichrisbirch.after.migrate"] == "passed"
+
+
+def test_the_backup_service_dumps_on_its_schedule_into_its_protected_volume(run_stack: RunStack) -> None:
+    run = run_stack("prod", backupSchedule="6h", backupKeep="14")
+    backup = containers(run)["backup"]
+    env = env_of(backup)
+    assert env["BACKUP_INTERVAL_SECONDS"] == "21600" and env["BACKUP_KEEP"] == "14"
+    assert env["BACKUP_MAX_AGE_SECONDS"] == str(21600 + 2160), "overdue after an interval and a tenth"
+    assert env["PGHOST"] == "postgres" and env["BACKUP_SCRIPT"] == (PROJECT_DIR / "infra" / "backup.sh").read_text()
+    assert backup.inputs["command"] == ["sh", "-c", 'exec sh -c "$BACKUP_SCRIPT" backup loop']
+    assert backup.inputs["healthcheck"]["tests"] == ["CMD-SHELL", 'exec sh -c "$BACKUP_SCRIPT" backup check']
+    assert backup.inputs["volumes"] == [
+        {"containerPath": "/var/lib/postgresql/data", "readOnly": False, "volumeName": "icb-prod-backups"}
+    ]
+    assert run.named(VOLUME, "backups").protect, "the dumps outlive a careless `pulumi destroy`"
+    assert {short(d) for d in backup.dependencies if "Container::" in d} == {"migrate"}, "backup_runs exists"
+    assert backup.inputs["user"] == "999:999" and backup.inputs["readOnly"] is True
+    assert "backup" not in containers(run_stack("test", backups="true")), "test keeps no data to back up"
+    assert "backup" in containers(run_stack("dev", backups="true")), "optional in dev"
+    assert "backup" not in containers(run_stack("prod", backups="false"))
 
 
 class FailingMigration(PlanMocks):

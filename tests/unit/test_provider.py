@@ -117,9 +117,9 @@ def test_the_committed_program_has_no_perpetual_diff(stack: str) -> None:
     assert steps(stack) == {}
 
 
-def test_a_postgres_image_change_replaces_postgres_and_reruns_migrate_only() -> None:
+def test_a_postgres_image_change_replaces_postgres_and_its_backup_and_reruns_migrate_only() -> None:
     planned = steps("prod", postgresImage="postgres:16.5-bookworm")
-    assert set(planned) == {"postgres-image", "postgres", "migrate"}
+    assert set(planned) == {"postgres-image", "postgres", "backup", "migrate"}, "the backup runs the same image"
     assert planned["postgres"].op == "replace" and planned["postgres"].fields == ("image",)
     assert "replaces Container postgres (icb-prod-postgres) because its image changed" in planned["postgres"].line()
 
@@ -168,6 +168,7 @@ def test_a_real_preview_is_checked_against_the_prediction() -> None:
             {"op": "create-replacement", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
             {"op": "delete-replaced", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
             {"op": "replace", "urn": urn.format(kind="docker:index/container:Container", name="migrate")},
+            {"op": "replace", "urn": urn.format(kind="docker:index/container:Container", name="backup")},
         ]
     }
     assert mismatches(planned, matching) == []

@@ -138,8 +138,11 @@ SHELL_SCRIPTS = [
     "scripts/setup",
     "scripts/test",
     "scripts/deploy",
+    "scripts/restore",
     ".ci/run",
+    "infra/backup.sh",
     *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "tests" / "standins").glob("*.sh")),
+    *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "tests" / "swarm").glob("*.sh")),
 ]
 
 

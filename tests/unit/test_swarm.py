@@ -30,7 +30,7 @@ def container_spec(service: Registration) -> dict[str, Any]:
 
 
 def test_one_service_per_long_running_spec_and_the_migrations_run_in_each_api_task(swarm: Run) -> None:
-    assert set(services(swarm)) == {"postgres", "redis", "api", "app", "scheduler", "router", "ingress"}
+    assert set(services(swarm)) == {"postgres", "redis", "backup", "api", "app", "scheduler", "router", "ingress"}
     args = container_spec(services(swarm)["api"])["args"]
     assert args[:2] == ["sh", "-c"] and args[2].startswith("python -m ichrisbirch.migrate && exec gunicorn ")
     assert not swarm.of_type("docker:index/container:Container"), "no plain containers on swarm"
@@ -56,7 +56,7 @@ def test_data_stores_are_placed_on_the_data_node_and_the_ingress_publishes_in_ho
         name: reveal(s.inputs["taskSpec"]).get("placement", {}).get("constraints")
         for name, s in services(swarm).items()
     }
-    assert placed["postgres"] == placed["redis"] == ["node.labels.ichrisbirch.data == true"]
+    assert placed["postgres"] == placed["redis"] == placed["backup"] == ["node.labels.ichrisbirch.data == true"]
     assert placed["ingress"] == ["node.role == manager"]
     ports = reveal(services(swarm)["ingress"].inputs["endpointSpec"])["ports"]
     assert ports == [

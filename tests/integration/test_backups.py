@@ -1,0 +1,154 @@
+"""Backups on the real engine: the backup service's dumps (checked, checksummed, pruned, shown in
+the api's health), its health when the latest dump is overdue, and the restore drill: rows
+written, backed up, the Postgres volume replaced through the program, restored by
+`scripts/restore`, every row compared; a corrupted dump refused with nothing touched.
+
+On dev with backups on (prod's volume is protected: the program refuses to replace it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from infra.restore import RestoreRefused, StackEngine, restore
+from infra.simulate import PROJECT_DIR
+from tests.integration.conftest import Deployed, Standins, deploy, docker, report, until
+
+pytestmark = pytest.mark.docker
+DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="module")
+def dev(standins: Standins) -> Iterator[Deployed]:
+    with deploy("dev", standins, backups="true", backupSchedule="1h", backupKeep="3") as deployed:
+        yield deployed
+
+
+def engine_of(deployed: Deployed) -> StackEngine:
+    return StackEngine(deployed.stack, DOCKER_HOST)
+
+
+def psql(deployed: Deployed, sql: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return docker(
+        "exec", deployed.container("postgres"), "psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-At", "-c", sql,
+        check=check,
+    )  # fmt: skip
+
+
+def every_row(deployed: Deployed) -> str:
+    """Every column of every task, in order: what a restore must bring back exactly."""
+    return psql(deployed, "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id").stdout
+
+
+def backup_health(deployed: Deployed) -> str:
+    return docker("inspect", "-f", "{{.State.Health.Status}}", deployed.container("backup")).stdout.strip()
+
+
+def dumps(deployed: Deployed) -> list[str]:
+    listed = engine_of(deployed).backup("list")
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+def test_each_dump_is_checked_checksummed_pruned_and_shown_in_the_api_health(dev: Deployed) -> None:
+    def recorded() -> dict[str, object] | None:
+        status, body = dev.http("GET", "api", "/health")
+        return json.loads(body)["backup"] if status == 200 else None
+
+    first = until(recorded, 60, "the first dump, in the api's health")
+    assert first["file"] in dumps(dev) and int(str(first["bytes"])) > 0 and int(str(first["age_seconds"])) < 60
+    assert backup_health(dev) == "healthy"
+    engine = engine_of(dev)
+    for _ in range(3):
+        time.sleep(1.1)  # names carry the second they were taken
+        taken = engine.backup("once")
+        assert taken.returncode == 0, taken.stderr
+    kept = dumps(dev)
+    assert len(kept) == 3 and first["file"] not in kept, "backupKeep 3: the oldest deleted"
+    for name in kept:
+        verified = engine.backup("verify", name)
+        assert verified.returncode == 0, verified.stderr
+    listing = docker("exec", dev.container("backup"), "sh", "-c", 'ls -1 "$BACKUP_DIR"').stdout.split()
+    assert sorted(listing) == sorted([*kept, *(f"{n}.sha256" for n in kept), "LATEST"]), "no partial file left"
+    status, body = dev.http("GET", "api", "/health")
+    assert json.loads(body)["backup"]["file"] == kept[0]
+
+
+def test_the_backup_service_turns_unhealthy_when_the_latest_dump_is_overdue(dev: Deployed) -> None:
+    backup = dev.container("backup")
+    docker("exec", backup, "sh", "-c", 'touch -d "2 days ago" "$BACKUP_DIR/LATEST"')
+    until(lambda: backup_health(dev) == "unhealthy" or None, 60, "the backup container unhealthy")
+    checked = engine_of(dev).backup("check")
+    assert checked.returncode == 1 and "latest good dump is" in checked.stderr, checked.stderr
+    assert engine_of(dev).backup("once").returncode == 0
+    until(lambda: backup_health(dev) == "healthy" or None, 60, "healthy again after a good dump")
+
+
+def test_a_restore_drill_brings_every_row_back_after_the_volume_is_replaced(dev: Deployed) -> None:
+    for i in range(40):
+        status, body = dev.http("POST", "api", "/tasks", {"title": f"drill {i}"})
+        assert status == 201, body
+        if i % 3 == 0:
+            dev.http("POST", "api", f"/tasks/{json.loads(body)['id']}/complete")
+    before = every_row(dev)
+    assert before.count("\n") >= 40
+    taken = engine_of(dev).backup("once")
+    assert taken.returncode == 0, taken.stderr
+
+    # The data destroyed through the program: the volume replaced, and Postgres with it.
+    result = dev.up(replace=("postgres-data",))
+    assert result.ops()["postgres-data"] == "replace", result.preview()
+    assert result.touched("delete") == {"postgres"} and "postgres" in result.touched("create"), result.preview()
+    assert result.ops()["migrate"] == "replace", "the migrations ran again, against the new server"
+    assert psql(dev, "SELECT count(*) FROM tasks").stdout.strip() == "0", "a new database: the schema, no rows"
+
+    restored = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "restore"), "dev", "--docker-host", DOCKER_HOST],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "migrations applied" in restored.stdout and "the writers are back and healthy" in restored.stdout
+    assert every_row(dev) == before, "every row, every column, as it was"
+    status, body = dev.http("GET", "api", "/tasks")
+    assert status == 200 and {t["title"] for t in json.loads(body)} >= {f"drill {i}" for i in range(40)}
+    status, body = dev.http("POST", "api", "/tasks", {"title": "after the restore"})
+    assert status == 201, "the sequence continues after the restored ids"
+    report(f"restore drill: {before.count(chr(10))} rows back after the Postgres volume was replaced")
+
+
+def test_a_corrupted_dump_is_refused_and_nothing_is_touched(dev: Deployed) -> None:
+    before = every_row(dev)
+    started = {
+        service: docker("inspect", "-f", "{{.State.StartedAt}}", dev.container(service)).stdout
+        for service in ("api", "app", "scheduler")
+    }
+    newest = dumps(dev)[0]
+    backup = dev.container("backup")
+    # One byte changed in the middle of the newest dump: its checksum no longer matches.
+    docker(
+        "exec", backup, "sh", "-c", f'printf X | dd of="$BACKUP_DIR/{newest}" bs=1 seek=200 conv=notrunc 2>/dev/null'
+    )
+    with pytest.raises(RestoreRefused, match="does not match its checksum"):
+        restore(engine_of(dev), newest)
+    # A file with a matching checksum that is no dump.
+    docker(
+        "exec",
+        backup,
+        "sh",
+        "-c",
+        'cd "$BACKUP_DIR" && echo not-a-dump > bogus.dump && sha256sum bogus.dump > bogus.dump.sha256',
+    )
+    refused = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "restore"), "dev", "bogus.dump", "--docker-host", DOCKER_HOST],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "bogus.dump is not a dump pg_restore can read: refused" in refused.stderr
+    assert every_row(dev) == before
+    for service, at in started.items():
+        now = docker("inspect", "-f", "{{.State.StartedAt}}", dev.container(service)).stdout
+        assert now == at, f"{service} was not stopped"
