@@ -27,7 +27,16 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra import provider
 from infra.config import ENVIRONMENTS, PROJECT, REQUIRED_SECRETS, key_of
-from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Run, run_program, stack_config, whole_numbers
+from infra.simulate import (
+    PROJECT_DIR,
+    SECRET_SIG,
+    SECRET_VALUE_SIG,
+    RecordingMonitor,
+    Run,
+    run_program,
+    stack_config,
+    whole_numbers,
+)
 
 PLANS_DIR = PROJECT_DIR / "tests" / "plans"
 REGENERATE = "python -m infra.plan --write"
@@ -46,8 +55,11 @@ class PlanMocks(Mocks):
     reach what depends on it.
     """
 
+    monitor: RecordingMonitor | None = None
+
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
+        ignored = set(self.monitor.current().ignore_changes) if self.monitor else set()
         if args.typ == provider.IMAGE:
             checked = check_image(args.inputs)
             digest = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
@@ -63,8 +75,9 @@ class PlanMocks(Mocks):
                 state[output] = f"-----BEGIN PLAN {output}-----{args.name}-----END-----\n"
         elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
             state.update(exitCode=0, containerLogs="")
-        resource_id = f"{args.name}-{_replacement_key(args.typ, whole_numbers(dict(args.inputs)))}"
-        if args.typ in (provider.SECRET, provider.SERVICE_CONFIG) and "name" not in state:
+        kept = {k: v for k, v in whole_numbers(dict(args.inputs)).items() if k not in ignored}
+        resource_id = f"{args.name}-{_replacement_key(args.typ, kept)}"
+        if args.typ in (provider.SECRET, provider.SERVICE_CONFIG, provider.CONTAINER) and "name" not in state:
             state["name"] = resource_id  # Pulumi's generated name: new with every replacement
         return resource_id, state
 
@@ -137,6 +150,8 @@ def render(stack: str, run: Run) -> str:
             entry["protect"] = True
         if r.replace_on_changes:
             entry["replaceOnChanges"] = r.replace_on_changes
+        if r.ignore_changes:
+            entry["ignoreChanges"] = r.ignore_changes
         resources[f"{r.type}::{r.name}"] = entry
     header = (
         f"# Plan of stack '{stack}', rendered under mocks from Pulumi.{stack}.yaml.\n"
@@ -221,7 +236,10 @@ def diff_plans(old: dict[str, Any] | None, new: dict[str, Any]) -> list[PlannedS
             recorded = before[key]["inputs"]
         else:
             recorded = provider.predict_read(type_token, before[key]["inputs"])
-        diff = provider.diff_fields(type_token, recorded, entry["inputs"], entry.get("replaceOnChanges", ()))
+        ignored = {k: recorded[k] for k in entry.get("ignoreChanges", ()) if k in recorded}
+        diff = provider.diff_fields(
+            type_token, recorded, {**entry["inputs"], **ignored}, entry.get("replaceOnChanges", ())
+        )
         if diff.kind == "same":
             continue
         option = entry.get("deleteBeforeReplace")

@@ -11,7 +11,17 @@ import pulumi_tls as tls
 
 from infra import provider
 from infra.config import Identity, StackSettings
-from infra.services import PROFILES, HealthCheck, ServiceSpec, app_directory, services
+from infra.services import (
+    PROFILES,
+    SECRETS_DIR,
+    HealthCheck,
+    SecretName,
+    ServiceSpec,
+    app_directory,
+    secret_file,
+    secrets_as_files,
+    services,
+)
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 # Filled from the stack's InternalTls: the router's certificate and key (one PEM bundle, as HAProxy
@@ -201,6 +211,12 @@ class Deployment(pulumi.ComponentResource):
             hosts = [settings.domain, f"api.{settings.domain}"]
             self.tls = InternalTls("ingress-tls", identity.stack, hosts, opts=pulumi.ResourceOptions(parent=self))
 
+        self.secret_holders: dict[SecretName, docker.Container] = {}
+        self.secret_volumes: dict[SecretName, docker.Volume] = {}
+        if secrets_as_files(settings):
+            for secret in sorted({name for spec in specs for name in spec.secret_env.values()}):
+                self._secret_file(secret, image_refs["postgres"], child)
+
         self.containers = {}
         for spec in specs:
             self.containers[spec.name] = self._container(spec, image_refs[spec.image], child)
@@ -216,15 +232,57 @@ class Deployment(pulumi.ComponentResource):
     def _labels(self, component: str) -> dict[str, str]:
         return self.identity.labels(self.settings.environment, component)
 
+    def _secret_file(self, name: SecretName, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
+        """One secret as a file in a volume of its own, which only its readers mount (read-only).
+
+        The provider uploads files before a container starts, and only by copying to `/`, which
+        Docker refuses for a read-only root filesystem. So a holder container that never starts,
+        with a writable root, receives the upload into the volume; it runs nothing and has no
+        network. The value stays a Pulumi secret (the upload's content). A new value makes a new
+        holder (autonamed: created before the old one goes), whose name the readers carry in a
+        label, so exactly they are replaced and read it.
+        """
+        slug = name.replace("_", "-")
+        volume = docker.Volume(
+            f"secret-{slug}",
+            name=self.identity.volume(f"secret-{slug}"),
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(f"secret-{slug}").items()],
+            opts=child,
+        )
+        self.secret_volumes[name] = volume
+        value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self._setting_secret(name)
+        self.secret_holders[name] = docker.Container(
+            f"{self.identity.prefix}-secret-{slug}",
+            image=image,
+            command=["true"],
+            start=False,
+            must_run=False,
+            network_mode="none",
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in self._labels(f"secret-{slug}").items()],
+            volumes=[docker.ContainerVolumeArgs(container_path=f"{SECRETS_DIR}/{name}", volume_name=volume.name)],
+            # Root's, readable by the readers' own users (10001, 999, 99): only they mount it.
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=secret_file(self.settings, name), content=pulumi.Output.secret(value), permissions="0444"
+                )
+            ],
+            # It never runs: a new Postgres image must not make a new holder (and replace every reader).
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(delete_before_replace=False, ignore_changes=["image"])
+            ),
+        )
+
+    def _setting_secret(self, name: SecretName) -> str:
+        secret = getattr(self.settings, name)
+        assert secret is not None, f"{name} is validated as required"
+        return str(secret.get_secret_value())
+
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
         """The settings secrets `spec` reads, by variable."""
         values = {}
         for var, secret_name in sorted(spec.secret_env.items()):
-            if secret_name in PROGRAM_VALUES:
-                continue
-            secret = getattr(self.settings, secret_name)
-            assert secret is not None, f"{secret_name} is validated as required"
-            values[var] = secret.get_secret_value()
+            if secret_name not in PROGRAM_VALUES:
+                values[var] = self._setting_secret(secret_name)
         return values
 
     def _program_values(self, spec: ServiceSpec) -> dict[str, pulumi.Output[str]]:
@@ -238,6 +296,9 @@ class Deployment(pulumi.ComponentResource):
         return values
 
     def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
+        if secrets_as_files(self.settings):  # where the file is: no secret in the environment
+            return [pulumi.Output.from_input(f"{var}_FILE={secret_file(self.settings, name)}")
+                    for var, name in sorted(spec.secret_env.items())]  # fmt: skip
         entries = [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
         for var, value in self._program_values(spec).items():
             entries.append(pulumi.Output.secret(pulumi.Output.concat(var, "=", value)))
@@ -266,10 +327,21 @@ class Deployment(pulumi.ComponentResource):
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
     ) -> docker.Container:
-        dependencies = [self.containers[name] for name in spec.depends_on]
+        read = sorted(set(spec.secret_env.values()) & set(self.secret_holders))
+        dependencies = [self.containers[name] for name in spec.depends_on] + [self.secret_holders[n] for n in read]
         labels = self._labels(spec.name)
         label_args: list[docker.ContainerLabelArgs] = [
             docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())
+        ]
+        # The holder of each secret it reads: a new value (a new holder) replaces this container.
+        label_args += [
+            docker.ContainerLabelArgs(label=f"ichrisbirch.secret.{n}", value=self.secret_holders[n].name) for n in read
+        ]
+        secret_mounts = [
+            docker.ContainerVolumeArgs(
+                container_path=f"{SECRETS_DIR}/{n}", volume_name=self.secret_volumes[n].name, read_only=True
+            )
+            for n in read
         ]
         # A one-shot dependency (migrate) must have exited 0: its exit code feeds a label, so a
         # failure stops this container from being created and the error shows the logs.
@@ -306,7 +378,8 @@ class Deployment(pulumi.ComponentResource):
                     read_only=m.read_only,
                 )
                 for m in spec.mounts
-            ],
+            ]
+            + secret_mounts,
             tmpfs=spec.tmpfs or None,
             healthcheck=_healthcheck(health) if health else None,
             # Creation completes only once the container is healthy: dependants start after that.

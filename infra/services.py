@@ -77,6 +77,9 @@ class Profile:
     # An ingress and its router (TLS, routing) balance api and app, which are replaced create-first
     # (the new container healthy before the old one stops): an update drops no request.
     ingress: bool = False
+    # Each secret a file in just the containers that read it, named by a <VAR>_FILE variable; never
+    # a value in an environment, which `docker inspect` shows to anyone allowed to run it.
+    secrets_in_files: bool = False
 
 
 _ALL_PUBLISHED = frozenset({"api", "app", "postgres", "redis"})
@@ -114,6 +117,7 @@ PROFILES: dict[str, Profile] = {
         published=frozenset({"ingress"}),
         restart="always",
         runs_test_suite=False,
+        secrets_in_files=True,
         ingress=True,
     ),
 }
@@ -195,8 +199,15 @@ def on_swarm(s: StackSettings) -> bool:
     return s.orchestrator == "swarm"
 
 
-def secret_file(name: SecretName) -> str:
-    return f"{SECRETS_DIR}/{name}"
+def secrets_as_files(s: StackSettings) -> bool:
+    """Whether the stack's secrets reach its containers as files (prod; any stack on swarm)."""
+    return on_swarm(s) or PROFILES[s.environment].secrets_in_files
+
+
+def secret_file(s: StackSettings, name: SecretName) -> str:
+    """Where a reader finds a secret: a Swarm secret's file, or the file in the secret's own volume
+    (mounted read-only at <SECRETS_DIR>/<name>) on one engine."""
+    return f"{SECRETS_DIR}/{name}" if on_swarm(s) else f"{SECRETS_DIR}/{name}/value"
 
 
 def _common_env(s: StackSettings) -> dict[str, str]:
@@ -328,7 +339,7 @@ def redis(s: StackSettings, profile: Profile) -> ServiceSpec:
     command = ("sh", "-c", f'exec docker-entrypoint.sh redis-server --requirepass "$REDIS_PASSWORD" {persistence}')
     secret_env: dict[str, SecretName] = {"REDIS_PASSWORD": "redis_password", "REDISCLI_AUTH": "redis_password"}
     probe = '[ "$(redis-cli ping)" = PONG ]'
-    if on_swarm(s):
+    if secrets_as_files(s):
         # The password only in its secret file: written into a config file on tmpfs at start.
         command = (
             "sh",
@@ -549,12 +560,14 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
     """HAProxy: TLS with the stack's certificate, routing by Host, health-gated balancing."""
     routes = [spec.route for spec in routed if spec.route is not None]
     body_limit = s.request_body_limit_kb * 1024
-    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email)
-    command = _haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"), (CERT_PATH, "HAPROXY_TLS_PEM"))
+    # The certificate and its key: HAProxy reads the secret's file, or the copy its command writes.
+    files = secrets_as_files(s)
+    cert = secret_file(s, "router_tls_pem") if files else CERT_PATH
+    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email, cert_path=cert)
+    written = [(CONFIG_PATH, "HAPROXY_CONFIG")] + ([] if files else [(CERT_PATH, "HAPROXY_TLS_PEM")])
+    command = _haproxy_command(*written)
     env, config_files = {"HAPROXY_CONFIG": config}, {}
-    if on_swarm(s):  # the configuration as a Swarm config, the certificate as a Swarm secret
-        cert = secret_file("router_tls_pem")
-        config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email, cert_path=cert)
+    if on_swarm(s):  # the configuration as a Swarm config
         command = ("haproxy", "-W", "-db", "-f", HAPROXY_CONFIG_FILE)
         env, config_files = {}, {HAPROXY_CONFIG_FILE: config}
     return ServiceSpec(
@@ -590,18 +603,19 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
     # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
     aliases = (s.domain, f"api.{s.domain}")
     if s.acme_email:
-        caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port)
+        files = secrets_as_files(s)
+        ca = secret_file(s, "internal_ca_certificate") if files else CADDY_CA_PATH
+        caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
+        write_ca = "" if files else f' && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
         command: tuple[str, ...] = (
             "sh",
             "-c",
-            f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH} && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
+            f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH}{write_ca}'
             f" && exec caddy run --config {CADDY_CONFIG_PATH} --adapter caddyfile",
         )
         env: dict[str, str] = {"CADDY_CONFIG": caddyfile}
         config_files: dict[str, str] = {}
         if on_swarm(s):
-            ca = secret_file("internal_ca_certificate")
-            caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
             command = ("caddy", "run", "--config", CADDY_CONFIG_FILE, "--adapter", "caddyfile")
             env, config_files = {}, {CADDY_CONFIG_FILE: caddyfile}
         return ServiceSpec(

@@ -41,6 +41,7 @@ class Registration:
     protect: bool
     replace_on_changes: list[str]
     delete_before_replace_defined: bool = False  # an explicit False overrides the provider's default
+    ignore_changes: list[str] = field(default_factory=list)  # inputs whose new values are not diffed
 
 
 @dataclass
@@ -86,6 +87,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             protect=request.protect,
             replace_on_changes=sorted(request.replaceOnChanges),
             delete_before_replace_defined=request.deleteBeforeReplaceDefined,
+            ignore_changes=sorted(request.ignoreChanges),
         )
         self._current.registration = registration
         self._current.secret_outputs = set(request.additionalSecretOutputs)
@@ -143,6 +145,8 @@ def run_program(
 
     runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
     monitor = monitor or RecordingMonitor(mocks)
+    if hasattr(mocks, "monitor"):  # mocks that honour resource options (PlanMocks) read them here
+        mocks.monitor = monitor
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
 

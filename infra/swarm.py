@@ -170,12 +170,12 @@ class SwarmDeployment(pulumi.ComponentResource):
         uid, gid = _owner(spec)
         hard = spec.hardening
         # A secret reaches the process as a file, named by <VAR>_FILE; never in the environment.
-        env = {**spec.env, **{f"{var}_FILE": secret_file(name) for var, name in spec.secret_env.items()}}
+        env = {**spec.env, **{f"{var}_FILE": secret_file(self.settings, name) for var, name in spec.secret_env.items()}}
         secrets = [
             docker.ServiceTaskSpecContainerSpecSecretArgs(
                 secret_id=self.secrets[name].id,
                 secret_name=self.secrets[name].name,
-                file_name=secret_file(name),
+                file_name=secret_file(self.settings, name),
                 file_uid=uid,
                 file_gid=gid,
                 file_mode=0o400,

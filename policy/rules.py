@@ -61,12 +61,18 @@ def environment(resource: Resource) -> str | None:
     return match.group(1) if match else resource.stack
 
 
+def _runs(r: Resource) -> bool:
+    """A container that starts a process: one created with `start: false` (a secret's holder, which
+    only receives a file) runs nothing, so the rules about what runs do not concern it."""
+    return r.type == CONTAINER and r.props.get("start", True) is not False
+
+
 def _long_running(r: Resource) -> bool:
-    return r.type == CONTAINER and r.props.get("mustRun", True) is not False
+    return _runs(r) and r.props.get("mustRun", True) is not False
 
 
 def no_root_user(r: Resource) -> list[str]:
-    if r.type != CONTAINER:
+    if not _runs(r):
         return []
     user = str(r.props.get("user") or "")
     if _env(r, "CADDY_CONFIG") is not None and (r.props.get("capabilities") or {}).get("drops") == ["ALL"]:
@@ -81,13 +87,13 @@ def no_root_user(r: Resource) -> list[str]:
 
 
 def read_only_root(r: Resource) -> list[str]:
-    if r.type == CONTAINER and not r.props.get("readOnly"):
+    if _runs(r) and not r.props.get("readOnly"):
         return ["has a writable root filesystem: set `readOnly: true` and mount tmpfs where the process writes"]
     return []
 
 
 def privileges_dropped(r: Resource) -> list[str]:
-    if r.type != CONTAINER:
+    if not _runs(r):
         return []
     problems = []
     capabilities = r.props.get("capabilities") or {}
@@ -103,7 +109,7 @@ def privileges_dropped(r: Resource) -> list[str]:
 
 
 def resource_limits(r: Resource) -> list[str]:
-    if r.type != CONTAINER:
+    if not _runs(r):
         return []
     problems = []
     if not r.props.get("memory"):
@@ -202,6 +208,11 @@ def plain_http_only_redirects(r: Resource) -> list[str]:
     return []
 
 
+def _names_a_secret(variable: str) -> bool:
+    """PASSWORD, SECRET, TOKEN, KEY... but not <VAR>_FILE, which holds the path of a secret's file."""
+    return bool(SECRET_NAME.search(variable)) and not variable.endswith("_FILE")
+
+
 def no_plain_text_secret_env(r: Resource) -> list[str]:
     if r.type != CONTAINER:
         return []
@@ -213,11 +224,24 @@ def no_plain_text_secret_env(r: Resource) -> list[str]:
         if is_secret(entry):
             continue
         key, _, value = str(entry).partition("=")
-        if not SECRET_NAME.search(key):
+        if not _names_a_secret(key):
             continue
         if r.secrets_visible or value.lower() in OBVIOUS_PLACEHOLDERS:
             problems.append(f"sets {key} in plain text: pass it from a secret (`pulumi config set --secret`)")
     return problems
+
+
+def secrets_not_in_environment(r: Resource) -> list[str]:
+    """No variable named for a secret carries a value, even a secret one: `docker inspect` shows
+    environments. <VAR>_FILE, which names the file holding it, is how a secret reaches a process."""
+    if r.type != CONTAINER:
+        return []
+    names = [str(reveal(entry)).partition("=")[0] for entry in reveal(r.props.get("envs")) or []]
+    return [
+        f"has {name} in its environment: give it as a file, named by {name}_FILE (prod reads secrets from files)"
+        for name in names
+        if _names_a_secret(name)
+    ]
 
 
 def _pinned(reference: str) -> bool:
@@ -262,6 +286,11 @@ RULES = [
     Rule("only-ingress-publishes", "Only the ingress publishes ports.", only_ingress_publishes),
     Rule("plain-http-only-redirects", "Plain HTTP only redirects to HTTPS.", plain_http_only_redirects),
     Rule("no-plain-text-secret-env", "No plain-text secret in a container environment.", no_plain_text_secret_env),
+    Rule(
+        "secrets-not-in-environment",
+        "No secret in a container's environment, only <VAR>_FILE.",
+        secrets_not_in_environment,
+    ),
     Rule("pinned-images", "Image references are pinned (tag or digest, never latest).", pinned_images),
     Rule("restart-policy", "Long-running containers have a restart policy.", restart_policy),
 ]

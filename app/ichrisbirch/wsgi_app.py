@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -50,16 +51,24 @@ class ApiClient:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=API_TIMEOUT) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            raise ApiUnavailable(f"{method} {path} answered {error.code}") from error
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            raise ApiUnavailable(f"cannot reach {self.base_url}") from error
+        for attempt in (1, 2):
+            req = urllib.request.Request(
+                self.base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=API_TIMEOUT) as response:
+                    return json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as error:
+                raise ApiUnavailable(f"{method} {path} answered {error.code}") from error
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                # During a rollout the api's name can still lead to a container that is stopping:
+                # once more, for a read, or for any request that was refused (so never received).
+                reason = getattr(error, "reason", error)
+                if attempt == 1 and (method == "GET" or isinstance(reason, ConnectionRefusedError)):
+                    time.sleep(0.2)
+                    continue
+                raise ApiUnavailable(f"cannot reach {self.base_url}") from error
+        raise AssertionError("unreachable")
 
 
 def create_app(settings: AppSettings) -> Flask:

@@ -30,11 +30,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import re
 import secrets
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -77,7 +79,7 @@ CONTAINER_APPLIED = frozenset(
         "name", "image", "command", "envs", "labels", "networksAdvanced", "ports", "volumes", "tmpfs",
         "healthcheck", "wait", "waitTimeout", "mustRun", "attach", "logs", "restart", "user", "readOnly",
         "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "ulimits", "logDriver", "logOpts",
-        "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode", "init",
+        "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode", "init", "uploads",
     }
 )  # fmt: skip
 Operation = Literal["same", "create", "update", "replace", "delete"]
@@ -190,6 +192,7 @@ class DockerEngine(Mocks):
         self._monitor: RecordingMonitor | None = None
         self._steps: list[Step] = []
         self._replace: set[str] = set()
+        self._dependents_deleted: dict[str, str] = {}  # URN -> the delete-first replacement that took it
         self._replaced_later: list[Resource] = []
         self.timings = Timings()
 
@@ -210,6 +213,7 @@ class DockerEngine(Mocks):
         was done, and, as with Pulumi, nothing is deleted after a failure.
         """
         self._steps, self._replace, self._replaced_later = [], set(replace), []
+        self._dependents_deleted = {}
         self.timings = Timings()
         self._monitor = RecordingMonitor(self)
         registered_before = set(self.resources)
@@ -251,10 +255,17 @@ class DockerEngine(Mocks):
             raise DeploymentError(f"{registration.type} {registration.name}: {error} is not modelled") from None
 
     def _register(self, reg: Registration, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        checked = self._check(reg, inputs)
         with self._lock:
             old = self.resources.get(reg.urn)
+        if old is not None:  # ignoreChanges: the engine sends the recorded value instead of the new one
+            inputs = {**inputs, **{k: old.inputs[k] for k in reg.ignore_changes if k in old.inputs}}
+        checked = self._check(reg, inputs)
         if old is None:
+            cause = self._dependents_deleted.pop(reg.urn, None)
+            if cause is not None:  # its first half happened before `cause` was deleted
+                step = Step("replace", reg.type, reg.name, _physical(checked), replaces=(f"{cause}'s outputs",),
+                            delete_first=True, note=f"a dependent of {cause}")  # fmt: skip
+                return self._create(reg, checked, step)
             return self._create(reg, checked, Step("create", reg.type, reg.name, _physical(checked)))
         recorded = old.inputs if reg.type == IMAGE else old.state  # the native Image diffs its old inputs
         diff = provider.diff_fields(reg.type, recorded, checked, reg.replace_on_changes)
@@ -301,17 +312,16 @@ class DockerEngine(Mocks):
     def _check(self, reg: Registration, inputs: dict[str, Any]) -> dict[str, Any]:
         if reg.type == IMAGE:
             return provider.check_image(inputs, self.workdir)
-        if reg.type in (SECRET, SERVICE_CONFIG) and "name" not in inputs:
+        if reg.type in (SECRET, SERVICE_CONFIG, CONTAINER) and "name" not in inputs:
             # Pulumi's autonaming: the old name while nothing replaces it; a new one for a replacement
             # (Check runs again without the old state), so the new object can exist beside the old.
             with self._lock:
                 old = self.resources.get(reg.urn)
-            if (
-                old is not None
-                and provider.diff_fields(reg.type, old.state, {**inputs, "name": old.state["name"]}).kind == "same"
-            ):
-                return {**inputs, "name": old.state["name"]}
-            return {**inputs, "name": f"{reg.name}-{secrets.token_hex(4)[:7]}"}
+            kept = old is not None and (
+                provider.diff_fields(reg.type, old.state, {**inputs, "name": old.state["name"]}).kind == "same"
+            )
+            name = old.state["name"] if kept and old is not None else f"{reg.name}-{secrets.token_hex(4)[:7]}"
+            inputs = {**inputs, "name": name}
         if reg.type == CONTAINER:
             unknown = sorted(set(inputs) - CONTAINER_APPLIED - provider.CONTAINER_OUTPUTS)
             if unknown:
@@ -402,9 +412,8 @@ class DockerEngine(Mocks):
                 if r.type == CONTAINER and replaced.urn in r.dependencies and _holds(reveal(r.inputs), names)
             ]
         for dependent in _dependents_first(dependents):
-            self._delete(dependent)
-            note = f"replaced with {replaced.name}"
-            self._record(Step("delete", dependent.type, dependent.name, _physical(dependent.state), note=note))
+            self._delete(dependent)  # its replace step is recorded when it is created again
+            self._dependents_deleted[dependent.urn] = replaced.name
 
     def _delete(self, resource: Resource, *, keep_state: bool = False) -> None:
         client = self.client()
@@ -747,6 +756,9 @@ class DockerEngine(Mocks):
                     raise
         for network in networks:
             client.connect_container_to_network(container_id, network["name"], aliases=network.get("aliases") or None)
+        for upload in inputs.get("uploads") or []:
+            # Copied to `/`, as the provider does: Docker refuses it for a read-only root filesystem.
+            client.put_archive(container_id, "/", _upload_archive(upload))
         physical = inputs["name"]
         if inputs.get("start", True):
             client.start(container_id)
@@ -1061,6 +1073,26 @@ class DockerEngine(Mocks):
 SERVICE_APPLIED = frozenset(
     {"name", "labels", "taskSpec", "mode", "updateConfig", "rollbackConfig", "endpointSpec", "convergeConfig"}
 )
+
+
+def _upload_archive(upload: dict[str, Any]) -> bytes:
+    """The provider's upload: a one-entry tar of `file`, mode `permissions` (octal), else 0744 when
+    executable, else 0644; owned by uid and gid 0."""
+    given = [key for key in ("content", "contentBase64", "source") if upload.get(key)]
+    if len(given) != 1:
+        raise DeploymentError(f"upload {upload.get('file')}: exactly one of content, contentBase64, source")
+    if given == ["source"]:
+        raise NotModelled("an upload from a source file")
+    data = upload["content"].encode() if given == ["content"] else base64.b64decode(upload["contentBase64"])
+    info = tarfile.TarInfo(upload["file"])
+    info.size = len(data)
+    info.mode = (
+        int(upload["permissions"], 8) if upload.get("permissions") else 0o744 if upload.get("executable") else 0o644
+    )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _holds(value: Any, names: set[str]) -> bool:

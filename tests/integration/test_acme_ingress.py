@@ -18,16 +18,34 @@ from tests.integration.conftest import TEST_LABEL, Standins, docker
 pytestmark = pytest.mark.docker
 
 
-def acme_ingress() -> tuple[list[str], dict[str, str]]:
-    """The prod ingress's command and environment, as the program declares them with ACME on."""
+def acme_ingress(tmp_path: Path) -> tuple[list[str], dict[str, str], list[str]]:
+    """The prod ingress's command, environment and secret files (as `-v` options, from the secret
+    holders' uploads), as the program declares them with ACME on."""
     config, secret_keys = committed_config("prod", {"domain": "example.org", "acmeEmail": "ops@example.org"})
     run = run_program("prod", config, secret_keys, PlanMocks())
-    ingress = run.of_type(CONTAINER)["ingress"]
+    containers = run.of_type(CONTAINER)
+    ingress = containers["ingress"]
     env = dict(str(entry).split("=", 1) for entry in reveal(ingress.inputs["envs"]))
-    return [str(part) for part in ingress.inputs["command"]], env
+    mounts = []
+    for volume in ingress.inputs["volumes"]:
+        holders = [
+            c
+            for c in containers.values()
+            if c.inputs.get("start") is False
+            and volume["volumeName"] in [v["volumeName"] for v in c.inputs.get("volumes") or []]
+        ]
+        for holder in holders:
+            for upload in reveal(holder.inputs["uploads"]):
+                local = tmp_path / volume["volumeName"]
+                local.mkdir(exist_ok=True)
+                (local / Path(upload["file"]).name).write_text(upload["content"])
+                mounts += ["-v", f"{local}:{volume['containerPath']}:ro"]
+    return [str(part) for part in ingress.inputs["command"]], env, mounts
 
 
-def caddy_validate(standins: Standins, tmp_path: Path, command: list[str], env: dict[str, str]) -> tuple[int, str]:
+def caddy_validate(
+    standins: Standins, tmp_path: Path, command: list[str], env: dict[str, str], mounts: list[str]
+) -> tuple[int, str]:
     """Run the ingress's own start command with `caddy validate` in place of `caddy run`."""
     shell, flag, script = command
     assert "exec caddy run " in script, script
@@ -41,7 +59,7 @@ def caddy_validate(standins: Standins, tmp_path: Path, command: list[str], env: 
     validate = script.replace("exec caddy run ", "exec caddy validate ")
     result = docker(
         "run", "--rm", "--label", TEST_LABEL, "--env-file", str(env_file),
-        "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/config", "--tmpfs", "/data", "--cap-drop", "ALL",
+        "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/config", "--tmpfs", "/data", "--cap-drop", "ALL", *mounts,
         "--entrypoint", shell, standins.caddy, flag, f"{decode} && {validate}",
         check=False, timeout=120,
     )  # fmt: skip
@@ -49,14 +67,14 @@ def caddy_validate(standins: Standins, tmp_path: Path, command: list[str], env: 
 
 
 def test_caddy_accepts_the_rendered_acme_configuration(standins: Standins, tmp_path: Path) -> None:
-    command, env = acme_ingress()
-    code, output = caddy_validate(standins, tmp_path, command, env)
+    command, env, mounts = acme_ingress(tmp_path)
+    code, output = caddy_validate(standins, tmp_path, command, env, mounts)
     assert code == 0 and "Valid configuration" in output, output
 
 
 def test_caddy_refuses_a_broken_one(standins: Standins, tmp_path: Path) -> None:
     # The check above can fail: the same start with one directive misspelt.
-    command, env = acme_ingress()
+    command, env, mounts = acme_ingress(tmp_path)
     env["CADDY_CONFIG"] = env["CADDY_CONFIG"].replace("reverse_proxy https://", "reverse_proxi https://")
-    code, output = caddy_validate(standins, tmp_path, command, env)
+    code, output = caddy_validate(standins, tmp_path, command, env, mounts)
     assert code != 0 and "reverse_proxi" in output, output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import (
     Deployed,
@@ -186,6 +188,37 @@ def test_no_secret_in_image_history_config_or_logs(prod: Deployed) -> None:
     assert_no_secret_leak(prod)
 
 
+def secret_digest(prod: Deployed, container: str, name: str) -> str:
+    """The SHA-256 of a secret file as a container reads it (the value itself stays out of the output)."""
+    path = f"/run/secrets/{name}/value"
+    return docker("exec", prod.container(container), "sha256sum", path).stdout.split()[0]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_secrets_are_files_only_their_readers_mount_and_never_in_docker_inspect(prod: Deployed) -> None:
+    containers = docker("ps", "-aq", "--filter", "label=ichrisbirch.stack=prod").stdout.split()
+    inspected = json.loads(docker("inspect", *containers).stdout)
+    for info in inspected:
+        config = info["Config"]
+        shown = json.dumps([config.get("Env"), config.get("Cmd"), config.get("Entrypoint"), config.get("Labels")])
+        assert not any(value in shown for value in TEST_SECRETS.values()), f"a secret in {info['Name']}"
+        assert not any(e.split("=")[0].endswith(("_PASSWORD", "_SECRET_KEY")) for e in config.get("Env") or [])
+    mounts = {info["Name"].lstrip("/"): {m["Name"]: m for m in info["Mounts"]} for info in inspected}
+    app = mounts[prod.container("app")]["icb-prod-secret-flask-secret-key"]
+    assert app["Destination"] == "/run/secrets/flask_secret_key" and app["RW"] is False
+    readers = {name for name, m in mounts.items() if "icb-prod-secret-flask-secret-key" in m}
+    assert {r for r in readers if not r.startswith("icb-prod-secret-")} == {prod.container("app")}, readers
+    assert secret_digest(prod, "app", "flask_secret_key") == sha256(TEST_SECRETS["flaskSecretKey"])
+    listing = docker("exec", prod.container("api"), "ls", "-ln", "/run/secrets/postgres_password/value").stdout
+    assert listing.startswith("-r--r--r-- 1 0 0 "), listing
+    written = docker("exec", prod.container("api"), "sh", "-c", "echo x > /run/secrets/postgres_password/value",
+                     check=False)  # fmt: skip
+    assert written.returncode != 0 and "Read-only file system" in written.stderr
+
+
 # --- the second and later `up`, against the state the first left (module order matters) ----------
 
 
@@ -195,6 +228,24 @@ def test_a_second_up_with_nothing_changed_touches_nothing(prod: Deployed) -> Non
 
 def test_changing_an_environment_value_replaces_exactly_its_readers(prod: Deployed) -> None:
     day2.assert_env_change_replaces_its_readers(prod)
+
+
+def test_a_rotated_secret_replaces_exactly_its_readers_which_read_the_new_value(prod: Deployed) -> None:
+    before = day2.container_identity(prod)
+    rotated = "flask-rotated-6c1e0b9d"
+    result = prod.up(flaskSecretKey=rotated)
+    touched = {name for name, op in result.ops().items() if op != "same"}
+    assert touched == {"app", "icb-prod-secret-flask-secret-key"}, result.preview()
+    assert result.ops()["app"] == "replace" and not any(s.delete_first for s in result.steps if s.name == "app")
+    after = day2.container_identity(prod)
+    for name in set(before) & set(after) - touched:
+        assert after[name] == before[name], f"{name} was touched"
+    assert secret_digest(prod, "app", "flask_secret_key") == sha256(rotated)
+    assert docker("container", "inspect", "icb-prod-secret-flask-secret-key", check=False).returncode != 0, "autonamed"
+    holders = docker("ps", "-aq", "--filter", "label=ichrisbirch.service=secret-flask-secret-key").stdout.split()
+    assert len(holders) == 1, "the old holder is deleted"
+    status, _ = prod.http("GET", "app", "/")
+    assert status == 200
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application_only(prod: Deployed) -> None:

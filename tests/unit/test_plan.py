@@ -27,6 +27,8 @@ def test_committed_plan_matches_the_program(stack: str) -> None:
 def test_plan_masks_secrets_and_keeps_plain_settings_readable(stack: str) -> None:
     text = plan(stack)
     assert "plan-placeholder" not in text and not any(v in text for v in TEST_SECRETS.values())
-    assert "POSTGRES_PASSWORD=[secret]" in text
+    # dev and test: in environments; prod: in the uploads to the secrets' holders.
+    assert ("POSTGRES_PASSWORD=[secret]" in text) == (stack != "prod")
+    assert ("- content: '[secret]'\n          file: /run/secrets/postgres_password/value" in text) == (stack == "prod")
     assert f"ENVIRONMENT={stack}" in text
     assert "${PROJECT_DIR}" in text or stack != "dev"

@@ -64,6 +64,7 @@ def test_dev_and_test_are_reported_on(run_stack: RunStack) -> None:
     test = {rule for r in registered(run_stack, "test") for rule, _ in rules.violations(r)}
     assert {"read-only-root-filesystem", "privileges-dropped", "no-root-user"} <= test
     assert "no-host-mounts" not in test, "the test stack runs the image as built"
+    assert "secrets-not-in-environment" in dev & test, "dev and test keep secrets in environments (advisory)"
     for found in (dev, test):
         assert not found & {"no-plain-text-secret-env", "pinned-images", "health-checked", "no-public-ports"}
 
@@ -86,7 +87,7 @@ GOOD_PROD: dict[str, Any] = {
     "cpus": "1.0",
     "ulimits": [{"name": "nproc", "soft": 256, "hard": 256}],
     "healthcheck": {"tests": ["CMD", "true"]},
-    "envs": {rules.SECRET_SIG: rules.SECRET_VALUE, "value": ["POSTGRES_PASSWORD=x"]},
+    "envs": ["POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password/value"],
     "restart": "always",
     "labels": [{"label": "ichrisbirch.environment", "value": "prod"}],
 }
@@ -167,6 +168,12 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
         {"envs": ["LOG_LEVEL=INFO", "POSTGRES_PASSWORD=hunter2"]},
         "POSTGRES_PASSWORD in plain text",
     ),
+    (
+        "secrets-not-in-environment",
+        CONTAINER,
+        {"envs": {rules.SECRET_SIG: rules.SECRET_VALUE, "value": ["FLASK_SECRET_KEY=9f8e7d6c"]}},
+        "named by FLASK_SECRET_KEY_FILE",
+    ),
     ("pinned-images", CONTAINER, {"image": "redis:latest"}, "not pinned"),
     ("pinned-images", CONTAINER, {"image": "redis"}, "not pinned"),
     ("restart-policy", CONTAINER, {"restart": "no"}, "set `restart`"),
@@ -189,7 +196,9 @@ def test_a_good_prod_container_passes() -> None:
 def test_each_rule_fires_naming_the_resource_and_the_fix(rule: str, typ: str, change: dict[str, Any], fix: str) -> None:
     resource = rules.Resource(typ, "api", {**GOOD_PROD, **change})
     found = rules.violations(resource)
-    assert [name for name, _ in found] == [rule], found
+    # A secret in plain text is in the environment too.
+    also = ["secrets-not-in-environment"] if rule == "no-plain-text-secret-env" else []
+    assert [name for name, _ in found] == [rule, *also], found
     message = found[0][1]
     assert message.startswith("icb-prod-api: ") and fix in message
 
@@ -237,9 +246,14 @@ def test_pack_enforces_prod_and_advises_elsewhere() -> None:
 
 def test_the_analyzer_cannot_see_secret_markers_but_still_catches_placeholders() -> None:
     plain = {**GOOD_PROD, "envs": ["POSTGRES_PASSWORD=changeme"]}
-    assert [name for name, _, _ in run_pack(plain)] == ["no-plain-text-secret-env-prod"]
+    assert [name for name, _, _ in run_pack(plain)] == [
+        "no-plain-text-secret-env-prod",
+        "secrets-not-in-environment-prod",
+    ]
+    # A real value cannot be told from a placeholder there; its variable's name still can.
     real = {**GOOD_PROD, "envs": ["POSTGRES_PASSWORD=9f8e7d6c5b4a"]}
-    assert run_pack(real) == []
+    assert [name for name, _, _ in run_pack(real)] == ["secrets-not-in-environment-prod"]
+    assert run_pack({**GOOD_PROD, "envs": ["POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password/value"]}) == []
 
 
 def test_resources_without_labels_take_the_environment_of_their_stack() -> None:

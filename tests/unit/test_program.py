@@ -35,7 +35,20 @@ def env_of(container: Registration) -> dict[str, str]:
 
 
 def containers(run: Run) -> dict[str, Registration]:
-    return run.of_type(CONTAINER)
+    """The containers that run (not prod's secret holders, which are created and never started)."""
+    return {name: c for name, c in run.of_type(CONTAINER).items() if c.inputs.get("start", True)}
+
+
+def holders(run: Run) -> dict[str, Registration]:
+    return {name: c for name, c in run.of_type(CONTAINER).items() if not c.inputs.get("start", True)}
+
+
+SECRET_VARS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLASK_SECRET_KEY", "PGPASSWORD", "REDISCLI_AUTH"}
+
+
+def as_read(stack: str, names: set[str]) -> set[str]:
+    """The variables a container has for `names`: in prod each secret's is <VAR>_FILE."""
+    return {f"{n}_FILE" if stack == "prod" and n in SECRET_VARS else n for n in names}
 
 
 def short(urn: str) -> str:
@@ -175,28 +188,62 @@ def test_test_stack_runs_the_suite_once_and_exports_its_exit_code(run_stack: Run
 
 def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, stack: str) -> None:
     run = containers(run_stack(stack))
-    assert set(env_of(run["api"])) == COMMON | CONTRACT_POSTGRES | CONTRACT_REDIS
-    assert set(env_of(run["app"])) == COMMON | {
-        "FASTAPI_HOST",
-        "FASTAPI_PORT",
-        "FLASK_HOST",
-        "FLASK_PORT",
-        "FLASK_SECRET_KEY",
-    }
-    assert set(env_of(run["migrate"])) == COMMON | CONTRACT_POSTGRES
-    assert set(env_of(run["scheduler"])) == COMMON | CONTRACT_POSTGRES | {"SCHEDULER_HEARTBEAT_SECONDS"}
-    assert set(env_of(run["postgres"])) == {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
-    assert set(env_of(run["redis"])) == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+    assert set(env_of(run["api"])) == as_read(stack, COMMON | CONTRACT_POSTGRES | CONTRACT_REDIS)
+    assert set(env_of(run["app"])) == as_read(
+        stack, COMMON | {"FASTAPI_HOST", "FASTAPI_PORT", "FLASK_HOST", "FLASK_PORT", "FLASK_SECRET_KEY"}
+    )
+    assert set(env_of(run["migrate"])) == as_read(stack, COMMON | CONTRACT_POSTGRES)
+    assert set(env_of(run["scheduler"])) == as_read(stack, COMMON | CONTRACT_POSTGRES | {"SCHEDULER_HEARTBEAT_SECONDS"})
+    assert set(env_of(run["postgres"])) == as_read(stack, {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"})
+    # With the password in a file, Redis's command reads it, and so does its probe.
+    assert set(env_of(run["redis"])) == ({"REDIS_PASSWORD_FILE"} if stack == "prod" else SECRET_VARS & {
+        "REDIS_PASSWORD", "REDISCLI_AUTH"
+    })  # fmt: skip
     if "backup" in run:
-        assert set(env_of(run["backup"])) == {"PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD"} | {
+        assert set(env_of(run["backup"])) == as_read(stack, {"PGHOST", "PGUSER", "PGDATABASE", "PGPASSWORD"}) | {
             f"BACKUP_{name}" for name in ("SCRIPT", "DIR", "INTERVAL_SECONDS", "MAX_AGE_SECONDS", "KEEP")
         }
     assert env_of(run["api"])["ENVIRONMENT"] == stack
     assert env_of(run["app"])["FASTAPI_HOST"] == "api"
 
 
-def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, stack: str) -> None:
-    for name, container in containers(run_stack(stack)).items():
+def test_prod_secrets_are_files_in_volumes_only_their_readers_mount(run_stack: RunStack) -> None:
+    run = run_stack("prod")
+    held = holders(run)
+    assert set(held) == {f"icb-prod-secret-{n}" for n in ("postgres-password", "redis-password", "flask-secret-key",
+                                                          "router-tls-pem")}  # fmt: skip
+    readers: dict[str, set[str]] = {}
+    for name, container in containers(run).items():
+        assert not any(value in json.dumps(container.inputs) for value in TEST_SECRETS.values()), name
+        for volume in container.inputs.get("volumes") or []:
+            if volume["volumeName"].startswith("icb-prod-secret-"):
+                assert volume["readOnly"] is True and volume["containerPath"].startswith("/run/secrets/"), name
+                readers.setdefault(volume["volumeName"], set()).add(name)
+        for entry in env_of(container):
+            assert entry not in SECRET_VARS, f"{name} has {entry} in its environment"
+    assert readers == {
+        "icb-prod-secret-postgres-password": {"postgres", "migrate", "api", "scheduler", "backup"},
+        "icb-prod-secret-redis-password": {"redis", "api"},
+        "icb-prod-secret-flask-secret-key": {"app"},
+        "icb-prod-secret-router-tls-pem": {"router"},
+    }
+    assert env_of(containers(run)["api"])["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password/value"
+    for name, holder in held.items():
+        inputs = holder.inputs
+        assert inputs["start"] is False and inputs["mustRun"] is False and inputs["networkMode"] == "none", name
+        assert is_secret(inputs["uploads"]), f"{name}'s value is a Pulumi secret in state and plans"
+        (upload,) = unwrap(inputs["uploads"])
+        assert upload["permissions"] == "0444" and upload["file"].endswith("/value")
+        assert "name" not in inputs and holder.delete_before_replace is False, "autonamed, created before the old goes"
+    flask = held["icb-prod-secret-flask-secret-key"]
+    assert unwrap(flask.inputs["uploads"])[0]["content"] == TEST_SECRETS["flaskSecretKey"]
+    for name in ("dev", "test"):  # environment variables there, as the issue allows
+        assert not holders(run_stack(name))
+
+
+@pytest.mark.parametrize("env_stack", ["dev", "test"])  # prod: files, above
+def test_secret_env_values_are_pulumi_secrets(run_stack: RunStack, env_stack: str) -> None:
+    for name, container in containers(run_stack(env_stack)).items():
         if name == "ingress":  # HAProxy in TCP mode: it reads no secret (the router has the key)
             assert not any(value in str(container.inputs) for value in TEST_SECRETS.values())
             continue
@@ -266,16 +313,20 @@ def test_dev_and_prod_keep_data_in_named_volumes(run_stack: RunStack) -> None:
         run = run_stack(stack)
         volumes = run.of_type(VOLUME)
         backups = {f"icb-{stack}-backups"} if stack == "prod" else set()
-        assert {v.inputs["name"] for v in volumes.values()} == {
+        data = {name: v for name, v in volumes.items() if not name.startswith("secret-")}
+        assert {v.inputs["name"] for v in data.values()} == {
             f"icb-{stack}-postgres-data",
             f"icb-{stack}-redis-data",
             *backups,
         }
         mounts = containers(run)["postgres"].inputs["volumes"]
-        assert mounts == [
-            {"containerPath": "/var/lib/postgresql/data", "readOnly": False, "volumeName": f"icb-{stack}-postgres-data"}
-        ]
-        assert all(v.protect == (stack == "prod") for v in volumes.values())
+        assert mounts[0] == {
+            "containerPath": "/var/lib/postgresql/data",
+            "readOnly": False,
+            "volumeName": f"icb-{stack}-postgres-data",
+        }
+        assert all(v.protect == (stack == "prod") for v in data.values())
+        assert not any(v.protect for name, v in volumes.items() if name.startswith("secret-")), "secrets are no data"
 
 
 def test_test_stack_postgres_runs_on_tmpfs_without_fsync(run_stack: RunStack) -> None:
@@ -326,8 +377,8 @@ def test_every_long_running_container_is_health_checked_and_waited_for(run_stack
 def test_health_gated_order(run_stack: RunStack, stack: str) -> None:
     run = containers(run_stack(stack))
 
-    def after(name: str) -> set[str]:
-        return {short(d) for d in run[name].dependencies if "Container::" in d}
+    def after(name: str) -> set[str]:  # (prod's secret holders aside)
+        return {short(d) for d in run[name].dependencies if "Container::" in d and "-secret-" not in d}
 
     assert after("migrate") == {"postgres"}
     assert after("api") == {"postgres", "redis", "migrate"}
@@ -346,11 +397,15 @@ def test_the_backup_service_dumps_on_its_schedule_into_its_protected_volume(run_
     assert env["PGHOST"] == "postgres" and env["BACKUP_SCRIPT"] == (PROJECT_DIR / "infra" / "backup.sh").read_text()
     assert backup.inputs["command"] == ["sh", "-c", 'exec sh -c "$BACKUP_SCRIPT" backup loop']
     assert backup.inputs["healthcheck"]["tests"] == ["CMD-SHELL", 'exec sh -c "$BACKUP_SCRIPT" backup check']
-    assert backup.inputs["volumes"] == [
-        {"containerPath": "/var/lib/postgresql/data", "readOnly": False, "volumeName": "icb-prod-backups"}
-    ]
+    assert backup.inputs["volumes"][0] == {
+        "containerPath": "/var/lib/postgresql/data",
+        "readOnly": False,
+        "volumeName": "icb-prod-backups",
+    }
     assert run.named(VOLUME, "backups").protect, "the dumps outlive a careless `pulumi destroy`"
-    assert {short(d) for d in backup.dependencies if "Container::" in d} == {"migrate"}, "backup_runs exists"
+    assert {short(d) for d in backup.dependencies if "Container::" in d and "-secret-" not in d} == {"migrate"}, (
+        "backup_runs exists"
+    )
     assert backup.inputs["user"] == "999:999" and backup.inputs["readOnly"] is True
     assert "backup" not in containers(run_stack("test", backups="true")), "test keeps no data to back up"
     assert "backup" in containers(run_stack("dev", backups="true")), "optional in dev"
@@ -432,7 +487,10 @@ def test_prod_publishes_only_the_ingress_and_the_router_routes_by_host(run_stack
     assert "use_backend app if { hdr(host),field(1,:) -m str -i example.org }" in config
     assert "server-template api 6 api:8000 check resolvers docker init-addr none" in config
     assert "retry-on conn-failure empty-response response-timeout" in config
-    assert {short(d) for d in run["router"].dependencies if "Container::" in d} == {"api", "app"}
+    assert {short(d) for d in run["router"].dependencies if "Container::" in d and "-secret-" not in d} == {
+        "api",
+        "app",
+    }
 
 
 def test_the_tcp_ingress_passes_connections_to_healthy_routers_and_never_changes(run_stack: RunStack) -> None:
@@ -459,7 +517,10 @@ def test_the_router_serves_https_from_the_stacks_own_ca_and_plain_http_only_redi
     assert [line.strip() for line in http_frontend.strip().splitlines()[1:]] == [
         "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301"
     ], "plain HTTP does nothing but redirect"
-    assert "bind :8443 accept-proxy ssl crt /tmp/site.pem alpn http/1.1 ssl-min-ver TLSv1.2" in config
+    # The certificate and key from the secret's file (prod keeps secrets out of environments).
+    cert = "/run/secrets/router_tls_pem/value"
+    assert f"bind :8443 accept-proxy ssl crt {cert} alpn http/1.1 ssl-min-ver TLSv1.2" in config
+    assert "HAPROXY_TLS_PEM" not in " ".join(containers(run)["router"].inputs["command"])
     assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in config
     assert "deny_status 413 if { req.hdr_val(content-length) gt 65536 }" in config
     csr = run.named("tls:index/certRequest:CertRequest", "server-csr")
@@ -484,7 +545,10 @@ def test_with_an_acme_email_caddy_gets_certificates_and_passes_requests_to_the_r
     # To the router over TLS, verified against the stack's CA, one connection per request.
     assert "reverse_proxy https://router:8443" in caddyfile and "tls_server_name example.org" in caddyfile
     assert "keepalive off" in caddyfile
-    assert is_secret(ingress.inputs["envs"]) and env_of(ingress)["ROUTER_CA"].startswith("-----BEGIN")
+    # The CA it verifies the router with, from the secret's file.
+    assert env_of(ingress)["ROUTER_CA_FILE"] == "/run/secrets/internal_ca_certificate/value"
+    assert "tls_trusted_ca_certs /run/secrets/internal_ca_certificate/value" in caddyfile
+    assert "ROUTER_CA" not in " ".join(ingress.inputs["command"])
     # Certificates and the ACME account survive a new container, in a protected volume.
     assert ingress.inputs["volumes"][0]["containerPath"] == "/data"
     volume = run.named("docker:index/volume:Volume", "acme-data")
