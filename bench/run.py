@@ -581,17 +581,13 @@ def measure_backup(standins: Standins) -> BackupFigures:
     pg_restore, migrations, writers healthy again), as `scripts/restore` does it."""
     print("backup and restore ...", file=sys.stderr)
     with deploy("dev", standins, backups="true", backupSchedule="1h") as deployed:
-
-        def psql(sql: str) -> str:
-            container = deployed.container("postgres")
-            return run(DOCKER, "exec", container, "psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-Atc", sql).stdout
-
-        psql(
+        day2.psql(
+            deployed,
             "INSERT INTO tasks (title, completed) SELECT 'bench task ' || g, g % 3 = 0 "
-            f"FROM generate_series(1, {BACKUP_ROWS}) AS g"
+            f"FROM generate_series(1, {BACKUP_ROWS}) AS g",
         )
-        rows = int(psql("SELECT count(*) FROM tasks"))
-        database_bytes = int(psql("SELECT pg_database_size('ichrisbirch')"))
+        rows = int(day2.psql(deployed, "SELECT count(*) FROM tasks"))
+        database_bytes = int(day2.psql(deployed, "SELECT pg_database_size('ichrisbirch')"))
         engine = StackEngine(deployed.stack, "unix:///var/run/docker.sock")
         started = time.perf_counter()
         engine.backup("once").check_returncode()
@@ -601,7 +597,7 @@ def measure_backup(standins: Standins) -> BackupFigures:
         started = time.perf_counter()
         restore(engine, name, say=lambda _: None)
         restore_seconds = time.perf_counter() - started
-        assert int(psql("SELECT count(*) FROM tasks")) == rows, "every row restored"
+        assert int(day2.psql(deployed, "SELECT count(*) FROM tasks")) == rows, "every row restored"
     return BackupFigures(rows, database_bytes, int(size.stdout), backup_seconds, restore_seconds)
 
 

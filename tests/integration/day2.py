@@ -72,6 +72,16 @@ def assert_env_change_replaces_its_readers(deployed: Deployed) -> None:
     assert f"SCHEDULER_HEARTBEAT_SECONDS={current + 1}" in env
 
 
+def psql(deployed: Deployed, sql: str) -> str:
+    """`sql` run in the stack's Postgres container as the application's user; its rows, unaligned."""
+    result = subprocess.run(
+        [DOCKER, "exec", "-u", "postgres", deployed.container("postgres"), "psql", "-U", "ichrisbirch",
+         "-d", "ichrisbirch", "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
 def write_task(deployed: Deployed) -> str:
     title = f"day2 {uuid.uuid4().hex[:8]}"
     status, body = deployed.http("POST", "api", "/tasks", body={"title": title}, timeout=10)

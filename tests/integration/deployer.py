@@ -698,9 +698,8 @@ class DockerEngine(Mocks):
             status = client.inspect_service(service_id).get("UpdateStatus")
             state = status["State"] if status else None
             message = (status or {}).get("Message", "")
-            if state is None:
-                tasks = client.tasks(filters={"service": service_id, "desired-state": "running"})
-                if sum(t["Status"]["State"] == "running" for t in tasks) == inputs["mode"]["replicated"]["replicas"]:
+            if state is None:  # no update status: converged once the replicas run
+                if len(_running_tasks(client, service_id)[0]) == inputs["mode"]["replicated"]["replicas"]:
                     return
             elif state == "completed":
                 return
@@ -723,9 +722,7 @@ class DockerEngine(Mocks):
         deadline = time.monotonic() + _seconds(converge.get("timeout", "3m"))
         client = self.client()
         while True:
-            down = {n["ID"] for n in client.nodes() if n["Status"]["State"] == "down"}
-            tasks = client.tasks(filters={"service": service_id, "desired-state": "running"})
-            running = [t for t in tasks if t["Status"]["State"] == "running" and t.get("NodeID") not in down]
+            running, tasks = _running_tasks(client, service_id)
             if len(running) == replicas:
                 return
             if time.monotonic() > deadline:
@@ -1075,6 +1072,14 @@ SERVICE_APPLIED = frozenset(
 )
 
 
+def _running_tasks(client: docker.APIClient, service_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(running tasks on nodes that are not down, all tasks meant to run): what the provider's
+    converge and update waits count."""
+    down = {n["ID"] for n in client.nodes() if n["Status"]["State"] == "down"}
+    tasks = client.tasks(filters={"service": service_id, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running" and t.get("NodeID") not in down], tasks
+
+
 def _upload_archive(upload: dict[str, Any]) -> bytes:
     """The provider's upload: a one-entry tar of `file`, mode `permissions` (octal), else 0744 when
     executable, else 0644; owned by uid and gid 0."""
@@ -1108,14 +1113,10 @@ def _holds(value: Any, names: set[str]) -> bool:
 
 def _seconds(duration: str) -> float:
     """A Go duration ("1m30s", "500ms") in seconds."""
-    total = 0.0
-    for number, unit in re.findall(r"([0-9.]+)(h|ms|m|s)", duration):
-        total += float(number) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-    return total
+    return provider.parse_go_duration(duration) / 10**9
 
 
-def _ns(duration: str) -> int:
-    return int(_seconds(duration) * 10**9)
+_ns = provider.parse_go_duration  # a Go duration in nanoseconds, as the Engine API takes it
 
 
 def _service_spec(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import pytest
 
 from infra.restore import RestoreRefused, StackEngine, restore
 from infra.simulate import PROJECT_DIR
+from tests.integration import day2
 from tests.integration.conftest import Deployed, Standins, deploy, docker, report, until
 
 pytestmark = pytest.mark.docker
@@ -32,16 +33,9 @@ def engine_of(deployed: Deployed) -> StackEngine:
     return StackEngine(deployed.stack, DOCKER_HOST)
 
 
-def psql(deployed: Deployed, sql: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return docker(
-        "exec", deployed.container("postgres"), "psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-At", "-c", sql,
-        check=check,
-    )  # fmt: skip
-
-
 def every_row(deployed: Deployed) -> str:
     """Every column of every task, in order: what a restore must bring back exactly."""
-    return psql(deployed, "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id").stdout
+    return day2.psql(deployed, "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id")
 
 
 def backup_health(deployed: Deployed) -> str:
@@ -104,7 +98,7 @@ def test_a_restore_drill_brings_every_row_back_after_the_volume_is_replaced(dev:
     assert result.ops()["postgres-data"] == "replace", result.preview()
     assert result.ops()["postgres"] == "replace", "deleted before its volume, created again after it"
     assert result.ops()["migrate"] == "replace", "the migrations ran again, against the new server"
-    assert psql(dev, "SELECT count(*) FROM tasks").stdout.strip() == "0", "a new database: the schema, no rows"
+    assert day2.psql(dev, "SELECT count(*) FROM tasks").strip() == "0", "a new database: the schema, no rows"
 
     restored = subprocess.run(
         [str(PROJECT_DIR / "scripts" / "restore"), "dev", "--docker-host", DOCKER_HOST],
