@@ -89,6 +89,14 @@ def schedule_seconds(schedule: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def _endpoint_or_empty(value: str) -> str:
+    if value and not re.match(r"^https?://[^\s/]+(:[0-9]+)?/?$", value):
+        raise ValueError(
+            f"{value!r} is not an endpoint URL (https://host[:port], for example https://s3.amazonaws.com)"
+        )
+    return value
+
+
 def _schedule(value: str) -> str:
     if schedule_seconds(value) < 10:
         raise ValueError(f"{value!r} is shorter than 10 seconds")
@@ -143,6 +151,10 @@ class StackSettings(BaseModel):
     )
     caddy_image: ImageRef = Field(
         "caddy:2.10.2", description="Pinned Caddy image of the ingress when acmeEmail is set (ACME certificates)."
+    )
+    rclone_image: ImageRef = Field(
+        "rclone/rclone:1.75.2",
+        description="Pinned rclone image that copies dumps off the host (backupOffsiteEndpoint).",
     )
     image_registry: Annotated[str, AfterValidator(_repository_or_empty)] = Field(
         "", description="Registry repository to push the prod image to; empty keeps the image local."
@@ -205,6 +217,27 @@ class StackSettings(BaseModel):
         "@daily", description="How often to back up: @hourly, @daily, @weekly, or an interval such as 6h or 30m."
     )
     backup_keep: Positive = Field(7, description="How many good dumps to keep; older ones are deleted.")
+    # Off the host: every good dump and its checksum copied to an S3-compatible bucket (rclone).
+    backup_offsite_endpoint: Annotated[str, AfterValidator(_endpoint_or_empty)] = Field(
+        "",
+        description="S3 API endpoint to copy each good dump to (https://s3.eu-west-1.amazonaws.com); empty: none.",
+    )
+    backup_offsite_bucket: str = Field(
+        "",
+        pattern=r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="Bucket the dumps go to; it must exist (the copy never creates or deletes anything).",
+    )
+    backup_offsite_prefix: str = Field(
+        "",
+        pattern=r"^$|^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$",
+        description="Folder in the bucket; empty: the stack name.",
+    )
+    backup_offsite_region: str = Field("", description="Region of the bucket, where the provider needs one.")
+    backup_offsite_provider: str = Field(
+        "Other",
+        pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+        description="rclone's name for the S3 provider: AWS, Minio, Ceph, Cloudflare, Wasabi, ... or Other.",
+    )
 
     # Secrets: only ever from `pulumi config set --secret`.
     postgres_password: SecretStr | None = Field(None, description="Postgres password (secret, required).")
@@ -213,12 +246,19 @@ class StackSettings(BaseModel):
     registry_password: SecretStr | None = Field(
         None, description="Password of imageRegistry; set it with `pulumi config set --secret registryPassword`."
     )
+    backup_offsite_access_key_id: SecretStr | None = Field(
+        None, description="Access key id for backupOffsiteEndpoint (secret; required with it)."
+    )
+    backup_offsite_secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key for backupOffsiteEndpoint (secret; required with it)."
+    )
 
 
 SECRET_FIELDS = frozenset(
     name for name, field in StackSettings.model_fields.items() if SecretStr in get_args(field.annotation)
 )
 REQUIRED_SECRETS = ("postgres_password", "redis_password", "flask_secret_key")
+OFFSITE_SECRETS = ["backup_offsite_access_key_id", "backup_offsite_secret_access_key"]
 _LIST_FIELDS = frozenset(
     name for name, field in StackSettings.model_fields.items() if getattr(field.annotation, "__origin__", None) is list
 )
@@ -323,6 +363,25 @@ def _duplicate_ports(settings: StackSettings, published: Mapping[str, int]) -> l
     return problems
 
 
+def _offsite_problems(settings: StackSettings, persistent_data: bool) -> list[tuple[str, str]]:
+    """An off-host copy needs the rest of its settings, and dumps to copy."""
+    endpoint = f"{PROJECT}:backupOffsiteEndpoint"
+    if not settings.backup_offsite_endpoint:
+        given = [key_of(f) for f in ("backup_offsite_bucket", "backup_offsite_prefix", "backup_offsite_region")
+                 if getattr(settings, f)]  # fmt: skip
+        return [(f"{PROJECT}:{key}", f"has no effect without {endpoint}") for key in given]
+    problems = []
+    if not settings.backup_offsite_bucket:
+        problems.append((f"{PROJECT}:backupOffsiteBucket", f"is required with {endpoint}"))
+    if not settings.backups:
+        problems.append((endpoint, f"copies the backup service's dumps, but {PROJECT}:backups is false"))
+    elif not persistent_data:
+        problems.append(
+            (endpoint, f"copies dumps, but the {settings.environment} environment keeps no data to back up")
+        )
+    return problems
+
+
 def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
     """Validate the raw Pulumi config of `stack` (keys `<namespace>:<key>`, string values).
 
@@ -378,6 +437,8 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
 
     # Missing secrets are checked on the raw keys, so they are reported even when other values are bad.
     needed = list(REQUIRED_SECRETS) + (["registry_password"] if values.get("registryUsername") else [])
+    if values.get("backupOffsiteEndpoint"):
+        needed += OFFSITE_SECRETS
     for field_name in needed:
         if key_of(field_name) not in values and field_name not in plain_text_secrets:
             problems.append(
@@ -421,6 +482,7 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
                         "is required with orchestrator swarm: every node pulls the application image from it",
                     )
                 )
+        problems.extend(_offsite_problems(settings, PROFILES[settings.environment].persistent_data))
         app_dir = PROJECT_DIR / settings.app_directory
         if not (app_dir / "Dockerfile").is_file():
             problems.append((f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile"))
@@ -431,4 +493,6 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
     if problems:
         raise ConfigError(stack, problems)
     assert settings is not None
+    if settings.backup_offsite_endpoint and not settings.backup_offsite_prefix:
+        settings = settings.model_copy(update={"backup_offsite_prefix": stack})  # one folder per stack
     return settings

@@ -201,10 +201,14 @@ class Deployment(pulumi.ComponentResource):
             "postgres": self.postgres_image.image_id,
             "redis": self.redis_image.image_id,
         }
-        for proxy, reference in (("haproxy", settings.haproxy_image), ("caddy", settings.caddy_image)):
-            if any(spec.image == proxy for spec in specs):
-                pulled = docker.RemoteImage(f"{proxy}-image", name=reference, keep_locally=True, opts=child)
-                image_refs[proxy] = pulled.image_id
+        for kind, reference in (
+            ("haproxy", settings.haproxy_image),
+            ("caddy", settings.caddy_image),
+            ("rclone", settings.rclone_image),
+        ):
+            if any(spec.image == kind for spec in specs):
+                pulled = docker.RemoteImage(f"{kind}-image", name=reference, keep_locally=True, opts=child)
+                image_refs[kind] = pulled.image_id
 
         self.tls: InternalTls | None = None
         if profile.ingress:
@@ -319,7 +323,10 @@ class Deployment(pulumi.ComponentResource):
 
         def suffixed(values: list[str]) -> str:
             image_ref, *made = values
-            material = repr((spec, image_ref, sorted(secrets.items()), made, LOG_OPTIONS))
+            material = repr(
+                (spec, image_ref, sorted(secrets.items()), made, LOG_OPTIONS)
+                + ((spec.entrypoint,) if spec.entrypoint else ())
+            )
             return f"{base}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
 
         return pulumi.Output.unsecret(pulumi.Output.all(image, *program_values.values()).apply(suffixed))
@@ -361,6 +368,7 @@ class Deployment(pulumi.ComponentResource):
             spec.name,
             name=self._container_name(spec, image),
             image=image,
+            entrypoints=list(spec.entrypoint) or None,
             command=list(spec.command),
             envs=[f"{k}={v}" for k, v in sorted(spec.env.items())] + self._secret_env(spec),
             labels=label_args,

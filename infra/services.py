@@ -29,12 +29,18 @@ from infra.ingress import (
     tcp_ingress_config,
 )
 
-ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy"]
+ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy", "rclone"]
 # Values filled at deploy time and kept secret in state and plans: the settings' secrets, and what
 # the program makes (infra/resources.py): the router's certificate and key, and the internal CA's
 # root certificate (public, but passed the same way).
 SecretName = Literal[
-    "postgres_password", "redis_password", "flask_secret_key", "router_tls_pem", "internal_ca_certificate"
+    "postgres_password",
+    "redis_password",
+    "flask_secret_key",
+    "router_tls_pem",
+    "internal_ca_certificate",
+    "backup_offsite_access_key_id",
+    "backup_offsite_secret_access_key",
 ]
 
 # Ports inside the containers; only host ports are configurable.
@@ -56,6 +62,10 @@ SECRETS_DIR = "/run/secrets"
 BACKUP_SCRIPT = (Path(__file__).parent / "backup.sh").read_text()
 BACKUP_DIR = POSTGRES_DATA
 BACKUP_STOP_SECONDS = 60  # a dump in progress finishes before the loop stops
+# The backup-offsite service's script (rclone image), and rclone's name for the bucket's remote.
+OFFSITE_SCRIPT = (Path(__file__).parent / "offsite.sh").read_text()
+OFFSITE_REMOTE = "offsite"
+OFFSITE_STOP_SECONDS = 120  # an upload in progress finishes before the loop stops
 HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"  # on swarm, a Swarm config
 CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
 DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
@@ -170,6 +180,9 @@ class ServiceSpec:
     env: dict[str, str]
     secret_env: dict[str, SecretName]  # env var -> the settings secret that fills it
     limits: Limits
+    # Replaces the image's; empty keeps it. Out of repr, which names create-first containers: a
+    # program that gains this field must not rename (and roll over) every one of them.
+    entrypoint: tuple[str, ...] = field(default=(), repr=False)
     ports: tuple[Port, ...] = ()
     mounts: tuple[Mount, ...] = ()
     tmpfs: dict[str, str] = field(default_factory=dict)
@@ -400,6 +413,51 @@ def backup(s: StackSettings, profile: Profile) -> ServiceSpec:
         restart=profile.restart,
         stop_grace_seconds=BACKUP_STOP_SECONDS,
         placement=(DATA_NODE,),  # beside Postgres, with its volume
+    )
+
+
+def backup_offsite(s: StackSettings, profile: Profile) -> ServiceSpec:
+    """Every good dump and its checksum copied to an S3-compatible bucket (infra/offsite.sh): only
+    adds, never overwrites or deletes; unhealthy when the latest dump is not there in time.
+
+    A service of its own, so the bucket's keys are in no container that holds the database's
+    password, and the dumps' volume is mounted read-only."""
+    interval = schedule_seconds(s.backup_schedule)
+    run = 'exec sh -c "$OFFSITE_SCRIPT" offsite'  # + a mode: loop, once, check, list
+    remote = f"RCLONE_CONFIG_{OFFSITE_REMOTE.upper()}"
+    return ServiceSpec(
+        name="backup-offsite",
+        image="rclone",
+        entrypoint=("sh", "-c"),  # the image's is rclone itself
+        command=(f"{run} loop",),
+        env={
+            "OFFSITE_SCRIPT": OFFSITE_SCRIPT,
+            "BACKUP_DIR": BACKUP_DIR,
+            "OFFSITE_TARGET": f"{OFFSITE_REMOTE}:{s.backup_offsite_bucket}/{s.backup_offsite_prefix}",
+            # Overdue once the latest dump has waited a tenth of the schedule (at least 10 min) for its copy.
+            "OFFSITE_GRACE_SECONDS": str(max(600, interval // 10)),
+            f"{remote}_TYPE": "s3",
+            f"{remote}_PROVIDER": s.backup_offsite_provider,
+            f"{remote}_ENDPOINT": s.backup_offsite_endpoint,
+            **({f"{remote}_REGION": s.backup_offsite_region} if s.backup_offsite_region else {}),
+            # The bucket exists: the keys need no right to create one (nor to delete anything).
+            f"{remote}_NO_CHECK_BUCKET": "true",
+            # No config file: the remote is these variables; HOME for anything rclone keeps.
+            "RCLONE_CONFIG": "/notfound",
+            "HOME": "/tmp",
+        },
+        secret_env={
+            f"{remote}_ACCESS_KEY_ID": "backup_offsite_access_key_id",
+            f"{remote}_SECRET_ACCESS_KEY": "backup_offsite_secret_access_key",
+        },
+        limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
+        mounts=(Mount(target=BACKUP_DIR, volume="backups", read_only=True),),
+        tmpfs=_writable_tmp(profile),
+        health=HealthCheck(test=("CMD-SHELL", f"{run} check"), interval_seconds=10, retries=2),
+        hardening=_data_hardening(profile),  # the dumps' owner: it reads them, nothing more
+        restart=profile.restart,
+        stop_grace_seconds=OFFSITE_STOP_SECONDS,
+        placement=(DATA_NODE,),  # beside the backups volume
     )
 
 
@@ -714,6 +772,8 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
     ]
     if s.backups and profile.persistent_data:
         specs.append(backup(s, profile))
+        if s.backup_offsite_endpoint:
+            specs.append(backup_offsite(s, profile))
     if profile.ingress:
         specs.append(router(s, profile, [spec for spec in specs if spec.route is not None]))
         specs.append(ingress(s, profile))

@@ -110,6 +110,7 @@ class SwarmDeployment(pulumi.ComponentResource):
             ("redis", settings.redis_image),
             ("haproxy", settings.haproxy_image),
             ("caddy", settings.caddy_image),
+            ("rclone", settings.rclone_image),
         ):
             if any(spec.image == kind for spec in specs):
                 pulled = docker.RemoteImage(f"{kind}-image", name=reference, keep_locally=True, opts=child)
@@ -224,6 +225,7 @@ class SwarmDeployment(pulumi.ComponentResource):
             task_spec=docker.ServiceTaskSpecArgs(
                 container_spec=docker.ServiceTaskSpecContainerSpecArgs(
                     image=image,
+                    commands=list(spec.entrypoint) or None,  # the Engine API's ContainerSpec.Command
                     args=list(spec.command),
                     env=env,
                     user=hard.user,

@@ -14,6 +14,9 @@ TEST_SECRETS = {
     "postgresPassword": "pg-test-5c2f0e1d",
     "redisPassword": "redis-test-9a7b3c4e",
     "flaskSecretKey": "flask-test-1f8e6d2a",
+    # Used only where a test sets backupOffsiteEndpoint (the bucket of tests/integration's offsite_bucket).
+    "backupOffsiteAccessKeyId": "offsite-id-test-3d9a",
+    "backupOffsiteSecretAccessKey": "offsite-key-test-7e41b08c",
 }
 
 RunStack = Callable[..., Run]

@@ -79,6 +79,7 @@ class Standins:
     redis: str
     haproxy: str
     caddy: str
+    rclone: str
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +95,55 @@ def standins(engine: None) -> Standins:
         redis=refs["redisImage"],
         haproxy=refs["haproxyImage"],
         caddy=refs["caddyImage"],
+        rclone=refs["rcloneImage"],
     )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An S3-compatible bucket off the stacks' networks: `rclone serve s3` on the host's network,
+    which the stacks' containers reach through their gateway, as they would a bucket elsewhere."""
+
+    container: str
+    endpoint: str
+    name: str = "icb-test-backups"
+
+    def settings(self) -> dict[str, str]:
+        return {"backupOffsiteEndpoint": self.endpoint, "backupOffsiteBucket": self.name}
+
+    def objects(self, prefix: str) -> dict[str, str]:
+        """The objects under `prefix`, by name, with the SHA-256 of their bytes as the bucket holds them."""
+        folder = f"/srv/{self.name}/{prefix}"
+        script = f'cd "{folder}" 2>/dev/null || exit 0; for f in *; do [ ! -e "$f" ] || sha256sum "$f"; done'
+        listed = docker("exec", self.container, "sh", "-c", script)
+        return {name: digest for digest, name in (line.split() for line in listed.stdout.splitlines())}
+
+
+@pytest.fixture(scope="session")
+def offsite_bucket(standins: Standins) -> Iterator[Bucket]:
+    # The default bridge's gateway: an address of the host that every container can reach.
+    gateway = docker("network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}").stdout.strip()
+    port = free_port()
+    container = "icb-test-offsite-bucket"
+    docker("rm", "-f", container, check=False)
+    docker(
+        "run", "-d", "--name", container, "--label", TEST_LABEL, "--network", "host",
+        # The keys in the environment of this stand-in bucket only, not on its command line.
+        "-e", f"BUCKET_KEYS={TEST_SECRETS['backupOffsiteAccessKeyId']},{TEST_SECRETS['backupOffsiteSecretAccessKey']}",
+        "--entrypoint", "sh", standins.rclone, "-c",
+        f'mkdir -p "/srv/{Bucket.name}" && exec rclone serve s3 --auth-key "$BUCKET_KEYS" --addr {gateway}:{port} /srv',
+    )  # fmt: skip
+    bucket = Bucket(container, f"http://{gateway}:{port}")
+
+    def listening() -> bool | None:
+        with socket.socket() as s:
+            return s.connect_ex((gateway, port)) == 0 or None
+
+    try:
+        until(listening, 30, "the stand-in bucket listening")
+        yield bucket
+    finally:
+        docker("rm", "-f", container, check=False)
 
 
 @dataclass(frozen=True)
@@ -257,6 +306,7 @@ def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed
         "postgresImage": standins.postgres,
         "redisImage": standins.redis,
         "haproxyImage": standins.haproxy,
+        "rcloneImage": standins.rclone,
         "appDirectory": str(app_dir),
         **settings,
     }

@@ -76,7 +76,7 @@ MIB = 1024 * 1024
 # other input fails the run by name rather than being ignored.
 CONTAINER_APPLIED = frozenset(
     {
-        "name", "image", "command", "envs", "labels", "networksAdvanced", "ports", "volumes", "tmpfs",
+        "name", "image", "command", "entrypoints", "envs", "labels", "networksAdvanced", "ports", "volumes", "tmpfs",
         "healthcheck", "wait", "waitTimeout", "mustRun", "attach", "logs", "restart", "user", "readOnly",
         "capabilities", "securityOpts", "memory", "memorySwap", "cpus", "ulimits", "logDriver", "logOpts",
         "destroyGraceSeconds", "stopTimeout", "start", "removeVolumes", "networkMode", "init", "uploads",
@@ -837,6 +837,7 @@ class DockerEngine(Mocks):
             "image": inputs["image"],
             "name": inputs["name"],
             "command": inputs.get("command"),
+            "entrypoint": inputs.get("entrypoints") or None,
             "environment": inputs.get("envs") or [],
             "labels": _labels(inputs.get("labels", [])),
             "user": inputs.get("user") or "",
@@ -1124,7 +1125,7 @@ def _service_spec(inputs: dict[str, Any]) -> dict[str, Any]:
     task, container = inputs["taskSpec"], inputs["taskSpec"]["containerSpec"]
     unknown = sorted(
         set(container)
-        - {"image", "args", "env", "user", "readOnly", "capDrops", "init", "healthcheck", "stopGracePeriod",
+        - {"image", "commands", "args", "env", "user", "readOnly", "capDrops", "init", "healthcheck", "stopGracePeriod",
            "secrets", "configs", "mounts"}
     )  # fmt: skip
     if unknown:
@@ -1137,6 +1138,7 @@ def _service_spec(inputs: dict[str, Any]) -> dict[str, Any]:
     spec_container: dict[str, Any] = {
         "Image": container["image"],
         "Args": container.get("args") or [],
+        **({"Command": container["commands"]} if container.get("commands") else {}),
         "Env": [f"{k}={v}" for k, v in sorted((container.get("env") or {}).items())],
         "User": container.get("user", ""),
         "ReadOnly": bool(container.get("readOnly")),

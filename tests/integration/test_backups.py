@@ -1,5 +1,6 @@
 """Backups on the real engine: the backup service's dumps (checked, checksummed, pruned, shown in
-the api's health), its health when the latest dump is overdue, and the restore drill: rows
+the api's health), its health when the latest dump is overdue, each new dump copied off the host
+to an S3-compatible bucket (through an outage of the bucket), and the restore drill: rows
 written, backed up, the Postgres volume replaced through the program, restored by
 `scripts/restore`, every row compared; a corrupted dump refused with nothing touched.
 
@@ -17,15 +18,16 @@ import pytest
 from infra.restore import RestoreRefused, StackEngine, restore
 from infra.simulate import PROJECT_DIR
 from tests.integration import day2
-from tests.integration.conftest import Deployed, Standins, deploy, docker, report, until
+from tests.integration.conftest import Bucket, Deployed, Standins, deploy, docker, report, until
 
 pytestmark = pytest.mark.docker
 DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 @pytest.fixture(scope="module")
-def dev(standins: Standins) -> Iterator[Deployed]:
-    with deploy("dev", standins, backups="true", backupSchedule="1h", backupKeep="3") as deployed:
+def dev(standins: Standins, offsite_bucket: Bucket) -> Iterator[Deployed]:
+    settings = {"backups": "true", "backupSchedule": "1h", "backupKeep": "3", **offsite_bucket.settings()}
+    with deploy("dev", standins, **settings) as deployed:
         yield deployed
 
 
@@ -70,6 +72,64 @@ def test_each_dump_is_checked_checksummed_pruned_and_shown_in_the_api_health(dev
     assert sorted(listing) == sorted([*kept, *(f"{n}.sha256" for n in kept), "LATEST"]), "no partial file left"
     status, body = dev.http("GET", "api", "/health")
     assert json.loads(body)["backup"]["file"] == kept[0]
+
+
+def offsite_health(deployed: Deployed) -> str:
+    return docker("inspect", "-f", "{{.State.Health.Status}}", deployed.container("backup-offsite")).stdout.strip()
+
+
+def local_checksum(deployed: Deployed, name: str) -> str:
+    line = docker("exec", deployed.container("backup"), "sh", "-c", f'cat "$BACKUP_DIR/{name}.sha256"').stdout
+    return line.split()[0]
+
+
+def in_bucket(bucket: Bucket, deployed: Deployed, name: str) -> bool | None:
+    """`name` and its checksum file are in the bucket, their bytes as on the host."""
+    objects = bucket.objects(deployed.stack)
+    if name not in objects or f"{name}.sha256" not in objects:
+        return None
+    assert objects[name] == local_checksum(deployed, name), f"{name} in the bucket differs from the host's"
+    checksum = docker("exec", bucket.container, "cat", f"/srv/{bucket.name}/{deployed.stack}/{name}.sha256")
+    assert checksum.stdout.split() == [objects[name], name], "the checksum file travels with its dump"
+    return True
+
+
+def test_each_new_good_dump_goes_off_the_host_with_its_checksum_and_nothing_is_deleted_there(
+    dev: Deployed, offsite_bucket: Bucket
+) -> None:
+    # After the first test: four dumps taken, the oldest pruned on the host.
+    kept = dumps(dev)
+    until(lambda: in_bucket(offsite_bucket, dev, kept[0]), 60, f"{kept[0]} in the bucket")
+    assert offsite_health(dev) == "healthy"
+    in_the_bucket = [n for n in offsite_bucket.objects(dev.stack) if n.endswith(".dump")]
+    assert set(in_the_bucket) - set(kept), "the bucket keeps the first dump, which the host pruned"
+    offsite = docker("inspect", dev.container("backup-offsite")).stdout
+    mounted = json.loads(offsite)[0]["Mounts"]
+    assert [m["RW"] for m in mounted if m["Name"] == "icb-dev-backups"] == [False], "the dumps are read-only to it"
+    report(f"off-host copy: {len(in_the_bucket)} dumps in the bucket, {len(kept)} kept on the host")
+
+
+def test_a_bucket_outage_turns_the_copy_unhealthy_and_the_dump_goes_once_it_is_back(
+    dev: Deployed, offsite_bucket: Bucket
+) -> None:
+    docker("stop", offsite_bucket.container)
+    try:
+        taken = engine_of(dev).backup("once")
+        assert taken.returncode == 0, taken.stderr
+        name = dumps(dev)[0]
+        logs = ("logs", "--since", "60s", dev.container("backup-offsite"))
+        until(lambda: "trying again" in docker(*logs).stdout or None, 60, "a failed copy, retried")
+        # Taken longer ago than the copy may take: the service turns unhealthy, naming the dump.
+        docker("exec", dev.container("backup"), "sh", "-c", 'touch -d "2 hours ago" "$BACKUP_DIR/LATEST"')
+        until(lambda: offsite_health(dev) == "unhealthy" or None, 60, "the copy unhealthy")
+        probe = json.loads(docker("inspect", dev.container("backup-offsite")).stdout)[0]["State"]["Health"]["Log"][-1]
+        assert f"{name}, taken" in probe["Output"] and "is not in offsite:" in probe["Output"], probe
+    finally:
+        docker("start", offsite_bucket.container)
+    # Backoff 10 s, 20 s, 40 s: within a minute and a half of the bucket's return.
+    until(lambda: in_bucket(offsite_bucket, dev, name), 120, f"{name} in the bucket after the outage")
+    until(lambda: offsite_health(dev) == "healthy" or None, 60, "the copy healthy again")
+    assert engine_of(dev).backup("once").returncode == 0, "a fresh dump for the backup service's own health"
 
 
 def test_the_backup_service_turns_unhealthy_when_the_latest_dump_is_overdue(dev: Deployed) -> None:

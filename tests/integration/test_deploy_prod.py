@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import (
+    Bucket,
     Deployed,
     Standins,
     assert_no_secret_leak,
@@ -31,13 +32,13 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
-LONG_RUNNING = ["postgres", "redis", "backup", "api", "app", "scheduler"]
+LONG_RUNNING = ["postgres", "redis", "backup", "backup-offsite", "api", "app", "scheduler"]
 
 
 @pytest.fixture(scope="module")
-def prod(standins: Standins) -> Iterator[Deployed]:
+def prod(standins: Standins, offsite_bucket: Bucket) -> Iterator[Deployed]:
     # A short wait for health, so the rollout that never gets healthy fails within the test's time.
-    with deploy("prod", standins, waitTimeoutSeconds="40") as deployed:
+    with deploy("prod", standins, waitTimeoutSeconds="40", **offsite_bucket.settings()) as deployed:
         yield deployed
 
 
@@ -46,13 +47,17 @@ def health(prod: Deployed) -> tuple[int, dict[str, object]]:
     return status, json.loads(body)
 
 
-def test_every_container_is_healthy(prod: Deployed) -> None:
+def test_every_container_is_healthy(prod: Deployed, offsite_bucket: Bucket) -> None:
     for service in LONG_RUNNING:
         assert inspect_container(prod.container(service))["State"]["Health"]["Status"] == "healthy", service
     assert health(prod)[0] == 200
-    # The backup service's first dump, written by its unprivileged user into the new volume.
+    # The backup service's first dump, written by its unprivileged user into the new volume ...
     backup = until(lambda: health(prod)[1].get("backup"), timeout=60, what="the first dump in the api's health")
     assert int(backup["bytes"]) > 0 and str(backup["file"]).endswith(".dump"), backup  # type: ignore[index]
+    # ... and copied off the host by the hardened copy, which reads its keys from files.
+    name = str(backup["file"])  # type: ignore[index]
+    copied = until(lambda: offsite_bucket.objects("prod") or None, 60, "the first dump in the bucket")
+    assert set(copied) == {name, f"{name}.sha256"} and copied[name] == backup["sha256"], copied  # type: ignore[index]
 
 
 def test_application_containers_are_hardened(prod: Deployed) -> None:

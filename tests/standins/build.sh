@@ -22,6 +22,7 @@ POSTGRES=icb-standin/postgres:15-bookworm
 REDIS=icb-standin/redis:7-bookworm
 HAPROXY=icb-standin/haproxy:2.6-bookworm
 CADDY=icb-standin/caddy:2.6-bookworm
+RCLONE=icb-standin/rclone:1.75.2-bookworm
 
 content_hash() { (cd "$here" && cat "$@" | sha256sum | cut -c1-16); }
 
@@ -63,24 +64,26 @@ build_on_debian() {  # build_on_debian IMAGE DOCKERFILE [extra context files...]
   for extra in "$@"; do cp "$here/$extra" "$context/"; done
   # The machine's CA bundle, so HTTPS to the package index works inside containers here.
   cp /etc/ssl/certs/ca-certificates.crt "$context/host-ca-certificates.crt"
-  "$docker_bin" build -q --build-arg "BASE=$DEBIAN" --label "ichrisbirch.standin.hash=$hash" \
+  "$docker_bin" build -q --build-arg "BASE=$DEBIAN" --build-arg "PYTHON=$PYTHON" --label "ichrisbirch.standin.hash=$hash" \
     -t "$image" "$context" >/dev/null
   echo "built: $image"
 }
 
 if [ "${ICB_STANDINS:-build}" = pull ]; then
   # The stacks' default references (Pulumi.yaml), pulled as they are.
-  for image in python:3.12-slim-bookworm postgres:16.4-bookworm redis:7.4.1-bookworm haproxy:2.8.10-bookworm caddy:2.10.2; do
+  for image in python:3.12-slim-bookworm postgres:16.4-bookworm redis:7.4.1-bookworm haproxy:2.8.10-bookworm caddy:2.10.2 \
+    rclone/rclone:1.75.2; do
     "$docker_bin" pull -q "$image" >/dev/null
     echo "pulled: $image"
   done
   cat <<REFS
-stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage):
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage, rcloneImage):
   pythonBaseImage=python:3.12-slim-bookworm
   postgresImage=postgres:16.4-bookworm
   redisImage=redis:7.4.1-bookworm
   haproxyImage=haproxy:2.8.10-bookworm
   caddyImage=caddy:2.10.2
+  rcloneImage=rclone/rclone:1.75.2
 REFS
   exit 0
 fi
@@ -91,12 +94,15 @@ build_on_debian "$POSTGRES" postgres.Dockerfile postgres-entrypoint.sh
 build_on_debian "$REDIS" redis.Dockerfile redis-entrypoint.sh
 build_on_debian "$HAPROXY" haproxy.Dockerfile
 build_on_debian "$CADDY" caddy.Dockerfile
+# After the Python stand-in, which fetches its binary.
+build_on_debian "$RCLONE" rclone.Dockerfile rclone-requirements.txt python.Dockerfile
 
 cat <<REFS
-stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage):
+stand-in references (stack config: pythonBaseImage, postgresImage, redisImage, haproxyImage, caddyImage, rcloneImage):
   pythonBaseImage=$PYTHON
   postgresImage=$POSTGRES
   redisImage=$REDIS
   haproxyImage=$HAPROXY
   caddyImage=$CADDY
+  rcloneImage=$RCLONE
 REFS

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-from infra.config import REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of
+from infra.config import REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
 from infra.plan import PlanMocks
 from infra.simulate import PROJECT_DIR, run_program
 from tests.conftest import TEST_SECRETS, committed_config
@@ -235,3 +235,63 @@ def test_acme_needs_a_domain_a_ca_can_reach(domain: str) -> None:
     config, secret_keys = committed_config("prod", {"acmeEmail": "ops@example.org", "domain": domain})
     problem = problems_of(refused("prod", config, secret_keys))["ichrisbirch:acmeEmail"]
     assert f"needs a public ichrisbirch:domain that an ACME CA can reach, not {domain!r}" in problem
+
+
+# --- the off-host copy of the backups --------------------------------------------------------------
+
+OFFSITE = {"backupOffsiteEndpoint": "https://s3.eu-west-1.amazonaws.com", "backupOffsiteBucket": "icb-backups"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("backupOffsiteEndpoint", "s3.eu-west-1.amazonaws.com", "not an endpoint URL"),
+        ("backupOffsiteEndpoint", "https://s3.example.com/bucket", "not an endpoint URL"),
+        ("backupOffsiteBucket", "Icb_Backups", "should match pattern"),
+        ("backupOffsitePrefix", "/prod/", "should match pattern"),
+        ("backupOffsiteProvider", "my provider", "should match pattern"),
+        ("rcloneImage", "rclone/rclone:latest", "not pinned"),
+    ],
+)
+def test_bad_offsite_value_names_its_key(key: str, value: str, expected: str) -> None:
+    config, secret_keys = committed_config("prod", {**OFFSITE, key: value})
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert expected in problems[f"ichrisbirch:{key}"], problems
+
+
+def test_an_offsite_endpoint_needs_its_bucket_and_both_keys_as_secrets() -> None:
+    plain = {k: v for k, v in TEST_SECRETS.items() if not k.startswith("backupOffsite")}
+    config, secret_keys = committed_config("prod", {"backupOffsiteEndpoint": OFFSITE["backupOffsiteEndpoint"]}, plain)
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert problems["ichrisbirch:backupOffsiteBucket"] == "is required with ichrisbirch:backupOffsiteEndpoint"
+    for key in ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey"):
+        assert (
+            problems[f"ichrisbirch:{key}"] == f"is missing; run `pulumi config set --secret {key} <value> --stack prod`"
+        )
+    config, secret_keys = committed_config("prod", {**OFFSITE, "backupOffsiteSecretAccessKey": "in-plain-text"}, plain)
+    problems = problems_of(refused("prod", config, secret_keys))
+    assert "is a secret given in plain text" in problems["ichrisbirch:backupOffsiteSecretAccessKey"]
+    assert "in-plain-text" not in str(problems)
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "key", "expected"),
+    [
+        ("prod", {**OFFSITE, "backups": "false"}, "backupOffsiteEndpoint", "but ichrisbirch:backups is false"),
+        ("dev", OFFSITE, "backupOffsiteEndpoint", "but ichrisbirch:backups is false"),  # dev's file turns them off
+        ("test", {**OFFSITE, "backups": "true"}, "backupOffsiteEndpoint", "test environment keeps no data"),
+        ("prod", {"backupOffsiteBucket": "icb-backups"}, "backupOffsiteBucket", "no effect without"),
+        ("prod", {"backupOffsiteRegion": "eu-west-1"}, "backupOffsiteRegion", "no effect without"),
+    ],
+)
+def test_an_offsite_copy_needs_dumps_to_copy(stack: str, overrides: dict[str, str], key: str, expected: str) -> None:
+    config, secret_keys = committed_config(stack, overrides)
+    problems = problems_of(refused(stack, config, secret_keys))
+    assert expected in problems[f"ichrisbirch:{key}"], problems
+
+
+def test_the_offsite_prefix_defaults_to_the_stack_name() -> None:
+    config, secret_keys = committed_config("prod", OFFSITE)
+    assert load_settings("prod", config, secret_keys).backup_offsite_prefix == "prod"
+    config, secret_keys = committed_config("prod", {**OFFSITE, "backupOffsitePrefix": "eu/prod"})
+    assert load_settings("prod", config, secret_keys).backup_offsite_prefix == "eu/prod"

@@ -55,6 +55,11 @@ def unwrap_all(value: Any) -> Any:
 def test_prod_passes_every_rule(run_stack: RunStack, secrets_visible: bool) -> None:
     found = [v for r in registered(run_stack, "prod", secrets_visible) for v in rules.violations(r)]
     assert found == []
+    # With the off-host copy of the backups: its keys, too, are files.
+    offsite = {"backupOffsiteEndpoint": "https://s3.example.com", "backupOffsiteBucket": "icb-backups"}
+    with_offsite = registered(run_stack, "prod", secrets_visible, **offsite)
+    assert any(r.name == "backup-offsite" for r in with_offsite)
+    assert [v for r in with_offsite for v in rules.violations(r)] == []
 
 
 def test_dev_and_test_are_reported_on(run_stack: RunStack) -> None:

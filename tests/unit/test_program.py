@@ -609,3 +609,49 @@ def test_outputs(run_stack: RunStack, stack: str) -> None:
         assert run.outputs["app_url"] == f"http://127.0.0.1:{port['app']}"
     assert run.outputs["image_digest"] == containers(run)["api"].inputs["image"]
     assert run.outputs["containers"]["api"] == containers(run)["api"].inputs["name"]
+
+
+OFFSITE = {"backupOffsiteEndpoint": "https://s3.eu-west-1.amazonaws.com", "backupOffsiteBucket": "icb-backups"}
+
+
+def test_the_offsite_copy_reads_the_dumps_and_its_keys_and_nothing_else(run_stack: RunStack) -> None:
+    run = run_stack("prod", backupSchedule="@daily", **OFFSITE)
+    offsite = containers(run)["backup-offsite"]
+    inputs = offsite.inputs
+    assert run.named(REMOTE_IMAGE, "rclone-image").inputs["name"] == "rclone/rclone:1.75.2"
+    assert inputs["image"].startswith("sha256:plan-") and inputs["image"] != containers(run)["backup"].inputs["image"]
+    assert inputs["entrypoints"] == ["sh", "-c"], "the image's entrypoint is rclone itself"
+    assert inputs["command"] == ['exec sh -c "$OFFSITE_SCRIPT" offsite loop']
+    assert inputs["healthcheck"]["tests"] == ["CMD-SHELL", 'exec sh -c "$OFFSITE_SCRIPT" offsite check']
+    env = env_of(offsite)
+    assert env["OFFSITE_SCRIPT"] == (PROJECT_DIR / "infra" / "offsite.sh").read_text()
+    assert env["OFFSITE_TARGET"] == "offsite:icb-backups/prod" and env["OFFSITE_GRACE_SECONDS"] == "8640"
+    assert env["RCLONE_CONFIG_OFFSITE_ENDPOINT"] == OFFSITE["backupOffsiteEndpoint"]
+    assert "RCLONE_CONFIG_OFFSITE_REGION" not in env, "no region given: the provider's default"
+    # The keys as files only it mounts; the database's password is not among them.
+    files = {v["containerPath"]: v for v in inputs["volumes"]}
+    assert set(files) == {
+        "/var/lib/postgresql/data",
+        "/run/secrets/backup_offsite_access_key_id",
+        "/run/secrets/backup_offsite_secret_access_key",
+    }
+    assert all(v["readOnly"] for v in files.values()), "the dumps and the keys are read-only to it"
+    assert env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY_FILE"] == "/run/secrets/backup_offsite_secret_access_key/value"
+    assert not any(value in json.dumps(inputs) for value in TEST_SECRETS.values())
+    readers = {name for name, c in containers(run).items() for v in c.inputs.get("volumes") or []
+               if v["volumeName"].startswith("icb-prod-secret-backup-offsite-")}  # fmt: skip
+    assert readers == {"backup-offsite"}
+    assert inputs["user"] == "999:999" and inputs["readOnly"] is True, "the dumps' owner, with a read-only root"
+    assert "backup-offsite" not in containers(run_stack("prod")), "no endpoint, no copy"
+    assert "rclone-image" not in run_stack("prod").of_type(REMOTE_IMAGE)
+
+
+def test_the_offsite_keys_are_pulumi_secrets_in_an_environment(run_stack: RunStack) -> None:
+    run = run_stack("dev", backups="true", backupOffsiteRegion="eu-west-1", **OFFSITE)
+    offsite = containers(run)["backup-offsite"]
+    assert is_secret(offsite.inputs["envs"])
+    env = env_of(offsite)
+    assert env["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID"] == TEST_SECRETS["backupOffsiteAccessKeyId"]
+    assert env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"] == TEST_SECRETS["backupOffsiteSecretAccessKey"]
+    assert env["OFFSITE_TARGET"] == "offsite:icb-backups/dev" and env["RCLONE_CONFIG_OFFSITE_REGION"] == "eu-west-1"
+    assert "PGPASSWORD" not in env and "POSTGRES_PASSWORD" not in env

@@ -141,6 +141,7 @@ SHELL_SCRIPTS = [
     "scripts/restore",
     ".ci/run",
     "infra/backup.sh",
+    "infra/offsite.sh",
     *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "tests" / "standins").glob("*.sh")),
     *sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "tests" / "swarm").glob("*.sh")),
 ]

@@ -177,3 +177,26 @@ def test_a_new_secret_value_is_a_new_secret_that_its_readers_move_to(run_stack: 
     # No fixed name and no delete-before-replace: the new secret exists before the old one goes.
     secret = after.named(SECRET, "icb-prod-redis-password")
     assert "name" not in secret.inputs and not secret.delete_before_replace
+
+
+def test_the_offsite_copy_runs_beside_the_dumps_with_its_keys_as_swarm_secrets(run_stack: RunStack) -> None:
+    run = run_stack(
+        "prod",
+        orchestrator="swarm",
+        imageRegistry=REGISTRY,
+        backupOffsiteEndpoint="https://s3.example.com",
+        backupOffsiteBucket="icb-backups",
+    )
+    offsite = services(run)["backup-offsite"]
+    spec = container_spec(offsite)
+    assert spec["commands"] == ["sh", "-c"] and spec["args"] == ['exec sh -c "$OFFSITE_SCRIPT" offsite loop']
+    assert {s["fileName"] for s in spec["secrets"]} == {
+        "/run/secrets/backup_offsite_access_key_id",
+        "/run/secrets/backup_offsite_secret_access_key",
+    }
+    assert spec["env"]["RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID_FILE"] == "/run/secrets/backup_offsite_access_key_id"
+    assert [(m["source"], m["readOnly"]) for m in spec["mounts"] if m["type"] == "volume"] == [
+        ("icb-prod-backups", True)
+    ]
+    placement = reveal(offsite.inputs["taskSpec"])["placement"]["constraints"]
+    assert placement == ["node.labels.ichrisbirch.data == true"], "beside the backups volume"
