@@ -346,9 +346,28 @@ def render_rollouts(rollouts: dict[str, Rollout]) -> str:
             "waits. Compose recreates each container stop-first under the same name. Ours creates the new "
             "container, admits it once healthy, and only then stops the old one, whose refused or dropped "
             "connections are retried on the new one.",
+            "",
+            *rollout_ratios(ours, {name: r for name, r in rollouts.items() if r is not ours}),
         ]
     lines.append("")
     return "\n".join(lines)
+
+
+def rollout_ratios(ours: Rollout, others: dict[str, Rollout]) -> list[str]:
+    """Each baseline against ours: the share of requests failed, and the ratios of time without
+    service and wall time (ours fails none, so failures are shares, not ratios)."""
+    lines = [
+        "| vs ours | requests failed | longest without a successful answer | wall time of the update |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, other in others.items():
+        share = other.failed / other.requests if other.requests else 0.0
+        lines.append(
+            f"| {name} | {share:.1%} (ours {ours.failed / ours.requests:.1%}) "
+            f"| {other.seconds_without_service / ours.seconds_without_service:.2f}x "
+            f"| {other.wall_seconds / ours.wall_seconds:.2f}x |"
+        )
+    return lines
 
 
 def render_second_up(later: dict[str, SecondUp], runs: int) -> str:

@@ -18,6 +18,7 @@ from infra.services import (
     SecretName,
     ServiceSpec,
     app_directory,
+    pulled_image,
     secret_file,
     secrets_as_files,
     services,
@@ -201,14 +202,11 @@ class Deployment(pulumi.ComponentResource):
             "postgres": self.postgres_image.image_id,
             "redis": self.redis_image.image_id,
         }
-        for kind, reference in (
-            ("haproxy", settings.haproxy_image),
-            ("caddy", settings.caddy_image),
-            ("rclone", settings.rclone_image),
-        ):
-            if any(spec.image == kind for spec in specs):
-                pulled = docker.RemoteImage(f"{kind}-image", name=reference, keep_locally=True, opts=child)
-                image_refs[kind] = pulled.image_id
+        for kind in sorted({spec.image for spec in specs} - set(image_refs)):
+            pulled = docker.RemoteImage(
+                f"{kind}-image", name=pulled_image(settings, kind), keep_locally=True, opts=child
+            )
+            image_refs[kind] = pulled.image_id
 
         self.tls: InternalTls | None = None
         if profile.ingress:

@@ -208,6 +208,18 @@ class ServiceSpec:
 # --- the application's environment contract, split by who uses what -----------------------------
 
 
+def pulled_image(s: StackSettings, kind: ImageName) -> str:
+    """The configured reference of an image the stack pulls (all but the app's, which it builds)."""
+    references = {
+        "postgres": s.postgres_image,
+        "redis": s.redis_image,
+        "haproxy": s.haproxy_image,
+        "caddy": s.caddy_image,
+        "rclone": s.rclone_image,
+    }
+    return references[kind]
+
+
 def on_swarm(s: StackSettings) -> bool:
     return s.orchestrator == "swarm"
 

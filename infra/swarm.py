@@ -22,7 +22,7 @@ import pulumi_docker as docker
 from infra import provider
 from infra.config import Identity, StackSettings
 from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image, docker_provider
-from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, secret_file, services
+from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, pulled_image, secret_file, services
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")
@@ -105,16 +105,11 @@ class SwarmDeployment(pulumi.ComponentResource):
         # the others by the digest the manager resolved.
         self.image = app_image(settings, identity, "production", child)
         image_refs: dict[str, pulumi.Output[str]] = {"app": self.image.repo_digest}
-        for kind, reference in (
-            ("postgres", settings.postgres_image),
-            ("redis", settings.redis_image),
-            ("haproxy", settings.haproxy_image),
-            ("caddy", settings.caddy_image),
-            ("rclone", settings.rclone_image),
-        ):
-            if any(spec.image == kind for spec in specs):
-                pulled = docker.RemoteImage(f"{kind}-image", name=reference, keep_locally=True, opts=child)
-                image_refs[kind] = pulled.repo_digest
+        for kind in sorted({spec.image for spec in specs} - {"app"}):
+            pulled = docker.RemoteImage(
+                f"{kind}-image", name=pulled_image(settings, kind), keep_locally=True, opts=child
+            )
+            image_refs[kind] = pulled.repo_digest
 
         self.tls = InternalTls(
             "ingress-tls",
