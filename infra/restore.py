@@ -12,15 +12,21 @@
 5. The writers start again, and the restore ends once they are healthy. They start again even
    when step 3 or 4 failed (exit 1).
 
-It runs inside the stack's backup container (which holds the dumps, the tools and the database
-password), through the Docker CLI on the stack's `dockerHost`. One engine only: on swarm, scale the
-writer services to 0 and run the backup service's `restore` mode by hand (README).
+It runs the backup service's script where the dumps, the tools and the database password are,
+through the Docker CLI on the stack's `dockerHost`:
+- one engine: in the stack's backup container; the writers are its containers, stopped and
+  started again; the migrations are the migrate container, run again;
+- swarm (the stack's backup service exists on that engine): in a one-off job with the backup
+  service's image, environment, secrets, volume and placement, on the data node; the writers are
+  the services, scaled to 0 and back to their replicas; the api's tasks run the migrations before
+  they serve, so scaling the api back up is the migration step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -46,18 +52,22 @@ class RestoreFailed(Exception):
 
 @dataclass(frozen=True)
 class StackEngine:
-    """The Docker engine a stack runs on, through the Docker CLI."""
+    """The Docker engine a stack's containers run on, through the Docker CLI."""
 
     stack: str
     docker_host: str
 
     @classmethod
     def of(cls, stack: str, docker_host: str | None = None) -> StackEngine:
-        """`docker_host`, or the one in Pulumi.<stack>.yaml, or the program's default."""
+        """`docker_host`, or the one in Pulumi.<stack>.yaml, or the program's default; a SwarmStack
+        where that engine is a swarm manager with the stack's backup service."""
         if docker_host is None:
             stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
             config = (yaml.safe_load(stack_file.read_text()) or {}).get("config", {}) if stack_file.exists() else {}
             docker_host = str(config.get("ichrisbirch:dockerHost", StackSettings.model_fields["docker_host"].default))
+        swarm = SwarmStack(stack, docker_host)
+        if swarm.docker("service", "inspect", swarm.identity.container("backup")).returncode == 0:
+            return swarm
         return cls(stack, docker_host)
 
     @property
@@ -72,6 +82,23 @@ class StackEngine:
     def backup(self, mode: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run one mode of the backup service's script in its container."""
         return self.docker("exec", self.identity.container("backup"), "sh", "-c", BACKUP_MODE, "sh", mode, *args)
+
+    def stop_writers(self) -> list[str]:
+        """Stop the running writers gracefully; return what `start_writers` starts again."""
+        writers = self.running_writers()
+        if writers:
+            self.docker("stop", *writers, check=True)
+        return writers
+
+    def migrate(self, writers: list[str]) -> None:
+        migrated = self.docker("start", "-a", self.identity.container("migrate"))
+        if migrated.returncode != 0:
+            raise RestoreFailed(f"the migrations failed: {migrated.stdout}{migrated.stderr}")
+
+    def start_writers(self, writers: list[str]) -> None:
+        if writers:
+            self.docker("start", *writers, check=True)
+            self.wait_healthy(writers)
 
     def running_writers(self) -> list[str]:
         found = self.docker(
@@ -94,6 +121,100 @@ class StackEngine:
             if pending and time.monotonic() > deadline:
                 raise RestoreFailed(f"not healthy within {timeout:.0f} s: {', '.join(pending)}")
             time.sleep(1)
+
+
+@dataclass(frozen=True)
+class SwarmStack(StackEngine):
+    """A stack on a swarm, through its manager's Docker CLI."""
+
+    def backup(self, mode: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run one mode of the backup service's script in a one-off job like the backup service's
+        task (its image, environment, secrets, volume and placement); its logs are the output."""
+        service = self.identity.container("backup")
+        spec = json.loads(self.docker("service", "inspect", service, check=True).stdout)[0]["Spec"]
+        task, container = spec["TaskTemplate"], spec["TaskTemplate"]["ContainerSpec"]
+        job = f"{service}-{mode}-{time.time_ns() % 10**9}"
+        # One task, run once: a failed check is an answer, not something to retry. (Not a
+        # replicated-job: Docker 20.10 leaves a finished job's container behind when it is removed.)
+        create = ["service", "create", "--detach", "--quiet", "--name", job, "--replicas", "1"]
+        create += ["--restart-condition", "none"]
+        create += ["--label", f"ichrisbirch.stack={self.stack}", "--label", "ichrisbirch.service=backup-job"]
+        create += ["--user", container["User"]] if container.get("User") else []
+        create += ["--read-only"] if container.get("ReadOnly") else []
+        for entry in container.get("Env") or []:
+            create += ["--env", entry]
+        for secret in container.get("Secrets") or []:
+            file = secret["File"]
+            create += ["--secret", f"source={secret['SecretName']},target={file['Name']},uid={file['UID']},"
+                                   f"gid={file['GID']},mode=0{file['Mode']:o}"]  # fmt: skip
+        for mount in container.get("Mounts") or []:
+            if mount["Type"] == "volume":
+                create += ["--mount", f"type=volume,source={mount['Source']},target={mount['Target']}"]
+            elif mount["Type"] == "tmpfs":
+                create += ["--mount", f"type=tmpfs,target={mount['Target']}"]
+        for constraint in (task.get("Placement") or {}).get("Constraints") or []:
+            create += ["--constraint", constraint]
+        for network in task.get("Networks") or []:
+            create += ["--network", network["Target"]]
+        create += [container["Image"], "sh", "-c", BACKUP_MODE, "sh", mode, *args]
+        created = self.docker(*create)
+        if created.returncode != 0:
+            return created
+        try:
+            state, error = self._job_outcome(job)
+            logs = self.docker("service", "logs", "--raw", job)
+            if state == "complete":
+                return subprocess.CompletedProcess(create, 0, logs.stdout, logs.stderr)
+            code = int(m.group(1)) if (m := re.search(r"exit \((\d+)\)", error)) else 1
+            # What the script said, on whichever stream the logs carried it, then the task's error.
+            said = f"{logs.stderr}{logs.stdout}".strip()
+            return subprocess.CompletedProcess(create, code, logs.stdout, f"{said} ({job}: {error or state})")
+        finally:
+            self.docker("service", "rm", job)
+
+    def _job_outcome(self, job: str, timeout: float = 600) -> tuple[str, str]:
+        """Wait for the job's task to end: ("complete" | "failed" | "rejected", the task's error)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = self.docker("service", "ps", job, "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}")
+            for line in listed.stdout.splitlines():
+                state, _, error = line.partition("|")
+                word = state.split()[0].lower() if state.split() else ""
+                if word in ("complete", "failed", "rejected", "shutdown"):
+                    return word, error
+            time.sleep(1)
+        raise RestoreFailed(f"the job {job} did not end within {timeout:.0f} s")
+
+    def replicas(self, service: str) -> int:
+        spec = json.loads(self.docker("service", "inspect", service, check=True).stdout)[0]["Spec"]
+        return int(spec["Mode"]["Replicated"]["Replicas"])
+
+    def stop_writers(self) -> list[str]:
+        """Scale the writer services to 0 (their tasks stop gracefully); return them as
+        `service=replicas`, the scale `start_writers` brings back."""
+        writers = [f"{name}={self.replicas(name)}" for name in (self.identity.container(w) for w in WRITERS)]
+        self._scale(*(w.split("=")[0] + "=0" for w in writers))
+        return writers
+
+    def _scale(self, *scales: str) -> None:
+        """`docker service scale`, which returns once the tasks converged (running, healthy)."""
+        scaled = self.docker("service", "scale", *scales, timeout=300)
+        if scaled.returncode != 0:
+            raise RestoreFailed(f"scaling {' '.join(scales)} failed: {scaled.stderr.strip()}")
+
+    def migrate(self, writers: list[str]) -> None:
+        # The api's tasks run the migrations before they serve: they converge only if those pass.
+        api = self.identity.container("api")
+        try:
+            self._scale(next(w for w in writers if w.startswith(f"{api}=")))
+        except RestoreFailed as failed:
+            tasks = self.docker("service", "ps", api, "--no-trunc", "--format", "{{.CurrentState}} {{.Error}}").stdout
+            raise RestoreFailed(f"the api's tasks (migrations first) did not start: {failed}\n{tasks}") from None
+
+    def start_writers(self, writers: list[str]) -> None:
+        # In order: the api (migrations) first, then the app and the scheduler, each converged.
+        for writer in writers:
+            self._scale(writer)
 
 
 def _health(state_json: str) -> str:
@@ -122,24 +243,18 @@ def restore(engine: StackEngine, dump: str | None = None, say: Callable[[str], N
         raise RestoreRefused(f"{dump}: {verified.stderr.strip()} (nothing was changed)")
     say(f"restore: {dump} verified (checksum, pg_restore --list)")
 
-    writers = engine.running_writers()
-    say(f"restore: stopping the writers: {', '.join(writers) or 'none running'}")
-    if writers:
-        engine.docker("stop", *writers, check=True)
+    say(f"restore: stopping the writers: {', '.join(engine.identity.container(w) for w in WRITERS)}")
+    writers = engine.stop_writers()
     try:
         restored = engine.backup("restore", dump)
         if restored.returncode != 0:
             raise RestoreFailed(f"{dump} was not restored; the database is as it was: {restored.stderr.strip()}")
         say(f"restore: {dump} restored")
-        migrated = engine.docker("start", "-a", engine.identity.container("migrate"))
-        if migrated.returncode != 0:
-            raise RestoreFailed(f"the migrations failed after restoring {dump}: {migrated.stdout}{migrated.stderr}")
+        engine.migrate(writers)
         say("restore: migrations applied")
     finally:
-        if writers:
-            engine.docker("start", *writers, check=True)
-            engine.wait_healthy(writers)
-            say(f"restore: the writers are back and healthy: {', '.join(writers)}")
+        engine.start_writers(writers)
+        say(f"restore: the writers are back and healthy: {', '.join(writers) or 'none was running'}")
     return dump
 
 

@@ -60,6 +60,8 @@ def https(
         while chunk := tls.recv(65536):
             data += chunk
     status_line, _, rest = data.decode(errors="replace").partition("\r\n")
+    if not status_line.startswith("HTTP/"):
+        raise ConnectionError(f"no HTTP response ({len(data)} bytes)")  # closed without an answer: a failure
     return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
 
 

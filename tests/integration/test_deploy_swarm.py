@@ -5,11 +5,14 @@ services converged and spread over the nodes, requests through the ingress on th
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from infra.restore import WRITERS, StackEngine, SwarmStack
+from infra.simulate import PROJECT_DIR
 from tests.conftest import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import Standins, report, until
@@ -198,6 +201,50 @@ def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: Swa
                      "icb-prod-api").stdout.strip()  # fmt: skip
     assert image_after == image_before, "the swarm rolled the service back to the old image"
     report(f"swarm update to a never-healthy api: rolled back by itself, {len(load.outcomes)} requests, 0 failed")
+
+
+def swarm_psql(prod: SwarmProd, sql: str) -> str:
+    """`sql` run in the Postgres task's container, on whichever node runs it; its rows, unaligned."""
+    for node in NODES:
+        found = on(node_socket(node), "ps", "-q", "--filter", "label=com.docker.swarm.service.name=icb-prod-postgres")
+        for container in found.stdout.split():
+            return on(node_socket(node), "exec", "-u", "postgres", container, "psql", "-U", "ichrisbirch",
+                      "-d", "ichrisbirch", "-v", "ON_ERROR_STOP=1", "-Atc", sql).stdout  # fmt: skip
+    raise AssertionError("no running Postgres task on any node")
+
+
+def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swarm_prod: SwarmProd) -> None:
+    for i in range(20):
+        status, body = swarm_prod.http("POST", "api", "/tasks", {"title": f"swarm drill {i}"})
+        assert status == 201, body
+    rows = "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id"
+    before = swarm_psql(swarm_prod, rows)
+    engine = StackEngine.of("prod", swarm_prod.manager)
+    assert isinstance(engine, SwarmStack), "the manager runs the stack's backup service"
+    taken = engine.backup("once")  # a job on the data node, as the backup service's task
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    replicas = {w: engine.replicas(f"icb-prod-{w}") for w in WRITERS}
+    swarm_psql(swarm_prod, "DELETE FROM tasks")  # the data lost
+
+    restored = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "restore"), "prod", "--docker-host", swarm_prod.manager],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "migrations applied" in restored.stdout and "the writers are back and healthy" in restored.stdout
+    assert swarm_psql(swarm_prod, rows) == before, "every row, every column, as it was"
+    assert {w: engine.replicas(f"icb-prod-{w}") for w in WRITERS} == replicas, "the writers at their scale again"
+    status, body = swarm_prod.http("GET", "api", "/tasks")
+    assert status == 200 and {t["title"] for t in json.loads(body)} >= {f"swarm drill {i}" for i in range(20)}
+
+    refused = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "restore"), "prod", "missing.dump", "--docker-host", swarm_prod.manager],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "no dump named missing.dump" in refused.stderr, refused.stderr
+    jobs = on(swarm_prod.manager, "service", "ls", "-q", "--filter", "label=ichrisbirch.service=backup-job")
+    assert jobs.stdout.split() == [], "every one-off job removed"
+    report(f"swarm restore: {before.count(chr(10))} rows back after they were deleted")
 
 
 def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(swarm_prod: SwarmProd) -> None:
