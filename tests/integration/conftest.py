@@ -31,6 +31,7 @@ from infra.services import PROFILES
 from infra.simulate import PROJECT_DIR, Run
 from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.deployer import MARKER, DockerEngine, UpResult
+from tests.integration.machine import MachineProblem, host_address
 
 T = TypeVar("T")
 
@@ -121,8 +122,11 @@ class Bucket:
 
 @pytest.fixture(scope="session")
 def offsite_bucket(standins: Standins) -> Iterator[Bucket]:
-    # The default bridge's gateway: an address of the host that every container can reach.
-    gateway = docker("network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}").stdout.strip()
+    # The default bridge's address on the host: every container on the engine can reach it.
+    try:
+        gateway = host_address([DOCKER])
+    except MachineProblem as problem:
+        pytest.fail(f"the stand-in bucket needs the host's address on the default bridge: {problem}", pytrace=False)
     port = free_port()
     container = "icb-test-offsite-bucket"
     docker("rm", "-f", container, check=False)
@@ -137,10 +141,16 @@ def offsite_bucket(standins: Standins) -> Iterator[Bucket]:
 
     def listening() -> bool | None:
         with socket.socket() as s:
-            return s.connect_ex((gateway, port)) == 0 or None
+            if s.connect_ex((gateway, port)) == 0:
+                return True
+        if docker("inspect", "-f", "{{.State.Running}}", container).stdout.strip() != "true":
+            logs = docker("logs", container, check=False)
+            stopped = f"the stand-in bucket stopped at once on {gateway}:{port}: {logs.stderr[-2000:]}"
+            pytest.fail(stopped, pytrace=False)
+        return None
 
     try:
-        until(listening, 30, "the stand-in bucket listening")
+        until(listening, 30, f"the stand-in bucket listening on {gateway}:{port}")
         yield bucket
     finally:
         docker("rm", "-f", container, check=False)
@@ -368,31 +378,49 @@ def http(
 
 
 class _PinnedHTTPSConnection(HTTPSConnection):
-    """Connects to 127.0.0.1 but presents and verifies `host` (SNI and certificate name)."""
+    """Connects to `address` but presents and verifies `host` (SNI and certificate name)."""
 
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
+    def __init__(self, address: str, host: str, port: int, context: ssl.SSLContext, timeout: float) -> None:
         super().__init__(host, port, context=context, timeout=timeout)
-        self._tls = context
+        self._address, self._tls = address, context
 
     def connect(self) -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def https_to(
+    address: str,
+    port: int,
+    method: str,
+    path: str,
+    host: str,
+    ca: str,
+    body: dict[str, object] | None = None,
+    timeout: float = 5,
+) -> tuple[int, str]:
+    """One HTTPS request to `address`:`port` for `host`, verified against `ca` (PEM): (status, body).
+
+    http.client reads the whole answer: a body cut short of its Content-Length (or its last chunk)
+    raises IncompleteRead, a connection closed without an answer RemoteDisconnected.
+    """
+    context = ssl.create_default_context(cadata=ca)
+    connection = _PinnedHTTPSConnection(address, host, port, context, timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path or "/", body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 def https(
     method: str, url: str, host: str, ca: str, body: dict[str, object] | None = None, timeout: float = 5
 ) -> tuple[int, str]:
     parsed = urllib.parse.urlsplit(url)
-    context = ssl.create_default_context(cadata=ca)
-    connection = _PinnedHTTPSConnection(host, parsed.port or 443, context, timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        connection.request(method, parsed.path or "/", body=data, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
+    return https_to("127.0.0.1", parsed.port or 443, method, parsed.path, host, ca, body, timeout)
 
 
 def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:

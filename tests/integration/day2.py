@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -224,10 +224,14 @@ class LogFollower:
 class Outcome:
     at: float  # seconds since the loop started
     what: str  # "GET api /", "GET app /", "POST api /tasks"
-    status: int  # 0: no response (refused, reset, timed out)
+    status: int  # 0: no response (refused, reset, timed out, not HTTP)
     version: str = ""
-    error: str = ""
+    error: str = ""  # why it failed: the exception's type and words, or what was wrong with the answer
     seconds: float = 0.0  # how long it took to answer (or fail)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
 
 
 @dataclass
@@ -237,11 +241,19 @@ class LoadReport:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status not in (200, 201)]
+        return [o for o in self.outcomes if not o.ok]
 
     @property
     def rate(self) -> float:
         return len(self.outcomes) / self.seconds
+
+    def failures_by_kind(self) -> dict[str, int]:
+        """How many requests failed for each reason (the exception's type, or the bad answer)."""
+        kinds: dict[str, int] = {}
+        for outcome in self.failed:
+            kind = outcome.error.split(":", 1)[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds
 
     def versions(self) -> list[str]:
         """The api versions that answered, in order, each once per run of answers."""
@@ -253,7 +265,7 @@ class LoadReport:
 
     def longest_without_service(self) -> float:
         """The longest time between two successful answers (their completion times), while the loop ran."""
-        done = sorted(o.at + o.seconds for o in self.outcomes if o.status in (200, 201))
+        done = sorted(o.at + o.seconds for o in self.outcomes if o.ok)
         edges = [0.0, *done, self.seconds]
         return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
@@ -264,14 +276,42 @@ class LoadReport:
         return next((o.at for o in self.outcomes if o.version == version), None)
 
 
+class HttpTarget(Protocol):
+    """What the loop sends through: a deployed stack (its ingress or published ports)."""
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]: ...
+
+
+def judge(method: str, service: str, path: str, status: int, text: str) -> tuple[str, str]:
+    """(version, error) of one answer: an answer counts only if it is whole and what was asked for."""
+    if (method, status) not in (("GET", 200), ("POST", 201)):
+        return "", f"HTTP {status}: {text[:200]}"
+    if service == "app":
+        return ("", "") if "</html>" in text else ("", f"BodyCutShort: {len(text)} characters, no </html>")
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return "", f"NotJSON: {text[:200]!r}"
+    if method == "GET":
+        return (str(answer["version"]), "") if isinstance(answer, dict) and "version" in answer else ("", "NoVersion")
+    return ("", "") if isinstance(answer, dict) and "id" in answer else ("", f"NoTaskId: {text[:200]!r}")
+
+
 class LoadLoop:
     """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
     writes, at `rate` a second from `workers` threads (one slow response does not stall the rest).
-    Bounded: it stops when told, or after `max_seconds`, or after `max_requests`."""
+    Bounded: it stops when told, or after `max_seconds`, or after `max_requests`.
+
+    Every outcome is recorded: any exception is a failed request with its type, and so is an answer
+    that is cut short or not what was asked for. A worker that dies fails `report()`, and so does a
+    rate under the one the caller states.
+    """
 
     def __init__(
         self,
-        deployed: Deployed,
+        deployed: HttpTarget,
         rate: float = 32,
         workers: int = 8,  # enough that slow answers during a rollout do not lower the rate
         max_seconds: float = 240,
@@ -282,7 +322,8 @@ class LoadLoop:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._outcomes: list[Outcome] = []
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(workers)]
+        self._deaths: list[str] = []
+        self._threads = [threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(workers)]
 
     def __enter__(self) -> LoadLoop:
         self.started = time.monotonic()
@@ -295,11 +336,24 @@ class LoadLoop:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def report(self) -> LoadReport:
+    def report(self, *, min_rate: float) -> LoadReport:
+        """Stop the loop and return what it saw; fails if a worker died or hung, or the rate fell
+        under `min_rate` requests a second (a loop that barely ran proves nothing)."""
         self.__exit__()
+        hung = [i for i, thread in enumerate(self._threads) if thread.is_alive()]
+        assert not hung, f"load workers {hung} did not stop within 30 s"
+        assert not self._deaths, f"load workers died: {self._deaths}"
         with self._lock:
             outcomes = sorted(self._outcomes, key=lambda o: o.at)
-        return LoadReport(outcomes, time.monotonic() - self.started)
+        load = LoadReport(outcomes, time.monotonic() - self.started)
+        assert load.rate >= min_rate, f"{load.rate:.1f} requests a second, under {min_rate} ({len(outcomes)} in all)"
+        return load
+
+    def _worker(self, worker: int) -> None:
+        try:
+            self._run(worker)
+        except BaseException as death:  # noqa: BLE001 - recorded, and report() fails on it
+            self._deaths.append(f"worker {worker}: {type(death).__name__}: {death}")
 
     def _run(self, worker: int) -> None:
         requests = [("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks")]
@@ -312,16 +366,12 @@ class LoadLoop:
             body = {"title": f"load {worker}-{n}"} if method == "POST" else None
             try:
                 status, text = self.deployed.http(method, service, path, body=body, timeout=10)
-                answered = status == 200 and (service, path) == ("api", "/")
-                version = json.loads(text).get("version", "") if answered else ""
-                error = text[:200] if status >= 400 else ""
-                took = time.monotonic() - self.started - at
-                outcome = Outcome(at, f"{method} {service} {path}", status, version, error, took)
-            except OSError as failure:  # refused, reset, timed out: a failed request
-                took = time.monotonic() - self.started - at
-                outcome = Outcome(at, f"{method} {service} {path}", 0, error=str(failure), seconds=took)
+                version, error = judge(method, service, path, status, text)
+            except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
+                status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
+            took = time.monotonic() - self.started - at
             with self._lock:
-                self._outcomes.append(outcome)
+                self._outcomes.append(Outcome(at, f"{method} {service} {path}", status, version, error, took))
             n += 1
             pause = self.started + (n + worker / self.workers) * interval - time.monotonic()
             if pause > 0:

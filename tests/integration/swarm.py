@@ -3,9 +3,6 @@ shared by the swarm tests and the benchmark."""
 
 from __future__ import annotations
 
-import json
-import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import committed_config
-from tests.integration.conftest import DOCKER, Standins, copy_app, docker
+from tests.integration.conftest import DOCKER, Standins, copy_app, docker, https_to
 from tests.integration.deployer import DockerEngine, UpResult
 
 SWARM = Path(__file__).resolve().parent.parent / "swarm"
@@ -49,20 +46,7 @@ def https(
     method: str, address: str, host: str, path: str, ca: str, body: dict[str, object] | None = None, timeout: float = 10
 ) -> tuple[int, str]:
     """One request to the ingress's host-mode port 443 on `address`, verifying `host`'s certificate."""
-    context = ssl.create_default_context(cadata=ca)
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(payload)}\r\n"
-    head += "Content-Type: application/json\r\n" if body is not None else ""
-    raw = socket.create_connection((address, 443), timeout=timeout)
-    with context.wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(head.encode() + b"\r\n" + payload)
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    status_line, _, rest = data.decode(errors="replace").partition("\r\n")
-    if not status_line.startswith("HTTP/"):
-        raise ConnectionError(f"no HTTP response ({len(data)} bytes)")  # closed without an answer: a failure
-    return int(status_line.split()[1]), rest.partition("\r\n\r\n")[2]
+    return https_to(address, 443, method, path, host, ca, body, timeout)
 
 
 @dataclass

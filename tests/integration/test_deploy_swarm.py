@@ -20,6 +20,10 @@ from tests.integration.deployer import UpFailed
 from tests.integration.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 
 pytestmark = pytest.mark.docker
+# The request loop's floor here: each request is a new TLS connection into a namespace, answered by
+# three engines sharing two cores (about 18 a second measured, bench/RESULTS.md); a dead or stalled
+# worker shows as a rate under it.
+SWARM_MIN_RATE = 8
 
 
 @pytest.fixture(scope="module", name="swarm_prod")
@@ -129,7 +133,7 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
         result = prod.up(flaskSecretKey=rotated)
         took = time.monotonic() - began
         time.sleep(2)
-        load = loop.report()
+        load = loop.report(min_rate=SWARM_MIN_RATE)
     ops = result.ops()
     assert ops.pop("icb-prod-flask-secret-key") == "replace" and ops.pop("app") == "update", result.preview()
     assert set(ops.values()) == {"same"}, "only the secret and its one reader"
@@ -147,7 +151,7 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
     assert versions_after == versions_before, "no other service was updated"
     inspected = on(prod.manager, "service", "inspect", "icb-prod-app").stdout
     assert rotated not in inspected
-    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     report(
         f"swarm secret rotation under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, 0 failed, "
         f"longest without a successful answer {load.longest_without_service():.1f} s; the `up` took {took:.1f} s"
@@ -164,10 +168,10 @@ def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> 
         result = prod.up()
         took = time.monotonic() - began
         time.sleep(3)
-        load = loop.report()
+        load = loop.report(min_rate=SWARM_MIN_RATE)
     ops = result.ops()
     assert ops["app-image"] == "update" and ops["api"] == ops["app"] == ops["scheduler"] == "update", result.preview()
-    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
     assert len(set(nodes_of(prod, "api"))) == 2
     report(
@@ -192,10 +196,10 @@ def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: Swa
         with pytest.raises(UpFailed) as failed:
             prod.up()
         time.sleep(2)
-        load = loop.report()
+        load = loop.report(min_rate=SWARM_MIN_RATE)
     message = str(failed.value.__cause__)
     assert "icb-prod-api" in message and "rolled back" in message, message
-    assert load.failed == [], f"{len(load.failed)} failed: {load.failed[:5]}"
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) == {serving}, "only the old version answered"
     image_after = on(prod.manager, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
                      "icb-prod-api").stdout.strip()  # fmt: skip
@@ -260,7 +264,7 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
         until(lambda: full_strength_without(prod, node) or None, 180, f"full strength without {node}", interval=1)
         to_full_strength = time.monotonic() - began
         time.sleep(3)
-        load = loop.report()
+        load = loop.report(min_rate=SWARM_MIN_RATE)
     status, body = prod.http("GET", "api", "/health")
     assert status == 200 and json.loads(body)["status"] == "ok", body
     answered = [o for o in load.outcomes if o.status == 200 and o.at > load.outcomes[-1].at - 3]

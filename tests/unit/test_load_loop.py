@@ -1,0 +1,145 @@
+"""The request loop that judges every zero-downtime claim, against a small local server that
+misbehaves on purpose: each kind of bad answer is counted as a failed request with its kind, a
+worker that dies fails the report, and so does a rate under the floor."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration import day2
+from tests.integration.conftest import http as request
+
+PAGE = "<!doctype html><html><body>tasks</body></html>"
+
+
+class Misbehaving(http.server.BaseHTTPRequestHandler):
+    """Answers the loop's three requests well, or in the way `mode` says it should fail."""
+
+    mode = "good"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._answer(200, PAGE if self.path == "/" and self.headers["Host"] == "app" else '{"version": "v1"}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(201, '{"id": 1, "title": "t"}')
+
+    def _answer(self, status: int, body: str) -> None:
+        mode = self.server.mode  # type: ignore[attr-defined]
+        if mode == "reset":  # close with RST, no answer
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        if mode == "garbage":
+            self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
+            self.close_connection = True
+            return
+        data = (body if mode != "not-json" else "oops: not what was asked for").encode()
+        self.send_response(status if mode != "error" else 502)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2] if mode == "truncate" else data)
+        self.close_connection = True
+
+    def log_message(self, *_: object) -> None:  # quiet
+        pass
+
+
+class LocalTarget:
+    """The loop's target, as a deployed stack: the service is sent as the Host header."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        return request(method, f"http://127.0.0.1:{self.port}{path}", body=body, host=service, timeout=timeout)
+
+
+@pytest.fixture
+def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    httpd.mode = "good"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run_loop(target: day2.HttpTarget, min_rate: float = 10) -> day2.LoadReport:
+    with day2.LoadLoop(target, rate=60, workers=4, max_seconds=10) as loop:
+        time.sleep(1.0)
+        return loop.report(min_rate=min_rate)
+
+
+def test_good_answers_are_all_counted_as_served(server: http.server.ThreadingHTTPServer) -> None:
+    load = run_loop(LocalTarget(server.server_address[1]))
+    assert len(load.outcomes) >= 30 and load.failed == [], load.failures_by_kind()
+    assert load.versions() == ["v1"]
+    assert {o.what for o in load.outcomes} == {"GET api /", "GET app /", "POST api /tasks"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "kinds"),
+    [
+        ("truncate", {"IncompleteRead"}),
+        ("reset", {"ConnectionResetError", "RemoteDisconnected"}),
+        ("garbage", {"BadStatusLine", "RemoteDisconnected"}),
+        ("not-json", {"NotJSON", "BodyCutShort"}),
+        ("error", {"HTTP 502"}),
+    ],
+)
+def test_every_bad_answer_is_a_failed_request_with_its_kind(
+    server: http.server.ThreadingHTTPServer, mode: str, kinds: set[str]
+) -> None:
+    server.mode = mode  # type: ignore[attr-defined]
+    load = run_loop(LocalTarget(server.server_address[1]))
+    assert len(load.outcomes) >= 30, "the workers kept going"
+    assert len(load.failed) == len(load.outcomes), f"{len(load.failed)} of {len(load.outcomes)} counted as failed"
+    assert set(load.failures_by_kind()) <= kinds and load.failures_by_kind(), load.failures_by_kind()
+    assert load.longest_without_service() == pytest.approx(load.seconds)
+
+
+def test_an_answer_counts_only_whole_and_as_asked() -> None:
+    assert day2.judge("GET", "app", "/", 200, PAGE) == ("", "")
+    assert day2.judge("GET", "app", "/", 200, PAGE[:30])[1].startswith("BodyCutShort")  # no length to check
+    assert day2.judge("GET", "api", "/", 200, json.dumps({"version": "v2"})) == ("v2", "")
+    assert day2.judge("GET", "api", "/", 200, "[]")[1] == "NoVersion"
+    assert day2.judge("POST", "api", "/tasks", 201, '{"title": "no id"}')[1].startswith("NoTaskId")
+    assert day2.judge("POST", "api", "/tasks", 200, '{"id": 1}')[1].startswith("HTTP 200")
+
+
+class Dying:
+    """A target whose first call ends the calling thread (not as a failed request)."""
+
+    def __init__(self, inner: LocalTarget) -> None:
+        self.inner, self.calls = inner, 0
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        self.calls += 1
+        if self.calls == 1:
+            raise SystemExit("the worker thread ends")
+        return self.inner.http(method, service, path, body, timeout)
+
+
+def test_a_worker_that_dies_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
+    with pytest.raises(AssertionError, match=r"load workers died: \['worker \d: SystemExit"):
+        run_loop(Dying(LocalTarget(server.server_address[1])))
+
+
+def test_a_rate_under_the_floor_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
+    with pytest.raises(AssertionError, match="requests a second, under 1000"):
+        run_loop(LocalTarget(server.server_address[1]), min_rate=1000)
