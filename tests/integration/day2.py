@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import pytest
 
 import infra.resources
-from infra.provider import CONTAINER, reveal
+from infra.provider import CONTAINER
 from infra.services import ServiceSpec
 from tests.integration.conftest import DOCKER, Deployed, inspect_container, report
 from tests.integration.deployer import UpFailed, UpResult
@@ -39,16 +39,6 @@ def container_identity(deployed: Deployed) -> dict[str, tuple[str, str]]:
     return identity
 
 
-def readers_of(deployed: Deployed, variable: str) -> set[str]:
-    """The containers whose environment has `variable`, as the program declared them."""
-    readers = set()
-    for name, registration in deployed.run.of_type(CONTAINER).items():
-        entries = reveal(registration.inputs.get("envs") or [])
-        if any(entry.split("=", 1)[0] == variable for entry in entries):
-            readers.add(name)
-    return readers
-
-
 def assert_second_up_changes_nothing(deployed: Deployed) -> None:
     before = container_identity(deployed)
     result = deployed.up()
@@ -57,9 +47,9 @@ def assert_second_up_changes_nothing(deployed: Deployed) -> None:
     report(f"{deployed.stack}: second `up` with nothing changed: {len(result.steps)} resources, all `same`")
 
 
-def assert_env_change_replaces_its_readers(deployed: Deployed) -> None:
-    readers = readers_of(deployed, "SCHEDULER_HEARTBEAT_SECONDS")
-    assert readers, "some container reads the heartbeat interval"
+def assert_env_change_replaces_its_readers(deployed: Deployed, readers: set[str]) -> None:
+    """A new heartbeat interval replaces exactly `readers`: written out by the caller, not derived
+    from the program, so a program that gives the variable to the wrong containers fails."""
     before = container_identity(deployed)
     current = int(deployed.config.get("ichrisbirch:heartbeatSeconds", "60"))
     result = deployed.up(heartbeatSeconds=str(current + 1))
@@ -80,6 +70,42 @@ def psql(deployed: Deployed, sql: str) -> str:
         capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
     return result.stdout
+
+
+def job_runs(deployed: Deployed, job: str, seconds_ago: float) -> list[tuple[str, float]]:
+    """(runner, when as epoch seconds) of each run of `job` in the last `seconds_ago` seconds, in order."""
+    rows = psql(
+        deployed,
+        f"SELECT runner, extract(epoch FROM ran_at) FROM job_runs WHERE job = '{job}' "
+        f"AND ran_at > now() - interval '{seconds_ago:.0f} seconds' ORDER BY ran_at, id",
+    )
+    return [(runner, float(at)) for runner, at in (line.split("|") for line in rows.splitlines())]
+
+
+def scheduler_problems(runs: list[tuple[str, float]], interval: float) -> list[str]:
+    """What in these runs of an interval job shows two schedulers at once or a job run twice.
+
+    One scheduler at a time means strict order: each runner's runs form one unbroken block, and no
+    block begins before the one before it ended. A job run twice means more runs in a runner's
+    block than its schedule allows: one on taking over, then one an interval.
+    """
+    problems = []
+    blocks: list[tuple[str, list[float]]] = []
+    for runner, at in runs:
+        if blocks and blocks[-1][0] == runner:
+            blocks[-1][1].append(at)
+        else:
+            blocks.append((runner, [at]))
+    order = [runner for runner, _ in blocks]
+    if len(order) != len(set(order)):
+        problems.append(f"runners interleave (two schedulers running jobs at once): {order}")
+    for runner, times in blocks:
+        allowed = int((times[-1] - times[0]) / interval) + 2
+        if len(times) > allowed:
+            problems.append(
+                f"{runner} ran the job {len(times)} times in {times[-1] - times[0]:.1f} s (at most {allowed})"
+            )
+    return problems
 
 
 def write_task(deployed: Deployed) -> str:

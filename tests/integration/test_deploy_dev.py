@@ -12,7 +12,15 @@ import pytest
 
 from infra.services import HealthCheck
 from tests.integration import day2
-from tests.integration.conftest import Deployed, Standins, assert_no_secret_leak, deploy, inspect_container, until
+from tests.integration.conftest import (
+    Deployed,
+    Standins,
+    assert_no_secret_leak,
+    deploy,
+    inspect_container,
+    report,
+    until,
+)
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
@@ -51,7 +59,7 @@ def test_the_scheduler_heartbeat_advances(dev: Deployed) -> None:
         return int(json.loads(dev.http("GET", "api", "/scheduler")[1])["runs"])
 
     first = runs()
-    later = until(lambda: n if (n := runs()) > first else None, timeout=20, what="a new heartbeat (every 5 s in dev)")
+    later = until(lambda: n if (n := runs()) > first else None, timeout=60, what="a new heartbeat (every 5 s in dev)")
     assert later > first
 
 
@@ -68,11 +76,12 @@ def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:
             status, body = dev.http("GET", "api", "/", timeout=2)
             return time.monotonic() - edited if status == 200 and json.loads(body)["version"] == marker else None
 
-        seconds = until(reloaded, timeout=10, what="the api answering with the edited source", interval=0.25)
+        # A bound a loaded machine keeps (the reloader polls, then a worker boots); the figure is reported.
+        seconds = until(reloaded, timeout=60, what="the api answering with the edited source", interval=0.25)
     finally:
         source.write_text(original)
     assert inspect_container(dev.container("api"))["State"]["StartedAt"] == started_at, "the container restarted"
-    print(f"hot reload: the api answered with the edited source after {seconds:.1f} s")
+    report(f"dev hot reload: the api answered with the edited source {seconds:.1f} s after the edit")
 
 
 def test_no_secret_in_image_history_config_or_logs(dev: Deployed) -> None:
@@ -87,7 +96,7 @@ def test_a_second_up_with_nothing_changed_touches_nothing(dev: Deployed) -> None
 
 
 def test_changing_an_environment_value_replaces_exactly_its_readers(dev: Deployed) -> None:
-    day2.assert_env_change_replaces_its_readers(dev)
+    day2.assert_env_change_replaces_its_readers(dev, readers={"scheduler"})
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application_only(dev: Deployed) -> None:

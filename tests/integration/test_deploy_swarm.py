@@ -24,6 +24,10 @@ pytestmark = pytest.mark.docker
 # three engines sharing two cores (about 18 a second measured, bench/RESULTS.md); a dead or stalled
 # worker shows as a rate under it.
 SWARM_MIN_RATE = 8
+# The longest the api and app may go without a successful answer when a worker's engine stops:
+# every service has a task on another node, and the ingress's checks take a lost server out in
+# seconds (3 failed checks); the swarm's own rescheduling (tens of seconds) is not waited for.
+STOPPED_NODE_MAX_GAP = 15.0
 
 
 @pytest.fixture(scope="module", name="swarm_prod")
@@ -267,12 +271,16 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
         load = loop.report(min_rate=SWARM_MIN_RATE)
     status, body = prod.http("GET", "api", "/health")
     assert status == 200 and json.loads(body)["status"] == "ok", body
-    answered = [o for o in load.outcomes if o.status == 200 and o.at > load.outcomes[-1].at - 3]
+    answered = [o for o in load.outcomes if o.ok and o.at > load.outcomes[-1].at - 3]
     assert answered, "the api and app answer at full strength"
+    # The ingress takes a lost router out after its failed checks; the other node's router serves on.
+    assert load.longest_without_service() <= STOPPED_NODE_MAX_GAP, (
+        f"{load.longest_without_service():.1f} s without a successful answer; failed {load.failures_by_kind()}"
+    )
     report(
         f"swarm: dockerd of {node} stopped ({', '.join(moved)} on it): full strength on the other nodes "
         f"{to_full_strength:.1f} s later; {len(load.outcomes)} requests at {load.rate:.0f}/s, {len(load.failed)} "
-        f"failed, longest without a successful answer {load.longest_without_service():.1f} s"
+        f"failed {load.failures_by_kind()}, longest without a successful answer {load.longest_without_service():.1f} s"
     )
     # The node comes back (up.sh starts its dockerd again), for what follows.
     up = swarm_script("up.sh")
