@@ -9,6 +9,7 @@ starts the new one under the same name).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -139,9 +140,8 @@ def compose(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-@contextmanager
-def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
-    """The prod services under Compose, on free ports; removed with their volumes afterwards."""
+def compose_project(standins: Standins) -> ComposeStack:
+    """The prod services as a Compose project in a new folder, on free ports; nothing started."""
     config, secret_keys = committed_config("prod", {"postgresImage": standins.postgres})
     settings = load_settings("prod", config, secret_keys)
     directory = Path(tempfile.mkdtemp(prefix="icb-bench-compose-"))
@@ -168,10 +168,25 @@ def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
     }
     # The router balances over the alias: Compose's recreate keeps one container per service.
     (directory / "compose.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False))
-    stack = ComposeStack(directory, app_dir, ca, ports["https"], standins.python)
+    return ComposeStack(directory, app_dir, ca, ports["https"], standins.python)
+
+
+def check_compose_project(standins: Standins) -> None:
+    """Render the project and have Compose validate it (`docker compose config`), starting nothing."""
+    stack = compose_project(standins)
+    try:
+        compose("config", "-q", cwd=stack.directory)
+    finally:
+        shutil.rmtree(stack.directory, ignore_errors=True)
+
+
+@contextmanager
+def compose_stack(standins: Standins) -> Iterator[ComposeStack]:
+    """The prod services under Compose, started; removed with their volumes afterwards."""
+    stack = compose_project(standins)
     try:
         stack.up()
         yield stack
     finally:
-        compose("down", "-v", "--remove-orphans", "-t", "5", cwd=directory)
-        subprocess.run(["rm", "-rf", str(directory)], check=False)
+        compose("down", "-v", "--remove-orphans", "-t", "5", cwd=stack.directory)
+        shutil.rmtree(stack.directory, ignore_errors=True)

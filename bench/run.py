@@ -23,13 +23,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.compose import compose_stack
+from bench.compose import check_compose_project, compose_stack
+from infra.config import load_settings
 from infra.plan import PlanMocks
 from infra.restore import StackEngine, restore
 from infra.simulate import PROJECT_DIR, run_program
@@ -43,6 +44,12 @@ from tests.integration.swarm import swarm_prod
 BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
 RESULTS = BENCH / "RESULTS.md"
+HEADER = (
+    "Each section says when it was measured, from which commit, by which command, over how many runs (its "
+    "figures are the medians), and on what machine; `python -m bench.run --only-<section>` measures one "
+    "section again and rewrites it."
+)
+BUILDS_HEADING = "## Builds of the production image"
 SECOND_UP_HEADING = "## Later `up`s of a deployed stack"
 ROLLOUT_HEADING = "## A prod update under load"
 SWARM_HEADING = "## A rolling update on the swarm"
@@ -287,6 +294,17 @@ class Rollout:
     def of(cls, load: day2.LoadReport, wall: float) -> Rollout:
         return cls(len(load.outcomes), len(load.failed), load.longest_without_service(), load.slowest(), wall)
 
+    @classmethod
+    def median_of(cls, runs: list[Rollout]) -> Rollout:
+        """Each figure's median over the runs (the failed count too: one bad run shows as a spread)."""
+        return cls(
+            round(median([r.requests for r in runs])),
+            round(median([r.failed for r in runs])),
+            median([r.seconds_without_service for r in runs]),
+            median([r.slowest for r in runs]),
+            median([r.wall_seconds for r in runs]),
+        )
+
 
 def update_under_load(
     deployed: Any, change: Callable[[], object], up: Callable[[], object], max_seconds: float = 240
@@ -326,9 +344,11 @@ def measure_rollout(standins: Standins, *, create_first: bool) -> Rollout:
             return update_under_load(deployed, lambda: day2.bump_version(deployed), deployed.up)
 
 
-def render_rollouts(rollouts: dict[str, Rollout]) -> str:
+def render_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
     lines = [
         ROLLOUT_HEADING,
+        "",
+        origin,
         "",
         "prod from v1 to v2 (a source change) through the test engine, under the request loop of the tests "
         "(8 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
@@ -370,11 +390,13 @@ def rollout_ratios(ours: Rollout, others: dict[str, Rollout]) -> list[str]:
     return lines
 
 
-def render_second_up(later: dict[str, SecondUp], runs: int) -> str:
+def render_second_up(later: dict[str, SecondUp], origin: str) -> str:
     lines = [
         SECOND_UP_HEADING,
         "",
-        f"Through the test engine (`tests/integration/deployer.py`), medians of {runs} runs: the wall time of "
+        origin,
+        "",
+        "Through the test engine (`tests/integration/deployer.py`): the wall time of "
         "`up` against the state the first deploy left, and the containers it created, replaced or deleted.",
         "",
         "| stack | `up` with nothing changed | containers touched | `up` after a source-only change | "
@@ -425,7 +447,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {gib} GiB, Docker {engine}, Python {platform.python_version()}"
 
 
-def median(values: list[float]) -> float:
+def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
@@ -435,8 +457,8 @@ def render(
     healthy: dict[str, list[float]],
     later: dict[str, SecondUp],
     mocks: dict[str, list[float]],
-    runs: int,
-    command: str,
+    origin: str,
+    second_up_origin: str,
 ) -> str:
     ours, single, poetry = (builds[name] for name in builds)
     mb = 1e6
@@ -447,11 +469,13 @@ def render(
     lines = [
         "# Benchmark results",
         "",
-        f"- When: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {machine()}",
-        f"- Command: `{command}`; medians of {runs} runs; base image: the local Python stand-in",
+        HEADER,
         "",
-        "## Builds of the production image",
+        BUILDS_HEADING,
+        "",
+        origin,
+        "",
+        "Base image: the local Python stand-in.",
         "",
         "| | cold build | source-only rebuild | dependency layers re-run | add one dependency | "
         "dependency layers re-run | image size | above base |",
@@ -515,7 +539,7 @@ def render(
         "- Time to healthy counts from the first container's start to the last container healthy, with images "
         "built; the health checks probe every 3 s, which sets most of it.",
         "",
-        render_second_up(later, runs),
+        render_second_up(later, second_up_origin),
     ]
     return "\n".join(lines)
 
@@ -531,13 +555,18 @@ def measure_compose_rollout(standins: Standins) -> Rollout:
         return update_under_load(stack, change, stack.up)
 
 
-def measure_rollouts(standins: Standins) -> dict[str, Rollout]:
-    print("prod update under load ...", file=sys.stderr)
-    return {
-        "create-first (ours)": measure_rollout(standins, create_first=True),
-        "delete-first": measure_rollout(standins, create_first=False),
-        "`docker compose up -d`": measure_compose_rollout(standins),
+def measure_rollouts(standins: Standins, runs: int) -> dict[str, Rollout]:
+    variants: dict[str, Callable[[], Rollout]] = {
+        "create-first (ours)": lambda: measure_rollout(standins, create_first=True),
+        "delete-first": lambda: measure_rollout(standins, create_first=False),
+        "`docker compose up -d`": lambda: measure_compose_rollout(standins),
     }
+    measured: dict[str, list[Rollout]] = {name: [] for name in variants}
+    for i in range(runs):
+        for name, measure in variants.items():  # interleaved, so a slow spell of the machine hits all
+            print(f"prod update under load: {name}, run {i + 1} of {runs} ...", file=sys.stderr)
+            measured[name].append(measure())
+    return {name: Rollout.median_of(values) for name, values in measured.items()}
 
 
 def measure_swarm_rollout(standins: Standins, api_replicas: int) -> Rollout:
@@ -557,9 +586,11 @@ def measure_swarm_rollouts(standins: Standins) -> dict[str, Rollout]:
     return rollouts
 
 
-def render_swarm_rollouts(rollouts: dict[str, Rollout]) -> str:
+def render_swarm_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
     lines = [
         SWARM_HEADING,
+        "",
+        origin,
         "",
         "prod from v1 to v2 (a source change), in one run: on one engine (create-first containers), and on the "
         "three-node test swarm (`tests/swarm/up.sh`) with N api tasks (2 app tasks, 2 routers), each under the "
@@ -620,11 +651,13 @@ def measure_backup(standins: Standins) -> BackupFigures:
     return BackupFigures(rows, database_bytes, int(size.stdout), backup_seconds, restore_seconds)
 
 
-def render_backup(figures: BackupFigures) -> str:
+def render_backup(figures: BackupFigures, origin: str) -> str:
     mb = 1e6
     return "\n".join(
         [
             BACKUP_HEADING,
+            "",
+            origin,
             "",
             "dev with backups on, through the backup service's own script (`backup once`) and `scripts/restore` "
             "(its module), one run:",
@@ -652,60 +685,114 @@ def replace_section(heading: str, section: str) -> None:
         RESULTS.write_text(f"{current.rstrip()}\n\n{section}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--only-second-up", action="store_true", help="measure only the later `up`s; rewrite that section of RESULTS.md"
-    )
-    parser.add_argument(
-        "--only-rollout", action="store_true", help="measure only the prod update under load; rewrite that section"
-    )
-    parser.add_argument(
-        "--only-swarm", action="store_true", help="measure only the rolling updates on the swarm; rewrite that section"
-    )
-    parser.add_argument(
-        "--only-backup", action="store_true", help="measure only backup and restore; rewrite that section"
-    )
-    args = parser.parse_args(argv)
-    command = "python -m bench.run" + (f" --runs {args.runs}" if args.runs != 3 else "")
+def commit() -> str:
+    """The commit the measured code is at, and whether the work tree differed from it."""
+    head = run("git", "rev-parse", "--short", "HEAD", cwd=PROJECT_DIR, check=False).stdout.strip() or "no commit"
+    dirty = run("git", "status", "--porcelain", "--untracked-files=no", cwd=PROJECT_DIR, check=False).stdout.strip()
+    return f"{head} with uncommitted changes" if dirty else head
 
-    standins_out = run("bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")).stdout
-    refs = dict(line.strip().split("=", 1) for line in standins_out.splitlines() if "Image=" in line)
-    standins = Standins(
-        refs["pythonBaseImage"], refs["postgresImage"], refs["redisImage"], refs["haproxyImage"], refs["caddyImage"]
+
+def origin(command: str, runs: int) -> str:
+    """The line that opens a section: when, from what code, by what command, how many runs, where."""
+    counted = "one run" if runs == 1 else f"medians of {runs} runs"
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit()} by `{command}` ({counted}), "
+        f"on {machine()}."
     )
 
-    if args.only_second_up:
-        replace_section(SECOND_UP_HEADING, render_second_up(measure_deployments(args.runs, standins)[1], args.runs))
-        return 0
-    if args.only_rollout:
-        replace_section(ROLLOUT_HEADING, render_rollouts(measure_rollouts(standins)))
-        return 0
-    if args.only_backup:
-        replace_section(BACKUP_HEADING, render_backup(measure_backup(standins)))
-        return 0
-    if args.only_swarm:
-        replace_section(SWARM_HEADING, render_swarm_rollouts(measure_swarm_rollouts(standins)))
-        return 0
 
+@dataclass(frozen=True)
+class Section:
+    """One section of RESULTS.md: what it measures, and how (returns the rendered section)."""
+
+    heading: str
+    what: str
+    measure: Callable[[Standins, int, str], str]  # (stand-ins, runs, command) -> section text
+
+
+def _builds_section(standins: Standins, runs: int, command: str) -> str:
     with tempfile.TemporaryDirectory(prefix="icb-bench-") as tmp:
         print("builds ...", file=sys.stderr)
-        builds = measure_builds(args.runs, standins.python, Path(tmp))
+        builds = measure_builds(runs, standins.python, Path(tmp))
     print("time to healthy and later `up`s ...", file=sys.stderr)
-    healthy, later = measure_deployments(args.runs, standins)
+    healthy, later = measure_deployments(runs, standins)
     print("program under mocks ...", file=sys.stderr)
-    mocks = measure_mocks(max(args.runs, 5))
+    mocks = measure_mocks(max(runs, 5))
+    here = origin(command, runs)
+    return render(builds, image_size(standins.python), healthy, later, mocks, here, here)
 
-    rollouts = measure_rollouts(standins)
-    swarm_rollouts = measure_swarm_rollouts(standins)
-    backup = measure_backup(standins)
-    text = render(builds, image_size(standins.python), healthy, later, mocks, args.runs, command)
-    text += "\n" + render_rollouts(rollouts) + "\n" + render_swarm_rollouts(swarm_rollouts)
-    text += "\n" + render_backup(backup)
-    print(text)
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)
+
+SECTIONS: dict[str, Section] = {
+    "builds": Section(
+        BUILDS_HEADING,
+        "three Dockerfiles built cold, after a source change and after a new dependency; each stack deployed "
+        "(time to healthy, later `up`s); the program under mocks",
+        _builds_section,
+    ),
+    "second-up": Section(
+        SECOND_UP_HEADING,
+        "each stack deployed, then `up` with nothing changed and after a source change",
+        lambda standins, runs, command: render_second_up(measure_deployments(runs, standins)[1], origin(command, runs)),
+    ),
+    "rollout": Section(
+        ROLLOUT_HEADING,
+        "prod v1 -> v2 under the request loop: create-first (ours), delete-first, `docker compose up -d`",
+        lambda standins, runs, command: render_rollouts(measure_rollouts(standins, runs), origin(command, runs)),
+    ),
+    "swarm": Section(
+        SWARM_HEADING,
+        f"prod v1 -> v2 under the request loop on one engine and on the test swarm with {SWARM_API_REPLICAS} api "
+        "tasks (one run)",
+        lambda standins, _runs, command: render_swarm_rollouts(measure_swarm_rollouts(standins), origin(command, 1)),
+    ),
+    "backup": Section(
+        BACKUP_HEADING,
+        f"dev with {BACKUP_ROWS} task rows: one dump, then a restore (one run)",
+        lambda standins, _runs, command: render_backup(measure_backup(standins), origin(command, 1)),
+    ),
+}
+
+
+def prepare() -> Standins:
+    """What every measurement stands on, checked before any is taken (and by the suite, with --plan):
+    the stand-in images, each stack's settings with them, and the Compose baseline's project."""
+    standins = Standins.build()
+    for stack in ("dev", "test", "prod"):
+        load_settings(stack, *committed_config(stack, standins.config()))
+    check_compose_project(standins)
+    return standins
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (medians are reported)")
+    for name, section in SECTIONS.items():
+        parser.add_argument(
+            f"--only-{name}", action="store_true", help=f"measure only {section.what}; rewrite that section"
+        )
+    parser.add_argument(
+        "--plan", action="store_true", help="build the stand-ins, print what would be measured, measure nothing"
+    )
+    args = parser.parse_args(argv)
+    chosen = [name for name in SECTIONS if getattr(args, f"only_{name.replace('-', '_')}")] or list(SECTIONS)
+    flags = "".join(f" --only-{name}" for name in chosen if len(chosen) < len(SECTIONS))
+    command = f"python -m bench.run{flags}" + (f" --runs {args.runs}" if args.runs != 3 else "")
+
+    standins = prepare()
+    print(f"{command}: stand-ins {', '.join(standins.config().values())}", file=sys.stderr)
+    for name in chosen:
+        print(f"- {name} ({SECTIONS[name].heading.lstrip('# ')}): {SECTIONS[name].what}", file=sys.stderr)
+    if args.plan:
+        return 0
+
+    if len(chosen) == len(SECTIONS):  # the whole file; the builds section renders the later `up`s it measured
+        text = "\n".join(SECTIONS[name].measure(standins, args.runs, command) for name in chosen if name != "second-up")
+        print(text)
+        RESULTS.write_text(text)
+        print(f"wrote {RESULTS.relative_to(PROJECT_DIR)}", file=sys.stderr)
+        return 0
+    for name in chosen:
+        replace_section(SECTIONS[name].heading, SECTIONS[name].measure(standins, args.runs, command))
     return 0
 
 

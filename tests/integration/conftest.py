@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPSConnection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -67,14 +67,44 @@ def engine_problem() -> str | None:
 def engine() -> None:
     problem = engine_problem()
     if problem is None:
+        clear_an_earlier_run()
         return
     if os.environ.get("CI"):
         pytest.fail(f"CI must run the Docker tests, but {problem}", pytrace=False)
     pytest.skip(f"!!! SKIPPING DOCKER TESTS: {problem}. Start dockerd to run them (CI always does). !!!")
 
 
+def labelled(label: str) -> list[tuple[str, str]]:
+    """(kind, id) of every container, volume and network on the engine that carries `label`."""
+    found = []
+    for kind in ("container", "volume", "network"):
+        listed = docker(kind, "ls", *(["-a"] if kind == "container" else []), "-q", "--filter", f"label={label}")
+        found += [(kind, item) for item in listed.stdout.split()]
+    return found
+
+
+def clear_an_earlier_run() -> None:
+    """What an interrupted run left (its objects carry the suite's labels; the test swarm its
+    folder): removed before anything is deployed, so no test starts on another run's state."""
+    left = [item for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for item in labelled(label)]
+    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
+    for kind, command in removal.items():  # containers first: they hold the others
+        ids = [item for k, item in left if k == kind]
+        if ids:
+            docker(kind, *command, *ids)
+    if left:
+        report(f"removed what an earlier run left on the engine: {len(left)} objects")
+    if Path("/tmp/icb-swarm").exists():
+        down = subprocess.run(["bash", str(PROJECT_DIR / "tests" / "swarm" / "down.sh")], capture_output=True,
+                              text=True, timeout=300, check=False)  # fmt: skip
+        assert down.returncode == 0, f"removing an earlier run's test swarm failed:\n{down.stdout}{down.stderr}"
+        report("removed an earlier run's test swarm")
+
+
 @dataclass(frozen=True)
 class Standins:
+    """Local images for the references nothing here can pull, each under its stack config key."""
+
     python: str
     postgres: str
     redis: str
@@ -82,22 +112,41 @@ class Standins:
     caddy: str
     rclone: str
 
+    KEYS: ClassVar[dict[str, str]] = {
+        "python": "pythonBaseImage",
+        "postgres": "postgresImage",
+        "redis": "redisImage",
+        "haproxy": "haproxyImage",
+        "caddy": "caddyImage",
+        "rclone": "rcloneImage",
+    }
+
+    @classmethod
+    def build(cls) -> Standins:
+        """Build what is missing or out of date (tests/standins/build.sh, cached by content): the one
+        way the suite and the benchmark get their images."""
+        result = subprocess.run(
+            ["bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")], capture_output=True, text=True, timeout=1200
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"building the stand-in images failed:\n{result.stdout}\n{result.stderr}")
+        refs = dict(line.strip().split("=", 1) for line in result.stdout.splitlines() if "Image=" in line)
+        missing = sorted(set(cls.KEYS.values()) - set(refs))
+        if missing:
+            raise RuntimeError(f"tests/standins/build.sh printed no reference for {missing}:\n{result.stdout}")
+        return cls(**{name: refs[key] for name, key in cls.KEYS.items()})
+
+    def config(self) -> dict[str, str]:
+        """The stack config that points every image reference at its stand-in."""
+        return {key: getattr(self, name) for name, key in self.KEYS.items()}
+
 
 @pytest.fixture(scope="session")
 def standins(engine: None) -> Standins:
-    result = subprocess.run(
-        ["bash", str(PROJECT_DIR / "tests" / "standins" / "build.sh")], capture_output=True, text=True, timeout=1200
-    )
-    assert result.returncode == 0, f"building the stand-in images failed:\n{result.stdout}\n{result.stderr}"
-    refs = dict(line.strip().split("=", 1) for line in result.stdout.splitlines() if "Image=" in line)
-    return Standins(
-        python=refs["pythonBaseImage"],
-        postgres=refs["postgresImage"],
-        redis=refs["redisImage"],
-        haproxy=refs["haproxyImage"],
-        caddy=refs["caddyImage"],
-        rclone=refs["rcloneImage"],
-    )
+    try:
+        return Standins.build()
+    except RuntimeError as failure:
+        pytest.fail(str(failure), pytrace=False)
 
 
 @dataclass(frozen=True)
@@ -311,15 +360,7 @@ def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed
     workspace = Path(tempfile.mkdtemp(prefix=f"icb-{stack}-"))
     workspace.chmod(0o755)  # the dev stack bind-mounts the copied source into containers running as 10001
     app_dir = copy_app(workspace / "app")
-    overrides = {
-        "pythonBaseImage": standins.python,
-        "postgresImage": standins.postgres,
-        "redisImage": standins.redis,
-        "haproxyImage": standins.haproxy,
-        "rcloneImage": standins.rclone,
-        "appDirectory": str(app_dir),
-        **settings,
-    }
+    overrides = {**standins.config(), "appDirectory": str(app_dir), **settings}
     config, secret_keys = committed_config(stack, overrides)
     ports: dict[str, int] = {}
     published = (("api", "api"), ("app", "app"), ("postgres", "postgres"), ("redis", "redis"))
@@ -462,9 +503,7 @@ def nothing_left_behind() -> Iterator[None]:
     yield
     if engine_problem() is not None:
         return
-    leftovers = []
-    for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL):
-        for kind in ("ps -a", "network ls", "volume ls"):
-            out = docker(*kind.split(), "-q", "--filter", f"label={label}", check=False).stdout.split()
-            leftovers += [f"{kind.split()[0]} {item}" for item in out]
+    leftovers = [
+        f"{kind} {item}" for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for kind, item in labelled(label)
+    ]
     assert not leftovers, f"the suite left these behind: {leftovers}"

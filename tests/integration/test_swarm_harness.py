@@ -104,7 +104,8 @@ def test_teardown_leaves_nothing(swarm: dict[str, str]) -> None:
     rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
     assert "icbswarm0" not in rules, rules
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
-    assert "10.231.7.0/24" not in nat, nat
+    subnet = swarm["ICB_SWARM_ADDRESSES"].split(",")[0].rsplit(".", 1)[0] + ".0/24"
+    assert subnet not in nat, nat
     processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert "/tmp/icb-swarm" not in processes, [p for p in processes.splitlines() if "/tmp/icb-swarm" in p]
     assert "/tmp/icb-swarm" not in Path("/proc/mounts").read_text()

@@ -3,7 +3,7 @@
 SWARM_ROOT=${ICB_SWARM_ROOT:-/tmp/icb-swarm}
 DOCKER=${DOCKER_BIN:-/usr/bin/docker}
 BRIDGE=icbswarm0
-SUBNET=10.231.7  # a private /24, used only inside these namespaces
+SUBNET=${ICB_SWARM_SUBNET:-10.231.7}  # a private /24, used only inside these namespaces (checked free by up.sh)
 NODES=(icb-manager icb-worker1 icb-worker2)
 DATA_NODE=icb-worker1
 REGISTRY=$SUBNET.11:5000

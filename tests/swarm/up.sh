@@ -22,6 +22,13 @@ mkdir -p "$SWARM_ROOT"
 
 # --- the network: a bridge in the root namespace, a namespace per node joined to it -------------
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  # The subnet must be this harness's alone: a route into it (another network of this machine's)
+  # would be shadowed by the bridge, and its hosts taken for the nodes.
+  taken=$(ip -4 route show root "$SUBNET.0/24")
+  if [ -n "$taken" ]; then
+    echo "the test swarm's subnet $SUBNET.0/24 is in use on this machine ($taken); set ICB_SWARM_SUBNET to a free /24 prefix (e.g. 10.232.9)" >&2
+    exit 1
+  fi
   ip link add "$BRIDGE" type bridge
   ip addr add "$SUBNET.1/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
