@@ -65,7 +65,7 @@ class Variant:
     dockerfile: Path
     target: str | None
     dependency_steps: re.Pattern[str]  # the build steps that install dependencies
-    prepare: Callable[[Path], None]  # lays out the build context
+    prepare: Callable[[Path], object]  # lays out the build context
     add_dependency: Callable[[Path], None]
 
 

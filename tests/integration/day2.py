@@ -389,7 +389,7 @@ class LoadLoop:
         while not self._stop.is_set() and time.monotonic() < deadline and n * self.workers < self.max_requests:
             method, service, path = requests[(n + worker) % len(requests)]
             at = time.monotonic() - self.started
-            body = {"title": f"load {worker}-{n}"} if method == "POST" else None
+            body: dict[str, object] | None = {"title": f"load {worker}-{n}"} if method == "POST" else None
             try:
                 status, text = self.deployed.http(method, service, path, body=body, timeout=10)
                 version, error = judge(method, service, path, status, text)
