@@ -25,8 +25,9 @@ from infra.ingress import HTTP_PORT, HTTPS_PORT
 from infra.services import ServiceSpec, services
 from infra.simulate import PROJECT_DIR
 from tests.conftest import TEST_SECRETS, committed_config
-from tests.integration.conftest import Standins, build_image, copy_app, free_port, https
+from tests.integration.conftest import KeepAlive, Standins, build_image, copy_app, free_port, https, keepalive_https
 from tests.integration.deployer import tls_resource
+from tests.integration.swarm import host_name
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")
 PROJECT = "icb-bench-compose"
@@ -122,8 +123,10 @@ class ComposeStack:
     base: str
 
     def http(self, method: str, service: str, path: str = "", body: Any = None, timeout: float = 5) -> tuple[int, str]:
-        host = "localhost" if service == "app" else f"{service}.localhost"
-        return https(method, f"https://127.0.0.1:{self.https_port}{path}", host, self.ca, body, timeout)
+        return https(method, f"https://127.0.0.1:{self.https_port}{path}", host_name(service), self.ca, body, timeout)
+
+    def keepalive(self) -> KeepAlive:
+        return keepalive_https("127.0.0.1", self.https_port, self.ca, host_name)
 
     def up(self) -> None:
         """Build the app image from the current source and `docker compose up -d --wait`."""

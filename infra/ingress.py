@@ -117,6 +117,9 @@ frontend http
 
 frontend https
     bind :{HTTPS_PORT}{accept} ssl crt {cert_path} alpn http/1.1 ssl-min-ver TLSv1.2
+    # In a soft stop (this router replaced), a client's idle kept-alive connection is not cut under
+    # it: its next request is answered, with `Connection: close`, and it reconnects to the new router.
+    option idle-close-on-response
     capture request header Host len 64
     # The body limit is decided on Content-Length alone, before any of the body is read (the
     # backends still buffer the body, so that a retry can send it again).

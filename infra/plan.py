@@ -18,14 +18,14 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra import provider
+from infra import engine, provider
 from infra.config import ENVIRONMENTS, PROJECT, REQUIRED_SECRETS, key_of
 from infra.simulate import (
     PROJECT_DIR,
@@ -152,6 +152,10 @@ def render(stack: str, run: Run) -> str:
             entry["replaceOnChanges"] = r.replace_on_changes
         if r.ignore_changes:
             entry["ignoreChanges"] = r.ignore_changes
+        if r.property_dependencies:  # which input took which resource's outputs: the cascade follows these
+            entry["propertyDependencies"] = {
+                key: sorted(_short(u) for u in urns) for key, urns in sorted(r.property_dependencies.items())
+            }
         resources[f"{r.type}::{r.name}"] = entry
     header = (
         f"# Plan of stack '{stack}', rendered under mocks from Pulumi.{stack}.yaml.\n"
@@ -195,15 +199,23 @@ class PlannedStep:
     fields: tuple[str, ...] = ()
     delete_first: bool = False
     protected: bool = False
+    deletes_first: tuple[str, ...] = ()  # a delete-first replacement: the dependents the engine deletes before it
+    dependent_of: str = ""  # replaced because the delete-first replacement of this resource cascades to it
 
     def line(self) -> str:
         kind, name = self.key.split("::")[0].split("/")[-1].split(":")[-1], self.key.split("::")[-1]
         what = f"{kind} {name}" + (f" ({self.physical})" if self.physical and self.physical != name else "")
         changed = ", ".join(self.fields)
+        if self.op == "replace" and self.dependent_of:
+            return (
+                f"  +- replaces {what}, deleted before {self.dependent_of}: its {changed} take outputs that "
+                f"{self.dependent_of}'s delete-first replacement makes unknown"
+            )
         if self.op == "replace":
             order = "the old one is deleted first" if self.delete_first else "the new one is created first"
             refused = "; REFUSED: it is protected" if self.protected else ""
-            return f"  +- replaces {what} because its {changed} changed ({order}){refused}"
+            first = f"; deletes first: {', '.join(self.deletes_first)}" if self.deletes_first else ""
+            return f"  +- replaces {what} because its {changed} changed ({order}{first}){refused}"
         if self.op == "update":
             return f"  ~  updates {what} in place: {changed}"
         if self.op == "create":
@@ -245,9 +257,49 @@ def diff_plans(old: dict[str, Any] | None, new: dict[str, Any]) -> list[PlannedS
         option = entry.get("deleteBeforeReplace")
         delete_first = provider.deletes_before_replace(type_token, option, provider.reveal(entry["inputs"]))
         fields = diff.replaces if diff.kind == "replace" else diff.changed
-        protected = bool(before[key].get("protect")) and diff.kind == "replace"
+        protected = bool(before[key].get("protect")) and bool(entry.get("protect")) and diff.kind == "replace"
         steps.append(PlannedStep(diff.kind, key, _physical(entry), fields, delete_first, protected))
-    return steps
+    return _with_cascades(before, after, steps)
+
+
+def _node(key: str, entry: dict[str, Any]) -> engine.Node:
+    type_token, _, name = key.partition("::")
+    return engine.Node(
+        key,
+        type_token,
+        name,
+        tuple(entry.get("dependsOn") or ()),
+        {k: tuple(v) for k, v in (entry.get("propertyDependencies") or {}).items()},
+        tuple(entry.get("replaceOnChanges") or ()),
+        bool(entry.get("protect")),
+    )
+
+
+def _with_cascades(before: dict[str, Any], after: dict[str, Any], steps: list[PlannedStep]) -> list[PlannedStep]:
+    """The steps with the engine's delete-first cascades: each delete-first replacement names the
+    dependents deleted before it, and each of those becomes a delete-first replacement of its own
+    (infra.engine.dependent_replacements, over the old plan's resources)."""
+    nodes = {key: _node(key, entry) for key, entry in before.items()}
+    by_key = {step.key: step for step in steps}
+    for step in steps:
+        if step.op != "replace" or not step.delete_first or step.key not in nodes:
+            continue
+        try:
+            cascade = engine.dependent_replacements(nodes, step.key)
+        except engine.ProtectedDependent:
+            cascade = []  # the step is refused: the engine stops before deleting anything
+            by_key[step.key] = replace(by_key[step.key], protected=True)
+        names = tuple(node.name for node, _ in reversed(cascade))  # deleted dependents first
+        if names:
+            by_key[step.key] = replace(by_key[step.key], deletes_first=names)
+        for node, forcing in cascade:
+            if node.key not in after:
+                continue  # the program drops it: deleted either way
+            physical = _physical(after[node.key])
+            by_key[node.key] = PlannedStep(
+                "replace", node.key, physical, forcing, True, dependent_of=step.key.split("::")[-1]
+            )
+    return list(by_key.values())
 
 
 def _physical(entry: dict[str, Any]) -> str:
@@ -295,14 +347,46 @@ def preview_steps(preview: dict[str, Any]) -> dict[str, str]:
 
 
 def mismatches(predicted: list[PlannedStep], preview: dict[str, Any]) -> list[str]:
-    """Where a real preview's steps differ from the prediction, one line each."""
+    """Where a real preview's steps differ from the prediction, one line each: in kind, then in the
+    engine's order (a replacement's halves; a cascade's deletes before the delete they precede)."""
     expected = {step.key: step.op for step in predicted}
     actual = preview_steps(preview)
-    return [
+    found = [
         f"{key}: predicted {expected.get(key, 'no change')}, the preview says {actual.get(key, 'no change')}"
         for key in sorted(set(expected) | set(actual))
         if expected.get(key) != actual.get(key)
     ]
+    return found + order_mismatches(predicted, preview)
+
+
+def order_mismatches(predicted: list[PlannedStep], preview: dict[str, Any]) -> list[str]:
+    """The predicted order of replacements against the preview's list of steps: create-replacement
+    before delete-replaced for a create-first replacement, after it for a delete-first one, and the
+    delete-replaced of each cascaded dependent before that of the resource it was deleted for."""
+    position: dict[tuple[str, str], int] = {}
+    for index, step in enumerate(preview.get("steps", [])):
+        position.setdefault((step["op"], _short(step["urn"])), index)
+
+    def before(first: tuple[str, str], then: tuple[str, str]) -> bool | None:
+        if first not in position or then not in position:
+            return None  # the preview does not list both halves: nothing to compare
+        return position[first] < position[then]
+
+    by_name = {step.key.split("::")[-1]: step.key for step in predicted}
+    found = []
+    for step in predicted:
+        if step.op != "replace":
+            continue
+        created, deleted = ("create-replacement", step.key), ("delete-replaced", step.key)
+        if step.delete_first and before(created, deleted):
+            found.append(f"{step.key}: predicted delete-first, the preview creates the replacement first")
+        if not step.delete_first and before(deleted, created):
+            found.append(f"{step.key}: predicted create-first, the preview deletes the old one first")
+        for name in step.deletes_first:
+            dependent = by_name.get(name, "")
+            if before(("delete-replaced", dependent), deleted) is False:
+                found.append(f"{step.key}: predicted to delete {name} first, the preview deletes it after")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

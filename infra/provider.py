@@ -473,6 +473,35 @@ def diff_fields(
     return Diff(tuple(changed), tuple(replaces))
 
 
+def replaced_by_unknowns(
+    type_token: str, unknown: Iterable[str], replace_on_changes: Iterable[str] = ()
+) -> tuple[str, ...]:
+    """The inputs among `unknown` that make the provider's Diff answer "replace" when they are unknown.
+
+    The engine's delete-first cascade (pulumi/pulumi step_generator.go,
+    calculateDependentReplacements) diffs a dependent with the inputs that come from a resource
+    being replaced set to unknown. terraform-plugin-sdk plans an unknown value in a ForceNew field
+    as RequiresNew; `replace_on_changes` forces it for any field it names. The native Image never
+    replaces; a Service replaces for its name and its task spec's networks (an unknown task spec
+    holds unknown networks: the harsher reading).
+    """
+    unknown, forced = sorted(set(unknown)), set(replace_on_changes)
+    if type_token == IMAGE:
+        return tuple(key for key in unknown if key in forced or "*" in forced)
+    if type_token == SERVICE:
+        return tuple(k for k in unknown if k in ("name", "taskSpec") or k in forced or "*" in forced)
+    if type_token == PROVIDER:
+        if unknown:
+            raise NotModelled(f"a Docker provider configured from another resource's outputs ({', '.join(unknown)})")
+        return ()
+    fields = FIELDS.get(type_token)
+    if fields is None:
+        raise NotModelled(f"resource type {type_token}")
+    return tuple(
+        key for key in unknown if key in forced or "*" in forced or (key in fields and fields[key].change == "R")
+    )
+
+
 def _diff_image(state: Mapping[str, Any], inputs: Mapping[str, Any]) -> Diff:
     """Native Image (provider.go:271-348): any changed input rebuilds in place; never a replacement."""
     changed = []

@@ -91,7 +91,15 @@ class StackEngine:
         return writers
 
     def migrate(self, writers: list[str]) -> None:
-        migrated = self.docker("start", "-a", self.identity.container("migrate"))
+        # Beside an ingress migrate has a name of its own per release: the stack's newest by label.
+        found = self.docker(
+            "ps", "-a", "--filter", f"label=ichrisbirch.stack={self.stack}",
+            "--filter", "label=ichrisbirch.service=migrate", "--format", "{{.Names}}",
+        )  # fmt: skip
+        names = found.stdout.split()
+        if not names:
+            raise RestoreFailed(f"no migrate container of the {self.stack} stack: {found.stderr.strip()}")
+        migrated = self.docker("start", "-a", names[0])  # `docker ps` lists the newest first
         if migrated.returncode != 0:
             raise RestoreFailed(f"the migrations failed: {migrated.stdout}{migrated.stderr}")
 

@@ -487,6 +487,10 @@ def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         depends_on=("postgres",),
         one_shot=True,
         hardening=_app_hardening(profile),
+        # Beside an ingress, a name of its own per release, made before the old one goes: api,
+        # app and scheduler carry its exit gate, and under a delete-first migrate the engine would
+        # delete them before the migrations even ran (tests/unit/test_replacement_order.py).
+        create_first=profile.ingress,
     )
 
 

@@ -42,6 +42,12 @@ class Registration:
     replace_on_changes: list[str]
     delete_before_replace_defined: bool = False  # an explicit False overrides the provider's default
     ignore_changes: list[str] = field(default_factory=list)  # inputs whose new values are not diffed
+    # Which input came from which resources' outputs (the SDK sends it with each registration): the
+    # engine's delete-first cascade follows these, not `dependencies` (which `depends_on` adds to).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # Resource options the stand-ins do not model, by name: the deployer refuses them rather than
+    # acting as if they were not there.
+    unmodelled_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +94,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             replace_on_changes=sorted(request.replaceOnChanges),
             delete_before_replace_defined=request.deleteBeforeReplaceDefined,
             ignore_changes=sorted(request.ignoreChanges),
+            property_dependencies={
+                key: sorted(set(deps.urns)) for key, deps in request.propertyDependencies.items() if deps.urns
+            },
+            unmodelled_options=unmodelled_options(request),
         )
         self._current.registration = registration
         self._current.secret_outputs = set(request.additionalSecretOutputs)
@@ -116,6 +126,36 @@ class _WithSecretOutputs(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
         return self.inner.call(args)
+
+
+def unmodelled_options(request: Any) -> list[str]:
+    """The options of a registration that change what the engine does and that no stand-in here models."""
+    timeouts = request.customTimeouts
+    # A provider SDK aliases its resources' old type tokens (docker:image:Image): the same name,
+    # another type. Those never match a resource this project's state holds; any other alias might.
+    renames = [a for a in request.aliases if not (a.HasField("spec") and a.spec.type and not a.spec.name)]
+    hooks = request.hooks
+    given = {
+        "aliases": bool(request.aliasURNs or renames),
+        "retain_on_delete": request.retainOnDelete,
+        "deleted_with": bool(request.deletedWith),
+        "custom_timeouts": bool(timeouts.create or timeouts.update or timeouts.delete),
+        "import": bool(request.importId),
+        "replace_with": bool(request.replace_with),
+        "replacement_trigger": request.HasField("replacement_trigger"),
+        "hooks": any(
+            getattr(hooks, kind)
+            for kind in (
+                "before_create",
+                "after_create",
+                "before_update",
+                "after_update",
+                "before_delete",
+                "after_delete",
+            )
+        ),
+    }
+    return sorted(name for name, set_ in given.items() if set_)
 
 
 def whole_numbers(value: Any) -> Any:

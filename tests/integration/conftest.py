@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.client import HTTPSConnection
+from http.client import HTTPConnection, HTTPSConnection
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -342,6 +342,13 @@ class Deployed:
         ca = self.run.outputs.get("ingress_ca_certificate") if self.ingress else None
         return http(method, self.url(service, path), body=body, host=self.host(service), ca=ca, **kwargs)
 
+    def keepalive(self) -> KeepAlive:
+        """A client that keeps its connections open, to the ingress (HTTPS) or the published ports."""
+        if not self.ingress:
+            return KeepAlive(lambda service, timeout: HTTPConnection("127.0.0.1", self.ports[service], timeout=timeout))
+        ca = self.run.outputs["ingress_ca_certificate"]
+        return keepalive_https("127.0.0.1", self.ports["ingress_https"], ca, lambda service: str(self.host(service)))
+
     def container(self, service: str) -> str:
         """The container's name now: from state (a create-first container's name changes with it)."""
         for resource in self.engine.resources.values():
@@ -455,6 +462,54 @@ def https_to(
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+class KeepAlive:
+    """A client that keeps its connection open between requests, as browsers and SDKs do: one
+    connection per service (Host), opened again only after the server said it would close it
+    (`Connection: close`) or after a failure. A request that fails on a reused connection is a
+    failure: it is not sent again."""
+
+    def __init__(
+        self, connect: Callable[[str, float], HTTPConnection], host_of: Callable[[str], str | None] = lambda _: None
+    ) -> None:
+        self._connect = connect  # service, timeout -> a new connection for that service
+        self._host_of = host_of  # service -> a Host header where the connection's own host is not it
+        self._open: dict[str, HTTPConnection] = {}
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        connection = self._open.get(service) or self._connect(service, timeout)
+        self._open[service] = connection
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            host = self._host_of(service)
+            if host:
+                headers["Host"] = host
+            connection.request(method, path or "/", body=data, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode()
+        except BaseException:
+            self.close(service)
+            raise
+        if response.will_close:
+            self.close(service)
+        return response.status, text
+
+    def close(self, service: str | None = None) -> None:
+        for name in [service] if service else list(self._open):
+            connection = self._open.pop(name, None)
+            if connection is not None:
+                connection.close()
+
+
+def keepalive_https(address: str, port: int, ca: str, host_of: Callable[[str], str]) -> KeepAlive:
+    """A keep-alive client of an ingress at `address`:`port`, each service by its host name (SNI,
+    certificate and Host), verified against `ca`."""
+    context = ssl.create_default_context(cadata=ca)
+    return KeepAlive(lambda service, timeout: _PinnedHTTPSConnection(address, host_of(service), port, context, timeout))
 
 
 def https(

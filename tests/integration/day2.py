@@ -24,7 +24,7 @@ import pytest
 import infra.resources
 from infra.provider import CONTAINER
 from infra.services import ServiceSpec
-from tests.integration.conftest import DOCKER, Deployed, inspect_container, report
+from tests.integration.conftest import DOCKER, Deployed, KeepAlive, inspect_container, report
 from tests.integration.deployer import UpFailed, UpResult
 
 APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
@@ -309,6 +309,8 @@ class HttpTarget(Protocol):
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
     ) -> tuple[int, str]: ...
 
+    def keepalive(self) -> KeepAlive: ...
+
 
 def judge(method: str, service: str, path: str, status: int, text: str) -> tuple[str, str]:
     """(version, error) of one answer: an answer counts only if it is whole and what was asked for."""
@@ -328,7 +330,9 @@ def judge(method: str, service: str, path: str, status: int, text: str) -> tuple
 class LoadLoop:
     """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
     writes, at `rate` a second from `workers` threads (one slow response does not stall the rest).
-    Bounded: it stops when told, or after `max_seconds`, or after `max_requests`.
+    `keepalive` of the workers keep their connections open between requests, as browsers and SDKs
+    do (a server closing an idle connection under them is a failure they see); the others open one
+    per request. Bounded: it stops when told, or after `max_seconds`, or after `max_requests`.
 
     Every outcome is recorded: any exception is a failed request with its type, and so is an answer
     that is cut short or not what was asked for. A worker that dies fails `report()`, and so does a
@@ -340,10 +344,11 @@ class LoadLoop:
         deployed: HttpTarget,
         rate: float = 32,
         workers: int = 8,  # enough that slow answers during a rollout do not lower the rate
+        keepalive: int = 2,
         max_seconds: float = 240,
         max_requests: int = 10000,
     ):
-        self.deployed, self.rate, self.workers = deployed, rate, workers
+        self.deployed, self.rate, self.workers, self.keepalive = deployed, rate, workers, keepalive
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -385,23 +390,31 @@ class LoadLoop:
         requests = [("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks")]
         interval = self.workers / self.rate
         deadline = self.started + self.max_seconds
+        client = self.deployed.keepalive() if worker < self.keepalive else None
+        send = client.http if client is not None else self.deployed.http
+        how = " (keep-alive)" if client is not None else ""
         n = 0
-        while not self._stop.is_set() and time.monotonic() < deadline and n * self.workers < self.max_requests:
-            method, service, path = requests[(n + worker) % len(requests)]
-            at = time.monotonic() - self.started
-            body: dict[str, object] | None = {"title": f"load {worker}-{n}"} if method == "POST" else None
-            try:
-                status, text = self.deployed.http(method, service, path, body=body, timeout=10)
-                version, error = judge(method, service, path, status, text)
-            except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
-                status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
-            took = time.monotonic() - self.started - at
-            with self._lock:
-                self._outcomes.append(Outcome(at, f"{method} {service} {path}", status, version, error, took))
-            n += 1
-            pause = self.started + (n + worker / self.workers) * interval - time.monotonic()
-            if pause > 0:
-                self._stop.wait(pause)
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline and n * self.workers < self.max_requests:
+                method, service, path = requests[(n + worker) % len(requests)]
+                at = time.monotonic() - self.started
+                body: dict[str, object] | None = {"title": f"load {worker}-{n}"} if method == "POST" else None
+                try:
+                    status, text = send(method, service, path, body=body, timeout=10)
+                    version, error = judge(method, service, path, status, text)
+                except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
+                    status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
+                took = time.monotonic() - self.started - at
+                outcome = Outcome(at, f"{method} {service} {path}{how}", status, version, error, took)
+                with self._lock:
+                    self._outcomes.append(outcome)
+                n += 1
+                pause = self.started + (n + worker / self.workers) * interval - time.monotonic()
+                if pause > 0:
+                    self._stop.wait(pause)
+        finally:
+            if client is not None:
+                client.close()
 
 
 def api_version(deployed: Deployed) -> str:

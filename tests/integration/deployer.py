@@ -51,7 +51,8 @@ import docker
 import requests
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra import provider
+from infra import engine, provider
+from infra.engine import Node
 from infra.provider import (
     CONTAINER,
     CONTAINER_FIELDS,
@@ -141,6 +142,9 @@ class Resource:
     dependencies: list[str]
     protect: bool
     init_error: str = ""  # a Create whose object exists but failed after (wait, start)
+    # Input -> the resources its value came from, as registered (the delete-first cascade follows them).
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    replace_on_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -162,8 +166,13 @@ class UpResult:
     timings: Timings
 
     def ops(self) -> dict[str, Operation]:
-        """Logical resource name -> what this run did to it."""
-        return {s.name: s.op for s in self.steps}
+        """Logical resource name -> what this run did to it (an earlier run's leftover that it deleted,
+        a step of its own, is not what it did to the resource: see `pending_deleted`)."""
+        return {s.name: s.op for s in self.steps if s.note != "pending"}
+
+    def pending_deleted(self) -> set[str]:
+        """The resources whose objects an earlier run left pending deletion, deleted by this one."""
+        return {s.name for s in self.steps if s.note == "pending"}
 
     def touched(self, op: Operation) -> set[str]:
         return {s.name for s in self.steps if s.op == op}
@@ -193,6 +202,7 @@ class DockerEngine(Mocks):
         self._steps: list[Step] = []
         self._replace: set[str] = set()
         self._dependents_deleted: dict[str, str] = {}  # URN -> the delete-first replacement that took it
+        self._failed: str | None = None
         self._replaced_later: list[Resource] = []
         self.timings = Timings()
 
@@ -214,23 +224,25 @@ class DockerEngine(Mocks):
         """
         self._steps, self._replace, self._replaced_later = [], set(replace), []
         self._dependents_deleted = {}
+        self._failed = None  # the first step that failed in this update
         self.timings = Timings()
         self._monitor = RecordingMonitor(self)
         registered_before = set(self.resources)
         run: Run | None = None
         error: BaseException | None = None
+        # What an earlier run left pending deletion goes at the end, with this run's deletes, and
+        # only if this run succeeds (pulumi/pulumi a3128e50be: pending deletes do not run first).
+        pending, self.pending_deletes = self.pending_deletes, []
         try:
-            # Resources a failed run left pending deletion go first, as the engine cleans them up.
-            pending, self.pending_deletes = self.pending_deletes, []
-            for resource in _dependents_first(pending):
-                self._delete(resource, keep_state=True)
-                self._record(Step("delete", resource.type, resource.name, _physical(resource.state), note="pending"))
             run = run_program(stack, config, secret_keys, self, program=program, monitor=self._monitor)
             registered = {r.urn for r in self._monitor.run.resources}
-            self._delete_at_end([self.resources[u] for u in registered_before - registered], removed=True)
-            self._delete_at_end(self._replaced_later, removed=False)
+            removed = [self.resources[u] for u in registered_before - registered]
+            self._delete_at_end(removed=removed, replaced=self._replaced_later, pending=pending)
         except Exception as failure:  # noqa: BLE001 (the result carries it; UpFailed re-raises)
             error = failure
+            # A create-first replacement marks the old object for deletion as soon as the new one
+            # exists (step.go, CreateStep.Apply): after a failure those stay pending, with the rest.
+            self.pending_deletes = [*pending, *self.pending_deletes, *self._replaced_later]
         finally:
             self._save()
         result = UpResult(stack, self._steps, run, error, self.timings)
@@ -249,10 +261,23 @@ class DockerEngine(Mocks):
         registration = self._monitor.current()
         if not args.custom:
             return "", {}  # a component (the program's Deployment): nothing to create
+        if registration.unmodelled_options:
+            raise DeploymentError(
+                f"{registration.type} {registration.name}: the resource option(s) "
+                f"{', '.join(registration.unmodelled_options)} are not modelled by the test deployer"
+            )
+        if self._failed is not None:
+            # After a step fails the engine starts no new step; those already running finish
+            # (step_executor.go). What registers later is refused with the failure that stopped it.
+            raise DeploymentError(f"{registration.type} {registration.name} not started: {self._failed}")
         try:
             return self._register(registration, whole_numbers(dict(args.inputs)))
         except NotModelled as error:
+            self._failed = self._failed or f"{registration.name}: {error} is not modelled"
             raise DeploymentError(f"{registration.type} {registration.name}: {error} is not modelled") from None
+        except Exception as error:
+            self._failed = self._failed or f"{registration.name} failed: {error}"
+            raise
 
     def _register(self, reg: Registration, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         with self._lock:
@@ -283,7 +308,7 @@ class DockerEngine(Mocks):
             return old.id, self._outputs(old)
         if diff.kind == "update":
             return self._update(reg, old, checked, diff)
-        if old.protect:
+        if old.protect and reg.protect:  # unprotecting and replacing in one update works (step_generator.go)
             raise DeploymentError(
                 f"{reg.type} {reg.name} is protected and would be replaced ({', '.join(diff.replaces)} changed); "
                 "unprotect it first (`pulumi state unprotect`) if its data may go"
@@ -294,15 +319,19 @@ class DockerEngine(Mocks):
         )
         step = Step("replace", reg.type, reg.name, physical, diff.changed, diff.replaces, delete_first)
         if delete_first:
-            self._delete_replaced_dependents(old)
+            self._delete_dependent_replacements(old, reg.name)
             self._delete(old)
             return self._create(reg, checked, step)
         try:
             created = self._create(reg, checked, step)
         except Exception:
-            # The replacement failed: the old resource stays, and keeps serving, marked for deletion;
-            # the new one is in state with its error.
-            self.pending_deletes.append(old)
+            # A partial failure (the new object exists, e.g. a `wait` for health timed out): the new
+            # one is in state with its error, the old one stays, serving, marked for deletion. A create
+            # that made no object marks nothing (step.go, CreateStep.Apply returns first).
+            with self._lock:
+                current = self.resources.get(reg.urn)
+            if current is not None and current is not old:
+                self.pending_deletes.append(old)
             raise
         self._replaced_later.append(old)
         return created
@@ -317,8 +346,10 @@ class DockerEngine(Mocks):
             # (Check runs again without the old state), so the new object can exist beside the old.
             with self._lock:
                 old = self.resources.get(reg.urn)
+            # An autonamed resource that is only updated keeps its name; a replacement gets a new one.
+            with_old_name = {**inputs, "name": old.state["name"]} if old is not None else inputs
             kept = old is not None and (
-                provider.diff_fields(reg.type, old.state, {**inputs, "name": old.state["name"]}).kind == "same"
+                provider.diff_fields(reg.type, old.state, with_old_name, reg.replace_on_changes).kind != "replace"
             )
             name = old.state["name"] if kept and old is not None else f"{reg.name}-{secrets.token_hex(4)[:7]}"
             inputs = {**inputs, "name": name}
@@ -349,6 +380,7 @@ class DockerEngine(Mocks):
             raise NotModelled(f"resource type {reg.type}")
         plain = reveal(inputs)
         resource = Resource(reg.type, reg.name, reg.urn, "", inputs, {}, reg.dependencies, reg.protect)
+        self._remember(resource, reg)
         try:
             resource.id, resource.state = handlers[reg.type](reg.name, plain, resource)
         finally:
@@ -390,30 +422,33 @@ class DockerEngine(Mocks):
         self._record(Step("update", reg.type, reg.name, _physical(inputs), diff.changed, note=note))
         return old.id, self._outputs(old)
 
-    def _delete_at_end(self, resources: list[Resource], *, removed: bool) -> None:
-        """Deletes after every registration, dependents before what they depend on."""
-        for resource in _dependents_first(resources):
-            if resource.protect:
+    def _delete_at_end(self, *, removed: list[Resource], replaced: list[Resource], pending: list[Resource]) -> None:
+        """The deletes of a successful update, after every registration, dependents first
+        (step_generator.go GenerateDeletes): resources the program no longer declares, the old
+        halves of create-first replacements, and what an earlier update left pending deletion."""
+        kinds = {id(r): "removed" for r in removed} | {id(r): "replaced" for r in replaced}
+        kinds |= {id(r): "pending" for r in pending}
+        for resource in _dependents_first([*removed, *replaced, *pending]):
+            kind = kinds[id(resource)]
+            if resource.protect and kind == "removed":
                 raise DeploymentError(f"{resource.type} {resource.name} is protected; it cannot be deleted")
-            self._delete(resource)
-            if removed:
+            self._delete(resource, keep_state=kind == "pending")
+            if kind == "removed":
                 self._record(Step("delete", resource.type, resource.name, _physical(resource.inputs)))
+            elif kind == "pending":
+                self._record(Step("delete", resource.type, resource.name, _physical(resource.state), note="pending"))
 
-    def _delete_replaced_dependents(self, replaced: Resource) -> None:
-        """Before deleting `replaced` for a delete-first replacement, Pulumi's engine deletes each
-        dependent that holds one of its outputs in an input the provider would replace it for: here,
-        each container naming the replaced volume or network (those container inputs are ForceNew).
-        They are created again when they register. A dependent by `depends_on` alone is left."""
-        names = {replaced.id, str(replaced.state.get("name") or "")} - {""}
+    def _delete_dependent_replacements(self, replaced: Resource, cause: str) -> None:
+        """Before deleting `replaced` for a delete-first replacement, the engine deletes every
+        dependent its replacement would replace (dependent_replacements), dependents first. Each is
+        created again when it registers, and recorded then as one delete-first replacement."""
+        assert self._monitor is not None
         with self._lock:
-            dependents = [
-                r
-                for r in self.resources.values()
-                if r.type == CONTAINER and replaced.urn in r.dependencies and _holds(reveal(r.inputs), names)
-            ]
-        for dependent in _dependents_first(dependents):
-            self._delete(dependent)  # its replace step is recorded when it is created again
-            self._dependents_deleted[dependent.urn] = replaced.name
+            registered = {r.urn for r in self._monitor.run.resources}
+            cascade = dependent_replacements(self.resources, replaced, registered)
+        for dependent in _dependents_first(cascade):
+            self._delete(dependent)
+            self._dependents_deleted[dependent.urn] = cause
 
     def _delete(self, resource: Resource, *, keep_state: bool = False) -> None:
         client = self.client()
@@ -765,7 +800,7 @@ class DockerEngine(Mocks):
             try:
                 self._wait_healthy_like_the_provider(container_id, inputs)
             except DeploymentError as error:
-                resource.state = self._read_container(container_id, state)
+                resource.state = state  # a failed `wait` returns before the provider's Read: the planned inputs
                 resource.init_error = str(error)
                 raise
             self.timings.healthy[physical] = time.monotonic()
@@ -1042,6 +1077,7 @@ class DockerEngine(Mocks):
 
     def _remember(self, resource: Resource, reg: Registration) -> None:
         resource.dependencies, resource.protect = reg.dependencies, reg.protect
+        resource.property_dependencies, resource.replace_on_changes = reg.property_dependencies, reg.replace_on_changes
 
     def _outputs(self, resource: Resource) -> dict[str, Any]:
         # The program sees the state; secret inputs that Read does not write stay secret-marked.
@@ -1099,17 +1135,6 @@ def _upload_archive(upload: dict[str, Any]) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def _holds(value: Any, names: set[str]) -> bool:
-    """Whether any string in `value` (nested lists and dicts) is one of `names`."""
-    if isinstance(value, str):
-        return value in names
-    if isinstance(value, dict):
-        return any(_holds(v, names) for v in value.values())
-    if isinstance(value, list):
-        return any(_holds(v, names) for v in value)
-    return False
 
 
 def _seconds(duration: str) -> float:
@@ -1285,24 +1310,41 @@ def _physical(inputs: Mapping[str, Any]) -> str:
     return str(plain.get("name") or plain.get("imageName") or "")
 
 
-def _dependents_first(resources: list[Resource]) -> list[Resource]:
-    """Order for deletion: a resource after every resource (in the list) that depends on it."""
-    by_urn = {r.urn: r for r in resources}
+def _dependents_first(resources: Iterable[Resource]) -> list[Resource]:
+    """Order for deletion: a resource after every resource (in the list) that depends on it. The old
+    half of a replacement shares its URN with the new one: each object is ordered on its own."""
+    listed = sorted(resources, key=lambda r: (r.urn, r.id))
     ordered: list[Resource] = []
-    seen: set[str] = set()
+    seen: set[int] = set()
 
     def visit(resource: Resource) -> None:
-        if resource.urn in seen:
+        if id(resource) in seen:
             return
-        seen.add(resource.urn)
-        for other in resources:
-            if resource.urn in other.dependencies:
+        seen.add(id(resource))
+        for other in listed:
+            if other is not resource and resource.urn in other.dependencies:
                 visit(other)
         ordered.append(resource)
 
-    for resource in sorted(by_urn.values(), key=lambda r: r.urn):
+    for resource in listed:
         visit(resource)
     return ordered
+
+
+def dependent_replacements(
+    resources: Mapping[str, Resource], replaced: Resource, registered: set[str]
+) -> list[Resource]:
+    """What the engine deletes before `replaced` when it replaces it delete-first: the state's
+    resources that infra.engine.dependent_replacements names (the rule plan --diff uses too)."""
+    nodes = {
+        r.urn: Node(r.urn, r.type, r.name, r.dependencies, r.property_dependencies, r.replace_on_changes, r.protect)
+        for r in resources.values()
+    }
+    try:
+        cascade = engine.dependent_replacements(nodes, replaced.urn, registered)
+    except engine.ProtectedDependent as refused:
+        raise DeploymentError(str(refused)) from None
+    return [resources[node.key] for node, _ in cascade]
 
 
 # --- pulumi-tls -------------------------------------------------------------------------------------

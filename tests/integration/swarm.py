@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import committed_config
-from tests.integration.conftest import DOCKER, Standins, copy_app, docker, https_to
+from tests.integration.conftest import DOCKER, KeepAlive, Standins, copy_app, docker, https_to, keepalive_https
 from tests.integration.deployer import DockerEngine, UpResult
 
 SWARM = Path(__file__).resolve().parent.parent / "swarm"
@@ -75,8 +75,15 @@ class SwarmProd:
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
     ) -> tuple[int, str]:
         """Through the ingress on the manager's address, as a client outside would."""
-        host = "localhost" if service == "app" else f"{service}.localhost"
-        return https(method, self.addresses[0], host, path or "/", self.ca, body, timeout)
+        return https(method, self.addresses[0], host_name(service), path or "/", self.ca, body, timeout)
+
+    def keepalive(self) -> KeepAlive:
+        return keepalive_https(self.addresses[0], 443, self.ca, host_name)
+
+
+def host_name(service: str) -> str:
+    """The name the ingress routes `service` by (the stack's domain is localhost here)."""
+    return "localhost" if service == "app" else f"{service}.localhost"
 
 
 @contextmanager

@@ -287,18 +287,35 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     title = day2.write_task(prod)
     cluster_before = cluster_identifier(prod)
     old_postgres = day2.LogFollower(prod.container("postgres"), tmp_path)
-    result = prod.up(postgresImage=postgres_variant(standins.postgres))
+    variant = postgres_variant(standins.postgres)
+    with day2.LoadLoop(prod) as loop:
+        time.sleep(2)
+        began = time.monotonic()
+        result = prod.up(postgresImage=variant)
+        took = time.monotonic() - began
+        until(lambda: True if health(prod)[0] == 200 else None, timeout=60, what="the api serving again")
+        time.sleep(2)
+        load = loop.report(min_rate=5)  # requests fail fast while nothing serves; none may hang
     ops = result.ops()
     assert ops["postgres"] == "replace" and ops["postgres-data"] == "same", result.preview()
-    assert ops["api"] == ops["app"] == ops["scheduler"] == "same", "they depend on Postgres by order only"
-    assert ops["migrate"] == "replace", "migrations run again against the replaced server"
+    # The accepted cascade (tests/unit/test_replacement_order.py): migrate takes Postgres's id to run
+    # again against the new server, and api, scheduler and backup take migrate's exit gate, so the
+    # engine deletes all four before Postgres and creates them again after it. The app, the router
+    # and the ingress depend on them by order only: untouched, they answer 503s meanwhile.
+    cascaded = {s.name for s in result.steps if s.note == "a dependent of postgres"}
+    assert cascaded == {"migrate", "api", "scheduler", "backup"}, result.preview()
+    assert ops["app"] == ops["router"] == ops["ingress"] == "same", result.preview()
     assert cluster_identifier(prod) == cluster_before, "the same database cluster: the protected volume was kept"
     shutdown = old_postgres.text()
     assert "received fast shutdown request" in shutdown and "database system is shut down" in shutdown, shutdown
     startup = docker("logs", prod.container("postgres")).stderr + docker("logs", prod.container("postgres")).stdout
     assert "not properly shut down" not in startup and "automatic recovery" not in startup, startup
-    until(lambda: True if health(prod)[0] == 200 else None, timeout=60, what="the api reconnected to Postgres")
     assert title in day2.task_titles(prod), "the data survived the replacement"
+    report(
+        f"prod Postgres image change under load (migrate, api, scheduler, backup replaced with it): "
+        f"{len(load.failed)} of {len(load.outcomes)} requests failed {load.failures_by_kind()}, "
+        f"longest without a successful answer {load.longest_without_service():.1f} s; the `up` took {took:.1f} s"
+    )
 
 
 def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_goes_through(prod: Deployed) -> None:
@@ -315,6 +332,7 @@ def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_go
     day2.replace_migration(prod, broken, broken.replace("no_such_function()", "0"))
     fixed = prod.up()
     assert {fixed.ops()[s] for s in ("migrate", "api", "app", "scheduler")} == {"replace"}, fixed.preview()
+    assert fixed.pending_deleted() == {"migrate"}, "the migrate of the last good release, left by the failure"
     assert inspect_container(prod.container("migrate"))["State"]["ExitCode"] == 0
     status, body = prod.http("POST", "api", "/tasks", body={"title": "after the fix"})
     assert status == 201, body
@@ -378,6 +396,10 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
     assert after["router"][0] != before["router"][0]
     for service in ("api", "app", "scheduler", "postgres", "redis"):
         assert after[service] == before[service], service
+    # Clients that keep their connections open (to the old router, until it answers one with
+    # `Connection: close` in its soft stop) see no failure either, their POSTs among them.
+    kept = [o for o in load.outcomes if o.what.endswith("(keep-alive)")]
+    assert any(o.what.startswith("POST") for o in kept), "keep-alive clients wrote too"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     # The new configuration serves: the smaller limit refuses what the old one let through.
     assert post_of_size(prod, 600 * 1024).startswith("HTTP/1.1 413")
@@ -414,3 +436,28 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
     report(
         f"prod rollout to a never-healthy api: `up` failed, {len(load.outcomes)} requests, {len(load.failed)} failed"
     )
+
+    # v4, the fix: deployed under load from the state the failure left (the failed api recorded,
+    # the old one pending deletion), and at the end only v4's containers are left.
+    failed_api = prod.container("api")
+    day2.edit_source(
+        prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=500", "status_code=503 if down else 200")
+    )
+    v4 = day2.bump_version(prod)
+    with day2.LoadLoop(prod) as loop:
+        time.sleep(2)
+        fixed = prod.up()
+        time.sleep(2)
+        load = loop.report(min_rate=20)
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    assert load.versions()[-1] == v4 and set(load.versions()) <= {serving, v4}, load.versions()
+    pending = [s for s in fixed.steps if s.note == "pending"]
+    assert pending and fixed.steps[-len(pending) :] == pending, "what the failure left pending goes at the end"
+    for gone in (old_api, failed_api):
+        assert docker("container", "inspect", gone, check=False).returncode != 0, f"{gone[:12]} is left"
+    names = docker(
+        "ps", "-a", "--filter", "label=ichrisbirch.stack=prod", "--format", '{{.Label "ichrisbirch.service"}}'
+    )
+    services = names.stdout.split()
+    assert sorted(services) == sorted(set(services)), f"more than one container of a service: {sorted(services)}"
+    report(f"prod fix v4 after the failed v3: {len(load.outcomes)} requests, {len(load.failed)} failed")

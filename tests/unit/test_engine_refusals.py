@@ -59,3 +59,21 @@ def test_registry_credentials_cannot_be_modelled_here(tmp_path: Path) -> None:
         )
 
     assert "registry credentials" in up_fails(tmp_path, program)
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        (lambda: pulumi.ResourceOptions(retain_on_delete=True), "retain_on_delete"),
+        (lambda: pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create="5m")), "custom_timeouts"),
+        (lambda: pulumi.ResourceOptions(aliases=[pulumi.Alias(name="old-name")]), "aliases"),
+    ],
+)
+def test_a_resource_option_it_does_not_model_is_named(
+    tmp_path: Path, option: Callable[[], pulumi.ResourceOptions], name: str
+) -> None:
+    def program() -> None:
+        docker.Network("n", name="n", opts=pulumi.ResourceOptions.merge(local(), option()))
+
+    message = up_fails(tmp_path, program)
+    assert f"Network n: the resource option(s) {name} are not modelled" in message, message

@@ -11,17 +11,21 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 
 import pytest
 
 from tests.integration import day2
+from tests.integration.conftest import KeepAlive
 from tests.integration.conftest import http as request
 
 PAGE = "<!doctype html><html><body>tasks</body></html>"
 
 
 class Misbehaving(http.server.BaseHTTPRequestHandler):
-    """Answers the loop's three requests well, or in the way `mode` says it should fail."""
+    """Answers the loop's three requests well (keeping the connection open), or in the way `mode`
+    says: failing, or closing kept-alive connections with notice (`Connection: close`, as HAProxy's
+    `idle-close-on-response` does in a soft stop) or without (as a plain soft stop does)."""
 
     mode = "good"
     protocol_version = "HTTP/1.1"
@@ -46,9 +50,11 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
         data = (body if mode != "not-json" else "oops: not what was asked for").encode()
         self.send_response(status if mode != "error" else 502)
         self.send_header("Content-Length", str(len(data)))
+        if mode not in ("good", "close-idle"):  # closes after this answer, and says so
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data[: len(data) // 2] if mode == "truncate" else data)
-        self.close_connection = True
+        self.close_connection = mode != "good"
 
     def log_message(self, *_: object) -> None:  # quiet
         pass
@@ -64,6 +70,9 @@ class LocalTarget:
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
     ) -> tuple[int, str]:
         return request(method, f"http://127.0.0.1:{self.port}{path}", body=body, host=service, timeout=timeout)
+
+    def keepalive(self) -> KeepAlive:
+        return KeepAlive(lambda _, timeout: HTTPConnection("127.0.0.1", self.port, timeout=timeout), lambda s: s)
 
 
 @pytest.fixture
@@ -87,7 +96,24 @@ def test_good_answers_are_all_counted_as_served(server: http.server.ThreadingHTT
     load = run_loop(LocalTarget(server.server_address[1]))
     assert len(load.outcomes) >= 30 and load.failed == [], load.failures_by_kind()
     assert load.versions() == ["v1"]
-    assert {o.what for o in load.outcomes} == {"GET api /", "GET app /", "POST api /tasks"}
+    plain = {"GET api /", "GET app /", "POST api /tasks"}
+    assert {o.what for o in load.outcomes} == plain | {f"{what} (keep-alive)" for what in plain}
+
+
+def test_kept_alive_connections_closed_without_notice_fail_those_clients(
+    server: http.server.ThreadingHTTPServer,
+) -> None:
+    server.mode = "close-idle"  # type: ignore[attr-defined]
+    load = run_loop(LocalTarget(server.server_address[1]))
+    assert load.failed, "a request on a connection the server closed fails"
+    assert all(o.what.endswith("(keep-alive)") for o in load.failed), load.failures_by_kind()
+    assert set(load.failures_by_kind()) <= {"RemoteDisconnected", "ConnectionResetError", "BrokenPipeError"}
+
+
+def test_kept_alive_connections_closed_with_notice_fail_nothing(server: http.server.ThreadingHTTPServer) -> None:
+    server.mode = "close-with-notice"  # type: ignore[attr-defined]
+    load = run_loop(LocalTarget(server.server_address[1]))
+    assert load.failed == [] and any(o.what.endswith("(keep-alive)") for o in load.outcomes)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +151,9 @@ class Dying:
 
     def __init__(self, inner: LocalTarget) -> None:
         self.inner, self.calls = inner, 0
+
+    def keepalive(self) -> KeepAlive:
+        return self.inner.keepalive()
 
     def http(
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5

@@ -472,7 +472,7 @@ def test_dev_is_not_hardened_but_limited_and_restarts_unless_stopped(run_stack: 
 
 
 def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunStack, stack: str) -> None:
-    create_first = {"api", "app", "scheduler", "router"} if stack in ("test", "prod") else set()
+    create_first = {"migrate", "api", "app", "scheduler", "router"} if stack in ("test", "prod") else set()
     for name, container in containers(run_stack(stack)).items():
         assert container.delete_before_replace_defined, name
         assert container.delete_before_replace == (name not in create_first), name

@@ -117,21 +117,38 @@ def test_the_committed_program_has_no_perpetual_diff(stack: str) -> None:
     assert steps(stack) == {}
 
 
-def test_a_postgres_image_change_replaces_postgres_and_its_backup_and_reruns_migrate_only() -> None:
+def test_a_postgres_image_change_replaces_postgres_and_what_takes_its_outputs_first() -> None:
     planned = steps("prod", postgresImage="postgres:16.5-bookworm")
-    assert set(planned) == {"postgres-image", "postgres", "backup", "migrate"}, "the backup runs the same image"
+    # The backup runs the same image; migrate takes Postgres's id; api, scheduler and backup take
+    # migrate's exit gate: the engine deletes them before Postgres (its delete-first cascade).
+    assert set(planned) == {"postgres-image", "postgres", "backup", "migrate", "api", "scheduler"}
     assert planned["postgres"].op == "replace" and planned["postgres"].fields == ("image",)
-    assert "replaces Container postgres (icb-prod-postgres) because its image changed" in planned["postgres"].line()
+    assert planned["postgres"].deletes_first == ("scheduler", "backup", "api", "migrate"), planned["postgres"]
+    assert (
+        "(the old one is deleted first; deletes first: scheduler, backup, api, migrate)" in planned["postgres"].line()
+    )
+    for name in ("migrate", "api", "scheduler", "backup"):
+        assert planned[name].delete_first and planned[name].dependent_of == "postgres", planned[name]
+    assert planned["api"].line().startswith("  +- replaces Container api (icb-prod-api-"), planned["api"].line()
+    assert "deleted before postgres: its labels take outputs" in planned["api"].line()
+
+
+def test_a_release_cascades_nothing_in_prod() -> None:
+    """Under the engine's rules a release takes nothing serving down: migrate is create-first."""
+    planned = steps("prod", memoryMb="1024")
+    assert planned["migrate"].op == planned["api"].op == "replace", planned
+    assert not any(step.delete_first for name, step in planned.items() if name in ("migrate", "api", "app"))
+    assert not any(step.dependent_of or step.deletes_first for step in planned.values()), planned
 
 
 def test_a_memory_change_updates_in_place_and_rolls_create_first_containers() -> None:
     planned = steps("dev", memoryMb="1024")
     assert {s.op for s in planned.values()} == {"update"}
     assert planned["api"].fields == ("memory", "memorySwap")
-    # In prod, api, app and scheduler take a new name with any change of their spec: a rollout.
+    # In prod, migrate, api, app and scheduler take a new name with any change of their spec: a rollout.
     rolled = steps("prod", memoryMb="1024")
-    assert {n for n, s in rolled.items() if s.op == "replace"} == {"api", "app", "scheduler"}
-    assert not rolled["api"].delete_first and rolled["migrate"].op == "update"
+    assert {n for n, s in rolled.items() if s.op == "replace"} == {"migrate", "api", "app", "scheduler"}
+    assert not rolled["api"].delete_first and not rolled["migrate"].delete_first
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application(tmp_path: Path) -> None:
@@ -161,23 +178,43 @@ def test_deleting_the_protected_volume_is_flagged_as_refused() -> None:
 def test_a_real_preview_is_checked_against_the_prediction() -> None:
     planned = list(steps("prod", postgresImage="postgres:16.5-bookworm").values())
     urn = "urn:pulumi:prod::ichrisbirch::ichrisbirch:index:Deployment${kind}::{name}"
+
+    def container(op: str, name: str) -> dict[str, str]:
+        return {"op": op, "urn": urn.format(kind="docker:index/container:Container", name=name)}
+
+    cascade = ["scheduler", "backup", "api", "migrate"]
     matching = {
         "steps": [
-            {"op": "same", "urn": urn.format(kind="docker:index/container:Container", name="api")},
+            container("same", "app"),
             {"op": "replace", "urn": urn.format(kind="docker:index/remoteImage:RemoteImage", name="postgres-image")},
-            {"op": "create-replacement", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
-            {"op": "delete-replaced", "urn": urn.format(kind="docker:index/container:Container", name="postgres")},
-            {"op": "replace", "urn": urn.format(kind="docker:index/container:Container", name="migrate")},
-            {"op": "replace", "urn": urn.format(kind="docker:index/container:Container", name="backup")},
+            *(container("delete-replaced", name) for name in cascade),
+            container("delete-replaced", "postgres"),
+            container("replace", "postgres"),
+            container("create-replacement", "postgres"),
+            *(
+                step
+                for name in reversed(cascade)
+                for step in (container("replace", name), container("create-replacement", name))
+            ),
         ]
     }
     assert mismatches(planned, matching) == []
-    differing = {
-        "steps": [
-            *matching["steps"],
-            {"op": "update", "urn": urn.format(kind="docker:index/container:Container", name="api")},
-        ]
-    }
+    differing = {"steps": [*matching["steps"], container("update", "app")]}
     assert mismatches(planned, differing) == [
-        "docker:index/container:Container::api: predicted no change, the preview says update"
+        "docker:index/container:Container::app: predicted no change, the preview says update"
+    ]
+    # The order is compared too: here Postgres is created before it is deleted, and api deleted after it.
+    wrong_order = [
+        container("same", "app"),
+        {"op": "replace", "urn": urn.format(kind="docker:index/remoteImage:RemoteImage", name="postgres-image")},
+        *(container("delete-replaced", name) for name in ("scheduler", "backup", "migrate")),
+        container("create-replacement", "postgres"),
+        container("delete-replaced", "postgres"),
+        *(container("create-replacement", name) for name in ("migrate", "scheduler", "backup")),
+        container("delete-replaced", "api"),
+        container("create-replacement", "api"),
+    ]
+    assert mismatches(planned, {"steps": wrong_order}) == [
+        "docker:index/container:Container::postgres: predicted delete-first, the preview creates the replacement first",
+        "docker:index/container:Container::postgres: predicted to delete api first, the preview deletes it after",
     ]
