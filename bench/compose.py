@@ -22,7 +22,7 @@ import yaml
 
 from infra.config import load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
-from infra.services import ServiceSpec, services
+from infra.services import ServiceSpec, secret_file, secrets_as_files, services
 from infra.simulate import PROJECT_DIR
 from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.conftest import KeepAlive, Standins, build_image, copy_app, free_port, https, keepalive_https
@@ -69,8 +69,15 @@ def _literal(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def _service(spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict[str, int]) -> dict[str, Any]:
-    environment = {**spec.env, **{var: secrets[name] for var, name in spec.secret_env.items()}}
+def _service(
+    spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict[str, int], files: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """One Compose service of `spec`. `files`: where each secret is a file (prod), its file in the
+    project folder and the path readers find it at (the program's own), mounted read-only."""
+    if files:
+        environment = {**spec.env, **{f"{var}_FILE": files[name][1] for var, name in spec.secret_env.items()}}
+    else:
+        environment = {**spec.env, **{var: secrets[name] for var, name in spec.secret_env.items()}}
     service: dict[str, Any] = {
         "image": image,
         "command": [_literal(part) for part in spec.command],
@@ -91,8 +98,10 @@ def _service(spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict
         service["security_opt"] = ["no-new-privileges:true"]
     if spec.tmpfs:
         service["tmpfs"] = [f"{path}:{options}" for path, options in spec.tmpfs.items()]
-    if spec.mounts:
-        service["volumes"] = [f"{m.volume}:{m.target}" for m in spec.mounts if m.volume]
+    volumes = [f"{m.volume}:{m.target}" for m in spec.mounts if m.volume]
+    volumes += [f"{files[name][0]}:{files[name][1]}:ro" for name in sorted(set(spec.secret_env.values()) & set(files))]
+    if volumes:
+        service["volumes"] = volumes
     if spec.health:
         h = spec.health
         service["healthcheck"] = {
@@ -165,8 +174,16 @@ def compose_project(standins: Standins) -> ComposeStack:
         "haproxy": standins.haproxy,
     }
     specs = services(settings, PROJECT_DIR)
+    files: dict[str, tuple[str, str]] = {}
+    if secrets_as_files(settings):  # as the program gives them: a read-only file each, named by <VAR>_FILE
+        (directory / "secrets").mkdir()
+        for name, value in secrets.items():
+            local = directory / "secrets" / name
+            local.write_text(value)
+            local.chmod(0o444)  # the services' users (10001, 999) read it; nothing writes it
+            files[name] = (str(local), secret_file(settings, name))  # type: ignore[arg-type]
     document = {
-        "services": {s.name: _service(s, images[s.image], secrets, ports) for s in specs},
+        "services": {s.name: _service(s, images[s.image], secrets, ports, files) for s in specs},
         "volumes": {m.volume: {} for s in specs for m in s.mounts if m.volume},
     }
     # The router balances over the alias: Compose's recreate keeps one container per service.

@@ -204,8 +204,11 @@ class SwarmDeployment(pulumi.ComponentResource):
             docker.ServiceTaskSpecContainerSpecMountArgs(
                 target=path,
                 type="tmpfs",
+                # Permission bits only: the provider's Read writes the mode back as `Mode.Perm()`
+                # (kreuzwerker resource_docker_service_structures.go), so 0o1777 would show as a
+                # change on every `up`. Each service runs as one user: the sticky bit guards nothing.
                 tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(
-                    size_bytes=_size_bytes(options), mode=0o1777
+                    size_bytes=_size_bytes(options), mode=0o777
                 ),
             )
             for path, options in sorted(spec.tmpfs.items())

@@ -251,6 +251,51 @@ class DockerEngine(Mocks):
             raise UpFailed(result) from error
         return result
 
+    def refresh(self, stack: str) -> UpResult:
+        """`pulumi refresh --yes`: every resource read back as the provider's Read does. An object
+        gone from the engine leaves state (the next `up` creates it); one changed by hand records its
+        drift (the next `up` diffs the program against it). Nothing is created or deleted."""
+        self._steps, self.timings = [], Timings()
+        try:
+            for resource in list(self.resources.values()):
+                read = self._read(resource)
+                if read is None:
+                    with self._lock:
+                        del self.resources[resource.urn]
+                    self._record(Step("delete", resource.type, resource.name, _physical(resource.state), note="gone"))
+                    continue
+                drift = tuple(
+                    sorted(k for k in set(read) | set(resource.state) if read.get(k) != resource.state.get(k))
+                )
+                resource.state = read
+                self._record(Step("update" if drift else "same", resource.type, resource.name,
+                                  _physical(read), changed=drift, note="read back" if drift else ""))  # fmt: skip
+        finally:
+            self._save()
+        result = UpResult(stack, self._steps, None, None, self.timings)
+        print(result.preview())
+        return result
+
+    def _read(self, resource: Resource) -> dict[str, Any] | None:
+        """The provider's Read of one resource: its state now, or None where the object is gone."""
+        client = self.client()
+        try:
+            if resource.type == CONTAINER:
+                return self._read_container(resource.id, resource.state)
+            if resource.type == NETWORK:
+                return {**resource.state, **self._read_network(resource.id)}
+            if resource.type == VOLUME:
+                client.inspect_volume(resource.id)
+                return resource.state
+            if resource.type == REMOTE_IMAGE:  # its id is <image id><name>: the image is found by its id
+                client.inspect_image(resource.state["imageId"])
+                return resource.state
+        except docker.errors.NotFound:
+            return None
+        if resource.type in (IMAGE, PROVIDER) or resource.type in provider.TLS_TYPES:
+            return resource.state  # their Read returns the state as it is
+        raise DeploymentError(f"refresh: reading back a {resource.type} ({resource.name}) is not modelled")
+
     # --- Mocks --------------------------------------------------------------------------------
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

@@ -17,6 +17,7 @@ from tests.integration.conftest import (
     Standins,
     assert_no_secret_leak,
     deploy,
+    docker,
     inspect_container,
     report,
     until,
@@ -113,3 +114,28 @@ def test_a_changed_health_check_replaces_the_container(dev: Deployed) -> None:
     result = day2.assert_change_replaces(dev, "api", "healthcheck", health=health)
     assert inspect_container(dev.container("api"))["Config"]["Healthcheck"]["Interval"] == 4_000_000_000
     assert result.ops()["app"] == "same", "the app depends on the api only by order: not replaced"
+
+
+def test_refresh_forgets_a_container_removed_by_hand_and_records_those_stopped_by_hand(dev: Deployed) -> None:
+    # By hand, outside the program: Redis removed, the scheduler and the app (which publishes a port) stopped.
+    redis = dev.container("redis")
+    scheduler, app = (inspect_container(dev.container(name))["Id"] for name in ("scheduler", "app"))
+    docker("rm", "-f", redis)
+    docker("stop", scheduler, app)
+    refreshed = dev.engine.refresh("dev")
+    assert refreshed.ops()["redis"] == "delete" and "redis" not in dev.engine.ids(), refreshed.preview()
+    changed = {s.name: set(s.changed) for s in refreshed.steps if s.op == "update"}
+    assert changed.keys() == {"scheduler", "app"}, refreshed.preview()
+    assert {"exitCode", "mustRun"} <= changed["scheduler"] and "ports" not in changed["scheduler"]
+    assert {"exitCode", "mustRun", "ports"} <= changed["app"], "a stopped container reads back no ports"
+
+    # The next `up` does what the engine would: creates Redis again; starts the scheduler in place
+    # (mustRun false -> true: an Update); replaces the app, whose published port now differs.
+    result = dev.up()
+    ops = result.ops()
+    assert ops["redis"] == "create" and ops["scheduler"] == "update" and ops["app"] == "replace", result.preview()
+    assert inspect_container(dev.container("scheduler"))["Id"] == scheduler, "the same scheduler, started again"
+    assert inspect_container(dev.container("app"))["Id"] != app
+    for name in ("redis", "scheduler", "app"):
+        dev.engine.wait_healthy(dev.container(name), timeout=120)
+    until(lambda: True if dev.http("GET", "api", "/health")[0] == 200 else None, 60, "the api healthy again")

@@ -140,6 +140,19 @@ def test_durations_are_written_as_the_provider_reads_them_back(swarm: Run) -> No
         assert "m0s" not in text and "h0m" not in text, name
 
 
+def test_tmpfs_modes_are_written_as_the_provider_reads_them_back(swarm: Run) -> None:
+    """The provider's Read keeps a tmpfs mode's permission bits only (Mode.Perm()): anything else
+    would show as a change of every hardened service on every `up`."""
+    modes = {
+        (name, mount["target"]): mount["tmpfsOptions"]["mode"]
+        for name, service in services(swarm).items()
+        for mount in reveal(service.inputs)["taskSpec"]["containerSpec"].get("mounts") or []
+        if mount["type"] == "tmpfs"
+    }
+    assert modes, "the hardened services mount tmpfs"
+    assert {where: mode for where, mode in modes.items() if mode & ~0o777} == {}
+
+
 @pytest.mark.parametrize(
     ("stack", "overrides", "key", "expected"),
     [
