@@ -351,8 +351,8 @@ def render_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
         origin,
         "",
         "prod from v1 to v2 (a source change) through the test engine, under the request loop of the tests "
-        "(8 threads, 32 requests a second through the ingress over HTTPS: GETs of an api and an app page, "
-        "a POST that writes).",
+        "(8 threads, 2 of them keeping their connections open, 32 requests a second through the ingress over "
+        "HTTPS: GETs of an api and an app page, a POST that writes).",
         "",
         *rollout_table(rollouts),
     ]
@@ -688,7 +688,11 @@ def replace_section(heading: str, section: str) -> None:
 def commit() -> str:
     """The commit the measured code is at, and whether the work tree differed from it."""
     head = run("git", "rev-parse", "--short", "HEAD", cwd=PROJECT_DIR, check=False).stdout.strip() or "no commit"
-    dirty = run("git", "status", "--porcelain", "--untracked-files=no", cwd=PROJECT_DIR, check=False).stdout.strip()
+    # Changes to the code, not to this run's own output (a section written before the next is measured).
+    dirty = run(
+        "git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md", cwd=PROJECT_DIR,
+        check=False,
+    ).stdout.strip()  # fmt: skip
     return f"{head} with uncommitted changes" if dirty else head
 
 
