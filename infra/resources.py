@@ -306,16 +306,20 @@ class Deployment(pulumi.ComponentResource):
             entries.append(pulumi.Output.secret(pulumi.Output.concat(var, "=", value)))
         return entries
 
-    def _container_name(self, spec: ServiceSpec, image: pulumi.Output[str]) -> str | pulumi.Output[str]:
+    def _container_name(self, spec: ServiceSpec, image: pulumi.Output[str]) -> str | pulumi.Output[str] | None:
         """A fixed name; for a create-first container, one that changes whenever it is replaced.
 
         The suffix hashes what replaces the container (its spec, its image, its secrets and
         certificates), so old and new can run side by side. It is no secret: a digest of
-        high-entropy values.
+        high-entropy values. A create-first one-shot (migrate beside an ingress) is autonamed
+        instead (None: `migrate-<random>`): `pulumi up --replace` runs it again, which a name
+        that only its inputs decide would refuse (the new one's name is the old one's).
         """
         base = self.identity.container(spec.name)
         if not spec.create_first:
             return base
+        if spec.one_shot:
+            return None
         secrets = self._secret_values(spec)
         program_values = self._program_values(spec)
 

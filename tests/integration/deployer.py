@@ -392,8 +392,10 @@ class DockerEngine(Mocks):
             with self._lock:
                 old = self.resources.get(reg.urn)
             # An autonamed resource that is only updated keeps its name; a replacement gets a new one.
+            # (`--replace` forces a replacement: Check runs again without the old state, a new name.)
             with_old_name = {**inputs, "name": old.state["name"]} if old is not None else inputs
-            kept = old is not None and (
+            forced = reg.name in self._replace or reg.urn in self._replace
+            kept = (old is not None and not forced) and (
                 provider.diff_fields(reg.type, old.state, with_old_name, reg.replace_on_changes).kind != "replace"
             )
             name = old.state["name"] if kept and old is not None else f"{reg.name}-{secrets.token_hex(4)[:7]}"

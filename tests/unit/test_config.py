@@ -212,8 +212,10 @@ def test_two_stacks_of_one_environment_name_everything_apart() -> None:
         run = run_program(stack, config, secret_keys, PlanMocks())
         # Everything the stack owns; base images (RemoteImage, kept locally) are shared on purpose.
         owned = [r for r in run.resources if r.type.startswith("docker:") and "remoteImage" not in r.type]
-        # Autonamed resources (prod's secret holders) get a random suffix from Pulumi: apart by construction.
-        names[stack] = {str(r.inputs.get("name") or r.inputs.get("imageName")) for r in owned if r.name[:4] != "icb-"}
+        # Autonamed resources (prod's secret holders, its migrate) get a random suffix from Pulumi: apart
+        # by construction.
+        named = [r for r in owned if r.name[:4] != "icb-" and (r.inputs.get("name") or r.inputs.get("imageName"))]
+        names[stack] = {str(r.inputs.get("name") or r.inputs.get("imageName")) for r in named}
     assert not names["prod"] & names["prod-eu"], names["prod"] & names["prod-eu"]
 
 

@@ -135,9 +135,9 @@ def test_a_postgres_image_change_replaces_postgres_and_what_takes_its_outputs_fi
 
 def test_a_release_cascades_nothing_in_prod() -> None:
     """Under the engine's rules a release takes nothing serving down: migrate is create-first."""
-    planned = steps("prod", memoryMb="1024")
-    assert planned["migrate"].op == planned["api"].op == "replace", planned
-    assert not any(step.delete_first for name, step in planned.items() if name in ("migrate", "api", "app"))
+    planned = steps("prod", memoryMb="1024", heartbeatSeconds="61")
+    assert planned["api"].op == planned["scheduler"].op == "replace", planned
+    assert not any(step.delete_first for step in planned.values()), planned
     assert not any(step.dependent_of or step.deletes_first for step in planned.values()), planned
 
 
@@ -145,10 +145,11 @@ def test_a_memory_change_updates_in_place_and_rolls_create_first_containers() ->
     planned = steps("dev", memoryMb="1024")
     assert {s.op for s in planned.values()} == {"update"}
     assert planned["api"].fields == ("memory", "memorySwap")
-    # In prod, migrate, api, app and scheduler take a new name with any change of their spec: a rollout.
+    # In prod, api, app and scheduler take a new name with any change of their spec: a rollout. The
+    # autonamed migrate keeps its name, and memory is updated in place.
     rolled = steps("prod", memoryMb="1024")
-    assert {n for n, s in rolled.items() if s.op == "replace"} == {"migrate", "api", "app", "scheduler"}
-    assert not rolled["api"].delete_first and not rolled["migrate"].delete_first
+    assert {n for n, s in rolled.items() if s.op == "replace"} == {"api", "app", "scheduler"}
+    assert not rolled["api"].delete_first and rolled["migrate"].op == "update"
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application(tmp_path: Path) -> None:
