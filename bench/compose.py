@@ -20,13 +20,12 @@ from typing import Any
 
 import yaml
 
-from infra.config import load_settings
+from infra.config import PROJECT_DIR, load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
 from infra.services import ServiceSpec, secret_file, secrets_as_files, services
-from infra.simulate import PROJECT_DIR
+from proof.engine.deployer import tls_resource
 from tests.conftest import TEST_SECRETS, committed_config
 from tests.integration.conftest import KeepAlive, Standins, build_image, copy_app, free_port, https, keepalive_https
-from tests.integration.deployer import tls_resource
 from tests.integration.swarm import host_name
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")

@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.compose import check_compose_project, compose_stack
-from infra.config import load_settings
-from infra.plan import PlanMocks
+from infra.config import PROJECT_DIR, load_settings
 from infra.restore import StackEngine, restore
-from infra.simulate import PROJECT_DIR, run_program
+from proof.engine.deployer import UpResult
+from proof.mocks import run_program
+from proof.plan import PlanMocks
 from tests.conftest import committed_config
 from tests.integration import day2
 from tests.integration.buildkit import step_states
 from tests.integration.conftest import Standins, copy_app, deploy
-from tests.integration.deployer import UpResult
 from tests.integration.swarm import swarm_prod
 
 BENCH = PROJECT_DIR / "bench"
@@ -396,7 +396,7 @@ def render_second_up(later: dict[str, SecondUp], origin: str) -> str:
         "",
         origin,
         "",
-        "Through the test engine (`tests/integration/deployer.py`): the wall time of "
+        "Through the test engine (`proof/engine/deployer.py`): the wall time of "
         "`up` against the state the first deploy left, and the containers it created, replaced or deleted.",
         "",
         "| stack | `up` with nothing changed | containers touched | `up` after a source-only change | "

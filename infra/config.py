@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.profiles import PROFILES
+
 PROJECT = "ichrisbirch"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -388,8 +390,6 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
     `secret_keys` are the full keys Pulumi marked as secret. Keys of other namespaces (docker:,
     pulumi:) are left alone; every key in this project's namespace must be known.
     """
-    from infra.services import PROFILES, published_ports  # services depend on config, not the other way round
-
     problems: list[tuple[str, str]] = []
     values: dict[str, Any] = {}
     plain_text_secrets: set[str] = set()
@@ -496,3 +496,17 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
     if settings.backup_offsite_endpoint and not settings.backup_offsite_prefix:
         settings = settings.model_copy(update={"backup_offsite_prefix": stack})  # one folder per stack
     return settings
+
+
+def published_ports(s: StackSettings) -> dict[str, int]:
+    """Host port per published service, for the config check that no two collide."""
+    ports = {
+        "api": s.api_port,
+        "app": s.app_port,
+        "postgres": s.postgres_port,
+        "redis": s.redis_port,
+        "ingress": s.http_port,
+        "ingress_https": s.https_port,
+    }
+    published = PROFILES[s.environment].published
+    return {name: port for name, port in ports.items() if name.removesuffix("_https") in published}

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from infra.config import Identity, StackSettings, load_settings
+from infra.config import PROJECT_DIR, Identity, StackSettings, load_settings
 from infra.resources import Deployment
 from infra.swarm import SwarmDeployment
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
 def raw_config() -> tuple[dict[str, str], set[str]]:

@@ -9,10 +9,10 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
-from infra import provider
+from infra import canonical
 from infra.config import Identity, StackSettings
+from infra.profiles import PROFILES
 from infra.services import (
-    PROFILES,
     SECRETS_DIR,
     HealthCheck,
     SecretName,
@@ -34,10 +34,10 @@ def _healthcheck(health: HealthCheck) -> docker.ContainerHealthcheckArgs:
     # Durations in the form the provider reads back ("1m30s", not "90s"): no diff on the next `up`.
     return docker.ContainerHealthcheckArgs(
         tests=list(health.test),
-        interval=provider.seconds(health.interval_seconds),
-        timeout=provider.seconds(health.timeout_seconds),
+        interval=canonical.seconds(health.interval_seconds),
+        timeout=canonical.seconds(health.timeout_seconds),
         retries=health.retries,
-        start_period=provider.seconds(health.start_period_seconds),
+        start_period=canonical.seconds(health.start_period_seconds),
     )
 
 
@@ -412,7 +412,7 @@ class Deployment(pulumi.ComponentResource):
             # when it is left out, and the provider reads that back as a change on every `up`.
             memory_swap=spec.limits.memory_mb,
             # In the provider's read-back form ("1.0", "10."): any other spelling replaces every run.
-            cpus=provider.cpus(spec.limits.cpus),
+            cpus=canonical.cpus(spec.limits.cpus),
             ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=spec.limits.processes, hard=spec.limits.processes)]
             if spec.limits.processes
             else None,

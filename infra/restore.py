@@ -35,8 +35,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from infra.config import Identity, StackSettings
-from infra.simulate import PROJECT_DIR
+from infra.config import PROJECT_DIR, Identity, StackSettings
 
 WRITERS = ("api", "app", "scheduler")
 BACKUP_MODE = 'exec sh -c "$BACKUP_SCRIPT" backup "$@"'  # the backup service's script, one mode

@@ -28,6 +28,7 @@ from infra.ingress import (
     router_config,
     tcp_ingress_config,
 )
+from infra.profiles import PROFILES, Profile
 
 ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy", "rclone"]
 # Values filled at deploy time and kept secret in state and plans: the settings' secrets, and what
@@ -70,67 +71,6 @@ HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"  # on swarm, a Swarm 
 CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
 DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
 REDIS_DATA = "/data"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How one environment differs from the others, in kind. Values per stack live in its stack file."""
-
-    image_target: Literal["development", "production"]
-    hot_reload: bool  # source bind-mounted from the checkout; servers reload on change
-    production_servers: bool  # gunicorn instead of the frameworks' development servers
-    hardened: bool  # non-root, read-only root filesystem, no capabilities, no-new-privileges
-    persistent_data: bool  # named volumes; otherwise tmpfs with fsync off
-    published: frozenset[str]  # services reachable from the host
-    restart: Literal["always", "unless-stopped"]
-    runs_test_suite: bool  # a one-shot `tests` container runs the app's suite against the stack
-    # An ingress and its router (TLS, routing) balance api and app, which are replaced create-first
-    # (the new container healthy before the old one stops): an update drops no request.
-    ingress: bool = False
-    # Each secret a file in just the containers that read it, named by a <VAR>_FILE variable; never
-    # a value in an environment, which `docker inspect` shows to anyone allowed to run it.
-    secrets_in_files: bool = False
-
-
-_ALL_PUBLISHED = frozenset({"api", "app", "postgres", "redis"})
-
-PROFILES: dict[str, Profile] = {
-    "dev": Profile(
-        image_target="development",
-        hot_reload=True,
-        production_servers=False,
-        hardened=False,
-        persistent_data=True,
-        published=_ALL_PUBLISHED,
-        restart="unless-stopped",
-        runs_test_suite=False,
-    ),
-    "test": Profile(
-        image_target="development",
-        hot_reload=False,
-        production_servers=False,
-        hardened=False,
-        persistent_data=False,
-        # The data stores' ports for poking at a failed run; api and app only through the ingress
-        # (create-first containers cannot hold a host port: old and new run side by side).
-        published=frozenset({"postgres", "redis", "ingress"}),
-        restart="unless-stopped",
-        runs_test_suite=True,
-        ingress=True,
-    ),
-    "prod": Profile(
-        image_target="production",
-        hot_reload=False,
-        production_servers=True,
-        hardened=True,
-        persistent_data=True,
-        published=frozenset({"ingress"}),
-        restart="always",
-        runs_test_suite=False,
-        secrets_in_files=True,
-        ingress=True,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -822,17 +762,3 @@ def _migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
             )
     by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
     return [by_name[spec.name] for spec in specs if spec.name in by_name]
-
-
-def published_ports(s: StackSettings) -> dict[str, int]:
-    """Host port per published service, for the config check that no two collide."""
-    ports = {
-        "api": s.api_port,
-        "app": s.app_port,
-        "postgres": s.postgres_port,
-        "redis": s.redis_port,
-        "ingress": s.http_port,
-        "ingress_https": s.https_port,
-    }
-    published = PROFILES[s.environment].published
-    return {name: port for name, port in ports.items() if name.removesuffix("_https") in published}

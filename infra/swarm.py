@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from infra import provider
+from infra import canonical
 from infra.config import Identity, StackSettings
 from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image, docker_provider
 from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, pulled_image, secret_file, services
@@ -46,10 +46,10 @@ def _size_bytes(options: str) -> int | None:
 def _rollout(order: str, failure_action: str) -> dict[str, Any]:
     return {
         "parallelism": 1,
-        "delay": provider.short_seconds(0),
+        "delay": canonical.short_seconds(0),
         "order": order,
         "failure_action": failure_action,
-        "monitor": provider.short_seconds(UPDATE_MONITOR_SECONDS),
+        "monitor": canonical.short_seconds(UPDATE_MONITOR_SECONDS),
         "max_failure_ratio": "0.0",
     }
 
@@ -61,10 +61,10 @@ def _base64(text: str) -> str:
 def _healthcheck(health: HealthCheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
     return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
         tests=list(health.test),
-        interval=provider.short_seconds(health.interval_seconds),
-        timeout=provider.short_seconds(health.timeout_seconds),
+        interval=canonical.short_seconds(health.interval_seconds),
+        timeout=canonical.short_seconds(health.timeout_seconds),
         retries=health.retries,
-        start_period=provider.short_seconds(health.start_period_seconds),
+        start_period=canonical.short_seconds(health.start_period_seconds),
     )
 
 
@@ -231,7 +231,7 @@ class SwarmDeployment(pulumi.ComponentResource):
                     cap_drops=["ALL"] if hard.drop_all_capabilities else None,
                     init=spec.image == "app",
                     healthcheck=_healthcheck(spec.health) if spec.health else None,
-                    stop_grace_period=provider.short_seconds(spec.stop_grace_seconds),
+                    stop_grace_period=canonical.short_seconds(spec.stop_grace_seconds),
                     secrets=secrets or None,
                     configs=configs or None,
                     mounts=mounts or None,
@@ -244,7 +244,7 @@ class SwarmDeployment(pulumi.ComponentResource):
                     ),
                 ),
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
-                    condition="any", delay=provider.short_seconds(5), window=provider.short_seconds(60)
+                    condition="any", delay=canonical.short_seconds(5), window=canonical.short_seconds(60)
                 ),
                 placement=docker.ServiceTaskSpecPlacementArgs(constraints=list(spec.placement))
                 if spec.placement
@@ -272,7 +272,7 @@ class SwarmDeployment(pulumi.ComponentResource):
             ),
             # `up` waits until every task runs (healthy, where checked), and fails naming the service.
             converge_config=docker.ServiceConvergeConfigArgs(
-                delay=provider.short_seconds(7), timeout=provider.short_seconds(self.settings.wait_timeout_seconds)
+                delay=canonical.short_seconds(7), timeout=canonical.short_seconds(self.settings.wait_timeout_seconds)
             ),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[self.services[d] for d in spec.depends_on])

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from infra.plan import PlanMocks
-from infra.simulate import Run, run_program, stack_config
+from proof.mocks import Run, run_program, stack_config
+from proof.plan import PlanMocks
 
 # Test values for the secrets: never real, and distinctive so a leak is easy to grep for.
 TEST_SECRETS = {

@@ -26,11 +26,11 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from infra.config import Identity, StackSettings
-from infra.services import PROFILES
-from infra.simulate import PROJECT_DIR, Run
+from infra.config import PROJECT_DIR, Identity, StackSettings
+from infra.profiles import PROFILES
+from proof.engine.deployer import MARKER, DockerEngine, UpResult
+from proof.mocks import Run
 from tests.conftest import TEST_SECRETS, committed_config
-from tests.integration.deployer import MARKER, DockerEngine, UpResult
 from tests.integration.machine import MachineProblem, host_address
 
 T = TypeVar("T")

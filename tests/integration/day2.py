@@ -22,10 +22,10 @@ from typing import Any, Protocol
 import pytest
 
 import infra.resources
-from infra.provider import CONTAINER
 from infra.services import ServiceSpec
+from proof.engine.deployer import UpFailed, UpResult
+from proof.provider import CONTAINER
 from tests.integration.conftest import DOCKER, Deployed, KeepAlive, inspect_container, report
-from tests.integration.deployer import UpFailed, UpResult
 
 APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
 

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from proof.engine.deployer import DockerEngine, UpResult
 from tests.conftest import committed_config
 from tests.integration.conftest import DOCKER, KeepAlive, Standins, copy_app, docker, https_to, keepalive_https
-from tests.integration.deployer import DockerEngine, UpResult
 
 SWARM = Path(__file__).resolve().parent.parent / "swarm"
 NODES = ("icb-manager", "icb-worker1", "icb-worker2")

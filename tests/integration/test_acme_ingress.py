@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.plan import PlanMocks
-from infra.provider import CONTAINER, reveal
-from infra.simulate import run_program
+from proof.mocks import run_program
+from proof.plan import PlanMocks
+from proof.provider import CONTAINER, reveal
 from tests.conftest import committed_config
 from tests.integration.conftest import TEST_LABEL, Standins, docker
 

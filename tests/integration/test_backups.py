@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infra.config import PROJECT_DIR
 from infra.restore import RestoreRefused, StackEngine, restore
-from infra.simulate import PROJECT_DIR
 from tests.integration import day2
 from tests.integration.conftest import (
     Bucket,

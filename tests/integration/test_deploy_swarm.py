@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.config import PROJECT_DIR
 from infra.restore import WRITERS, StackEngine, SwarmStack
-from infra.simulate import PROJECT_DIR
+from proof.engine.deployer import UpFailed
 from tests.conftest import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import Standins, report, until
-from tests.integration.deployer import UpFailed
 from tests.integration.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 
 pytestmark = pytest.mark.docker

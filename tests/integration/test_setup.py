@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from infra.simulate import PROJECT_DIR
+from infra.config import PROJECT_DIR
 
 pytestmark = pytest.mark.docker
 

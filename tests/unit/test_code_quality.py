@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from infra.simulate import PROJECT_DIR
+from infra.config import PROJECT_DIR
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -6,9 +6,9 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-from infra.config import REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
-from infra.plan import PlanMocks
-from infra.simulate import PROJECT_DIR, run_program
+from infra.config import PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
+from proof.mocks import run_program
+from proof.plan import PlanMocks
 from tests.conftest import TEST_SECRETS, committed_config
 
 

@@ -8,8 +8,8 @@ from collections.abc import Set as AbstractSet
 
 import pytest
 
-from infra.provider import CONTAINER, IMAGE, NETWORK, VOLUME, replaced_by_unknowns
-from tests.integration.deployer import DeploymentError, Resource, _dependents_first, dependent_replacements
+from proof.engine.deployer import DeploymentError, Resource, _dependents_first, dependent_replacements
+from proof.provider import CONTAINER, IMAGE, NETWORK, VOLUME, replaced_by_unknowns
 
 
 def urn(name: str) -> str:

@@ -6,7 +6,7 @@ import difflib
 
 import pytest
 
-from infra.plan import REGENERATE, plan, plan_path
+from proof.plan import REGENERATE, plan, plan_path
 from tests.conftest import TEST_SECRETS
 
 

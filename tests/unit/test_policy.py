@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from infra.config import PROJECT_DIR
 from infra.ingress import caddy_config, tcp_ingress_config
-from infra.simulate import PROJECT_DIR
 from tests.conftest import RunStack
 
 sys.path.insert(0, str(PROJECT_DIR / "policy"))

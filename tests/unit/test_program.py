@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError
-from infra.plan import PlanMocks
-from infra.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
-from infra.simulate import PROJECT_DIR, SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
+from infra.config import PROJECT_DIR, ConfigError
+from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
+from proof.plan import PlanMocks
+from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
 from tests.conftest import TEST_SECRETS, RunStack
 
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]

@@ -1,4 +1,4 @@
-"""The provider's rules (infra/provider.py) and the plan diff built on them, without an engine.
+"""The provider's rules (proof/provider.py) and the plan diff built on them, without an engine.
 
 The figures come from the provider's source (../shared/docs/provider-semantics.md); the
 integration tests check the same rules against a real engine run after run.
@@ -13,8 +13,8 @@ import docker.utils.build
 import pytest
 import yaml
 
-from infra import provider
-from infra.plan import PlannedStep, diff_plans, mismatches, plan
+from proof import provider
+from proof.plan import PlannedStep, diff_plans, mismatches, plan
 from tests.integration.conftest import copy_app
 
 

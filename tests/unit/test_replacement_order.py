@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.provider import CONTAINER, NETWORK, VOLUME, deletes_before_replace, replaced_by_unknowns
-from infra.simulate import Registration, Run
+from proof.mocks import Registration, Run
+from proof.provider import CONTAINER, NETWORK, VOLUME, deletes_before_replace, replaced_by_unknowns
 from tests.conftest import RunStack
 
 # Replaced only when their own settings change, and then the stack's containers with them.

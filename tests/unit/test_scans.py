@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.simulate import PROJECT_DIR
+from infra.config import PROJECT_DIR
 
 VENV_BIN = Path(sys.executable).parent
 TOOLS_BIN = PROJECT_DIR / ".venv-tools" / "bin"

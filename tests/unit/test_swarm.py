@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError
-from infra.provider import IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, reveal
-from infra.simulate import Registration, Run
+from proof.mocks import Registration, Run
+from proof.provider import IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, reveal
 from tests.conftest import TEST_SECRETS, RunStack
 from tests.unit.test_program import is_secret
 

@@ -21,9 +21,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 
-from infra.config import PROJECT
+from infra.config import PROJECT, PROJECT_DIR
+from infra.program import main
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_VALUE_SIG = rpc._special_secret_sig
 
@@ -181,8 +181,6 @@ def run_program(
 
     Raises whatever the program raises (a ConfigError, or a failure inside an output).
     """
-    from infra.program import main
-
     runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
     monitor = monitor or RecordingMonitor(mocks)
     if hasattr(mocks, "monitor"):  # mocks that honour resource options (PlanMocks) read them here

@@ -1,8 +1,8 @@
 """Render a stack's plan: every resource the program registers, as stable, sorted YAML.
 
-    python -m infra.plan prod            # print the plan of the committed prod stack config
-    python -m infra.plan --write         # rewrite tests/plans/<stack>.yaml for every stack
-    python -m infra.plan --diff [BASE]   # what `pulumi up` would do, from the plans at BASE (HEAD)
+    python -m proof.plan prod            # print the plan of the committed prod stack config
+    python -m proof.plan --write         # rewrite tests/plans/<stack>.yaml for every stack
+    python -m proof.plan --diff [BASE]   # what `pulumi up` would do, from the plans at BASE (HEAD)
 
 No engine, backend or credentials are needed: the program runs under Pulumi mocks with the
 committed stack file. Secret values are masked; secrets the stack file does not hold (or holds
@@ -25,21 +25,12 @@ from typing import Any
 import yaml
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra import engine, provider
-from infra.config import ENVIRONMENTS, PROJECT, REQUIRED_SECRETS, key_of
-from infra.simulate import (
-    PROJECT_DIR,
-    SECRET_SIG,
-    SECRET_VALUE_SIG,
-    RecordingMonitor,
-    Run,
-    run_program,
-    stack_config,
-    whole_numbers,
-)
+from infra.config import ENVIRONMENTS, PROJECT, PROJECT_DIR, REQUIRED_SECRETS, key_of
+from proof import order, provider
+from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, RecordingMonitor, Run, run_program, stack_config, whole_numbers
 
 PLANS_DIR = PROJECT_DIR / "tests" / "plans"
-REGENERATE = "python -m infra.plan --write"
+REGENERATE = "python -m proof.plan --write"
 MASK = "[secret]"
 PLACEHOLDER = "plan-placeholder-"
 PLACEHOLDER_SECRETS = {
@@ -262,9 +253,9 @@ def diff_plans(old: dict[str, Any] | None, new: dict[str, Any]) -> list[PlannedS
     return _with_cascades(before, after, steps)
 
 
-def _node(key: str, entry: dict[str, Any]) -> engine.Node:
+def _node(key: str, entry: dict[str, Any]) -> order.Node:
     type_token, _, name = key.partition("::")
-    return engine.Node(
+    return order.Node(
         key,
         type_token,
         name,
@@ -278,15 +269,15 @@ def _node(key: str, entry: dict[str, Any]) -> engine.Node:
 def _with_cascades(before: dict[str, Any], after: dict[str, Any], steps: list[PlannedStep]) -> list[PlannedStep]:
     """The steps with the engine's delete-first cascades: each delete-first replacement names the
     dependents deleted before it, and each of those becomes a delete-first replacement of its own
-    (infra.engine.dependent_replacements, over the old plan's resources)."""
+    (proof.order.dependent_replacements, over the old plan's resources)."""
     nodes = {key: _node(key, entry) for key, entry in before.items()}
     by_key = {step.key: step for step in steps}
     for step in steps:
         if step.op != "replace" or not step.delete_first or step.key not in nodes:
             continue
         try:
-            cascade = engine.dependent_replacements(nodes, step.key)
-        except engine.ProtectedDependent:
+            cascade = order.dependent_replacements(nodes, step.key)
+        except order.ProtectedDependent:
             cascade = []  # the step is refused: the engine stops before deleting anything
             by_key[step.key] = replace(by_key[step.key], protected=True)
         names = tuple(node.name for node, _ in reversed(cascade))  # deleted dependents first
@@ -390,7 +381,7 @@ def order_mismatches(predicted: list[PlannedStep], preview: dict[str, Any]) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m proof.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("stacks", nargs="*", choices=[[], *ENVIRONMENTS], help="stacks to render (default: all)")
     parser.add_argument("--write", action="store_true", help="write tests/plans/<stack>.yaml instead of printing")
     parser.add_argument(

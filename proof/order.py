@@ -1,10 +1,10 @@
 """What the Pulumi engine decides around the provider's calls, as pure functions over a state's
-resources: shared by the test deployer (tests/integration/deployer.py), which applies them to a
-real Docker engine, and `python -m infra.plan --diff`, which predicts an `up` from two plans.
+resources: shared by the test deployer (proof/engine/deployer.py), which applies them to a
+real Docker engine, and `python -m proof.plan --diff`, which predicts an `up` from two plans.
 
 Read from pulumi/pulumi `pkg/resource/deploy/step_generator.go` (function names stay put between
 releases; ../shared/docs/engine-semantics.md). The provider's half of each decision (which fields
-force a replacement) comes from infra/provider.py.
+force a replacement) comes from proof/provider.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from infra import provider
+from proof import provider
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ previous run left:
 
 - it keeps state between runs (per resource: its checked inputs, the state Read wrote, its id,
   dependencies and options) in a JSON file, as Pulumi keeps a checkpoint;
-- on each run it diffs every resource with the provider's rules (`infra.provider`, shared with
-  `python -m infra.plan --diff`) and the resource options: `same`, `update` (applied through the
+- on each run it diffs every resource with the provider's rules (`proof.provider`, shared with
+  `python -m proof.plan --diff`) and the resource options: `same`, `update` (applied through the
   engine's API as the provider does it, or recorded only, for state-only fields), `replace`
   (delete-first for containers and named resources unless the option says otherwise), `create`,
   and at the end `delete` for what the program no longer declares, dependents first; `protect`
@@ -51,9 +51,11 @@ import docker
 import requests
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra import engine, provider
-from infra.engine import Node
-from infra.provider import (
+from infra.config import PROJECT_DIR
+from proof import order, provider
+from proof.mocks import RecordingMonitor, Registration, Run, run_program, whole_numbers
+from proof.order import Node
+from proof.provider import (
     CONTAINER,
     CONTAINER_FIELDS,
     CONTAINER_UPDATE_API,
@@ -68,7 +70,6 @@ from infra.provider import (
     NotModelled,
     reveal,
 )
-from infra.simulate import PROJECT_DIR, RecordingMonitor, Registration, Run, run_program, whole_numbers
 
 MARKER = ("ichrisbirch.deployer", "itest")
 BUILDKIT_DOCKER = "/usr/bin/docker"
@@ -1382,14 +1383,14 @@ def dependent_replacements(
     resources: Mapping[str, Resource], replaced: Resource, registered: set[str]
 ) -> list[Resource]:
     """What the engine deletes before `replaced` when it replaces it delete-first: the state's
-    resources that infra.engine.dependent_replacements names (the rule plan --diff uses too)."""
+    resources that proof.order.dependent_replacements names (the rule plan --diff uses too)."""
     nodes = {
         r.urn: Node(r.urn, r.type, r.name, r.dependencies, r.property_dependencies, r.replace_on_changes, r.protect)
         for r in resources.values()
     }
     try:
-        cascade = engine.dependent_replacements(nodes, replaced.urn, registered)
-    except engine.ProtectedDependent as refused:
+        cascade = order.dependent_replacements(nodes, replaced.urn, registered)
+    except order.ProtectedDependent as refused:
         raise DeploymentError(str(refused)) from None
     return [resources[node.key] for node, _ in cascade]
 
