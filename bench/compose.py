@@ -23,10 +23,11 @@ import yaml
 from infra.config import PROJECT_DIR, load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
 from infra.services import ServiceSpec, secret_file, secrets_as_files, services
-from proof.engine.deployer import tls_resource
-from tests.conftest import TEST_SECRETS, committed_config
-from tests.integration.conftest import KeepAlive, Standins, build_image, copy_app, free_port, https, keepalive_https
-from tests.integration.swarm import host_name
+from proof.engine.handlers.tls import tls_resource
+from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
+from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.harness.standins import Standins, build_image, copy_app
+from proof.harness.swarm import host_name
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")
 PROJECT = "icb-bench-compose"

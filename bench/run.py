@@ -32,14 +32,14 @@ from typing import Any
 from bench.compose import check_compose_project, compose_stack
 from infra.config import PROJECT_DIR, load_settings
 from infra.restore import StackEngine, restore
-from proof.engine.deployer import UpResult
+from proof.engine import UpResult
+from proof.harness.buildkit import step_states
+from proof.harness.load import LoadLoop, LoadReport
+from proof.harness.stacks import bump_version, changed_all, committed_config, deploy, program_with, psql
+from proof.harness.standins import Standins, copy_app
+from proof.harness.swarm import swarm_prod
 from proof.mocks import run_program
 from proof.plan import PlanMocks
-from tests.conftest import committed_config
-from tests.integration import day2
-from tests.integration.buildkit import step_states
-from tests.integration.conftest import Standins, copy_app, deploy
-from tests.integration.swarm import swarm_prod
 
 BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
@@ -291,7 +291,7 @@ class Rollout:
     wall_seconds: float
 
     @classmethod
-    def of(cls, load: day2.LoadReport, wall: float) -> Rollout:
+    def of(cls, load: LoadReport, wall: float) -> Rollout:
         return cls(len(load.outcomes), len(load.failed), load.longest_without_service(), load.slowest(), wall)
 
     @classmethod
@@ -310,7 +310,7 @@ def update_under_load(
     deployed: Any, change: Callable[[], object], up: Callable[[], object], max_seconds: float = 240
 ) -> Rollout:
     """`change`, then `up`, timed, under the tests' request loop through `deployed`'s ingress."""
-    with day2.LoadLoop(deployed, max_seconds=max_seconds) as loop:
+    with LoadLoop(deployed, max_seconds=max_seconds) as loop:
         time.sleep(2)
         change()
         started = time.perf_counter()
@@ -338,10 +338,10 @@ def measure_rollout(standins: Standins, *, create_first: bool) -> Rollout:
     """prod v1 -> v2 (a source change) under the request loop; with create_first False, every
     container is replaced delete-first, as before the ingress rollouts."""
     with deploy("prod", standins) as deployed:
-        transform = day2.changed_all(create_first=False) if not create_first else (lambda specs: specs)
-        with day2.program_with(transform):
-            deployed.up()  # the variant's own names first, so the measured run is a plain source change
-            return update_under_load(deployed, lambda: day2.bump_version(deployed), deployed.up)
+        transform = changed_all(create_first=False) if not create_first else (lambda specs: specs)
+        program = program_with(transform)
+        deployed.up(program=program)  # the variant's own names first, so the measured run is a plain source change
+        return update_under_load(deployed, lambda: bump_version(deployed), lambda: deployed.up(program=program))
 
 
 def render_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
@@ -396,7 +396,7 @@ def render_second_up(later: dict[str, SecondUp], origin: str) -> str:
         "",
         origin,
         "",
-        "Through the test engine (`proof/engine/deployer.py`): the wall time of "
+        "Through the test engine (`proof/engine/`): the wall time of "
         "`up` against the state the first deploy left, and the containers it created, replaced or deleted.",
         "",
         "| stack | `up` with nothing changed | containers touched | `up` after a source-only change | "
@@ -575,7 +575,7 @@ def measure_swarm_rollout(standins: Standins, api_replicas: int) -> Rollout:
         tempfile.TemporaryDirectory(prefix="icb-bench-swarm-") as tmp,
         swarm_prod(standins, Path(tmp), apiReplicas=str(api_replicas)) as prod,
     ):
-        return update_under_load(prod, lambda: day2.bump_version(prod), prod.up, max_seconds=900)  # type: ignore[arg-type]
+        return update_under_load(prod, lambda: bump_version(prod), prod.up, max_seconds=900)  # type: ignore[arg-type]
 
 
 def measure_swarm_rollouts(standins: Standins) -> dict[str, Rollout]:
@@ -631,13 +631,13 @@ def measure_backup(standins: Standins) -> BackupFigures:
     pg_restore, migrations, writers healthy again), as `scripts/restore` does it."""
     print("backup and restore ...", file=sys.stderr)
     with deploy("dev", standins, backups="true", backupSchedule="1h") as deployed:
-        day2.psql(
+        psql(
             deployed,
             "INSERT INTO tasks (title, completed) SELECT 'bench task ' || g, g % 3 = 0 "
             f"FROM generate_series(1, {BACKUP_ROWS}) AS g",
         )
-        rows = int(day2.psql(deployed, "SELECT count(*) FROM tasks"))
-        database_bytes = int(day2.psql(deployed, "SELECT pg_database_size('ichrisbirch')"))
+        rows = int(psql(deployed, "SELECT count(*) FROM tasks"))
+        database_bytes = int(psql(deployed, "SELECT pg_database_size('ichrisbirch')"))
         engine = StackEngine(deployed.stack, "unix:///var/run/docker.sock")
         started = time.perf_counter()
         engine.backup("once").check_returncode()
@@ -647,7 +647,7 @@ def measure_backup(standins: Standins) -> BackupFigures:
         started = time.perf_counter()
         restore(engine, name, say=lambda _: None)
         restore_seconds = time.perf_counter() - started
-        assert int(day2.psql(deployed, "SELECT count(*) FROM tasks")) == rows, "every row restored"
+        assert int(psql(deployed, "SELECT count(*) FROM tasks")) == rows, "every row restored"
     return BackupFigures(rows, database_bytes, int(size.stdout), backup_seconds, restore_seconds)
 
 

@@ -54,7 +54,13 @@ def seconds(value: float) -> str:
 
 def short_seconds(value: float) -> str:
     """A Service's durations as its Read writes them back (shortDur: "1m0s" -> "1m", "1h0m0s" -> "1h")."""
-    text = seconds(value)
+    return short_duration(int(Decimal(str(value)) * 10**9))
+
+
+def short_duration(nanoseconds: int) -> str:
+    """resource_docker_service_structures.go shortDur: Go's Duration.String() less a trailing "0s"
+    after minutes and "0m" after hours."""
+    text = go_duration(nanoseconds)
     if text.endswith("m0s"):
         text = text[:-2]
     if text.endswith("h0m"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pulumi
@@ -9,7 +11,12 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import PROJECT_DIR, Identity, StackSettings, load_settings
 from infra.resources import Deployment
+from infra.services import ServiceSpec, services
 from infra.swarm import SwarmDeployment
+
+# What a stack runs, given its settings and the project's directory: `services` unless a caller
+# (a test's variant of the program) gives another.
+SpecsFor = Callable[[StackSettings, Path], list[ServiceSpec]]
 
 
 def raw_config() -> tuple[dict[str, str], set[str]]:
@@ -27,14 +34,15 @@ def _url_host(settings: StackSettings) -> str:
     return urlparse(settings.docker_host).hostname or "127.0.0.1"
 
 
-def main() -> None:
+def main(specs_for: SpecsFor = services) -> None:
     values, secret_keys = raw_config()
     stack = pulumi.get_stack()
     settings = load_settings(stack, values, secret_keys)
+    specs = specs_for(settings, PROJECT_DIR)
     if settings.orchestrator == "swarm":
-        main_on_swarm(settings, Identity(stack))
+        main_on_swarm(settings, Identity(stack), specs)
         return
-    deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR)
+    deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR, specs)
 
     if deployment.tls is not None:
         port = "" if settings.https_port == 443 else f":{settings.https_port}"
@@ -53,8 +61,8 @@ def main() -> None:
         pulumi.export("tests_exit_code", deployment.containers["tests"].exit_code)
 
 
-def main_on_swarm(settings: StackSettings, identity: Identity) -> None:
-    swarm = SwarmDeployment(settings.environment, settings, identity, PROJECT_DIR)
+def main_on_swarm(settings: StackSettings, identity: Identity, specs: list[ServiceSpec]) -> None:
+    swarm = SwarmDeployment(settings.environment, settings, identity, PROJECT_DIR, specs)
     port = "" if settings.https_port == 443 else f":{settings.https_port}"
     pulumi.export("api_url", f"https://api.{settings.domain}{port}")
     pulumi.export("app_url", f"https://{settings.domain}{port}")

@@ -21,7 +21,6 @@ from infra.services import (
     pulled_image,
     secret_file,
     secrets_as_files,
-    services,
 )
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
@@ -159,6 +158,7 @@ class Deployment(pulumi.ComponentResource):
         settings: StackSettings,
         identity: Identity,
         project_dir: Path,
+        specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ichrisbirch:index:Deployment", name, None, opts)
@@ -166,7 +166,6 @@ class Deployment(pulumi.ComponentResource):
         self.identity = identity
         profile = PROFILES[settings.environment]
         self.app_dir = app_directory(settings, project_dir)
-        specs = services(settings, project_dir)
         self.specs = {spec.name: spec for spec in specs}
 
         self.provider = docker_provider(settings, self)

@@ -22,7 +22,7 @@ import pulumi_docker as docker
 from infra import canonical
 from infra.config import Identity, StackSettings
 from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image, docker_provider
-from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, pulled_image, secret_file, services
+from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, pulled_image, secret_file
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")
@@ -79,12 +79,12 @@ class SwarmDeployment(pulumi.ComponentResource):
         settings: StackSettings,
         identity: Identity,
         project_dir: Path,
+        specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("ichrisbirch:index:SwarmDeployment", name, None, opts)
         assert on_swarm(settings), "validated: orchestrator swarm"
         self.settings, self.identity = settings, identity
-        specs = services(settings, project_dir)
         self.specs = {spec.name: spec for spec in specs}
 
         self.provider = docker_provider(settings, self)
@@ -275,6 +275,13 @@ class SwarmDeployment(pulumi.ComponentResource):
                 delay=canonical.short_seconds(7), timeout=canonical.short_seconds(self.settings.wait_timeout_seconds)
             ),
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.services[d] for d in spec.depends_on])
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[self.services[d] for d in spec.depends_on],
+                    # The Docker client's create asks the registry for the image's platforms and
+                    # writes them into the placement; Read records them, and without this the next
+                    # `up` would roll every service over to take them out again.
+                    ignore_changes=["taskSpec.placement.platforms"],
+                ),
             ),
         )

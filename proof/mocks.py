@@ -45,6 +45,7 @@ class Registration:
     # Which input came from which resources' outputs (the SDK sends it with each registration): the
     # engine's delete-first cascade follows these, not `dependencies` (which `depends_on` adds to).
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    deleted_with: str = ""  # the URN of the resource whose delete takes this one along
     # Resource options the stand-ins do not model, by name: the deployer refuses them rather than
     # acting as if they were not there.
     unmodelled_options: list[str] = field(default_factory=list)
@@ -97,6 +98,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             property_dependencies={
                 key: sorted(set(deps.urns)) for key, deps in request.propertyDependencies.items() if deps.urns
             },
+            deleted_with=request.deletedWith,
             unmodelled_options=unmodelled_options(request),
         )
         self._current.registration = registration
@@ -138,7 +140,6 @@ def unmodelled_options(request: Any) -> list[str]:
     given = {
         "aliases": bool(request.aliasURNs or renames),
         "retain_on_delete": request.retainOnDelete,
-        "deleted_with": bool(request.deletedWith),
         "custom_timeouts": bool(timeouts.create or timeouts.update or timeouts.delete),
         "import": bool(request.importId),
         "replace_with": bool(request.replace_with),

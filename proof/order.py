@@ -1,5 +1,5 @@
 """What the Pulumi engine decides around the provider's calls, as pure functions over a state's
-resources: shared by the test deployer (proof/engine/deployer.py), which applies them to a
+resources: shared by the engine stand-in (proof/engine/), which applies them to a
 real Docker engine, and `python -m proof.plan --diff`, which predicts an `up` from two plans.
 
 Read from pulumi/pulumi `pkg/resource/deploy/step_generator.go` (function names stay put between
@@ -27,6 +27,8 @@ class Node:
     property_dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
     replace_on_changes: Sequence[str] = ()
     protect: bool = False
+    deleted_with: str = ""  # key of the resource whose delete takes this one along (deleted_with option)
+    provider: str = ""  # key of its provider resource
 
 
 class ProtectedDependent(RuntimeError):
@@ -65,6 +67,8 @@ def dependent_replacements(
     (its property dependencies) is diffed with those inputs unknown: if the provider would replace it
     for them (an unknown ForceNew field, `replace_on_changes`), it is replaced too, whatever its own
     replacement mode, and its dependents are checked in turn. A `depends_on` alone never cascades.
+    A resource whose provider is being replaced, or that is `deleted_with` one being replaced, is
+    replaced too.
     The engine deletes them, dependents first, before `replaced`. A protected dependent stops the
     update (ProtectedDependent, naming both).
     """
@@ -74,8 +78,7 @@ def dependent_replacements(
     for node in dependencies_first(nodes.values()):
         if node.key in replacing or node.key in skipped:
             continue
-        unknown = {key for key, sources in node.property_dependencies.items() if replacing & set(sources)}
-        forcing = provider.replaced_by_unknowns(node.type, unknown, node.replace_on_changes) if unknown else ()
+        forcing = _forcing(node, replacing)
         if not forcing:
             continue
         if node.protect:
@@ -88,3 +91,14 @@ def dependent_replacements(
         replacing.add(node.key)
         cascade.append((node, forcing))
     return cascade
+
+
+def _forcing(node: Node, replacing: set[str]) -> tuple[str, ...]:
+    """Why `node` is replaced along with the resources in `replacing`: the inputs an unknown forces,
+    its provider's replacement, or its `deleted_with` resource's; () when it is left alone."""
+    if node.provider and node.provider in replacing:
+        return ("(its provider is replaced)",)
+    if node.deleted_with and node.deleted_with in replacing:
+        return ("(deleted with a replaced resource)",)
+    unknown = {key for key, sources in node.property_dependencies.items() if replacing & set(sources)}
+    return provider.replaced_by_unknowns(node.type, unknown, node.replace_on_changes) if unknown else ()

@@ -344,17 +344,58 @@ def _zero(spec: Field) -> Any:
     return _canonical(spec.default, spec)
 
 
+# Optional+Computed Service fields: absent from the inputs, the state's value stands (no diff).
+_SERVICE_COMPUTED = frozenset(
+    {
+        "taskSpec.forceUpdate", "taskSpec.runtime", "taskSpec.containerSpec.stopGracePeriod",
+        "endpointSpec", "endpointSpec.ports.publishedPort", "mode",
+    }
+)  # fmt: skip
+
+
 def _diff_service(state: Mapping[str, Any], inputs: Mapping[str, Any]) -> Diff:
     """A Service (§6): its name and its network attachments replace it; every other block updates
-    in place. Read writes the spec back as it was sent (images by digest, short durations), so a
-    spec sent as the program wrote it reads back equal."""
+    in place. The state is what Read flattened (proof/engine/handlers/service_spec.py): an input
+    left out equals a zero value in state (SDKv2 reads an unset primitive as its zero value), or any
+    value where the field is Optional+Computed; sets compare in any order."""
     old, new = reveal(state), reveal(inputs)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = sorted(k for k in set(old) | set(new) if not _service_equal(old.get(k), new.get(k), k))
     replaces = [k for k in changed if k == "name"]
     old_networks = (old.get("taskSpec") or {}).get("networksAdvanceds")
-    if old_networks != (new.get("taskSpec") or {}).get("networksAdvanceds"):
+    new_networks = (new.get("taskSpec") or {}).get("networksAdvanceds")
+    if not _service_equal(old_networks, new_networks, "taskSpec.networksAdvanceds"):
         replaces.append("taskSpec.networksAdvanceds")
     return Diff(tuple(changed), tuple(replaces))
+
+
+def _service_equal(recorded: Any, given: Any, path: str) -> bool:
+    if given is None:
+        return recorded is None or path in _SERVICE_COMPUTED or _is_zero(recorded)
+    if recorded is None:
+        return _is_zero(given)
+    if isinstance(recorded, dict) and isinstance(given, dict):
+        return all(_service_equal(recorded.get(k), given.get(k), f"{path}.{k}") for k in set(recorded) | set(given))
+    if isinstance(recorded, list) and isinstance(given, list):
+        if len(recorded) != len(given):
+            return False
+        if path.endswith(("commands", "args", "tests")):  # lists, in order
+            return all(_service_equal(r, g, path) for r, g in zip(recorded, given, strict=True))
+        unmatched = list(recorded)  # sets: each given element matches one recorded element
+        for element in given:
+            match = next((r for r in unmatched if _service_equal(r, element, path)), None)
+            if match is None:
+                return False
+            unmatched.remove(match)
+        return True
+    if path.endswith("maxFailureRatio"):
+        return float(recorded) == float(given)
+    return bool(recorded == given)
+
+
+def _is_zero(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_is_zero(v) for v in value.values())
+    return value in (None, 0, "", False, [], {}, "0s")
 
 
 def diff_fields(

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from proof.harness.cli import TEST_LABEL, docker
+from proof.harness.stacks import committed_config
+from proof.harness.standins import Standins
 from proof.mocks import run_program
 from proof.plan import PlanMocks
 from proof.provider import CONTAINER, reveal
-from tests.conftest import committed_config
-from tests.integration.conftest import TEST_LABEL, Standins, docker
 
 pytestmark = pytest.mark.docker
 

@@ -18,17 +18,11 @@ import pytest
 
 from infra.config import PROJECT_DIR
 from infra.restore import RestoreRefused, StackEngine, restore
-from tests.integration import day2
-from tests.integration.conftest import (
-    Bucket,
-    Deployed,
-    Standins,
-    deploy,
-    docker,
-    inspect_container,
-    report,
-    until,
-)
+from proof.harness.cli import docker, inspect_container, until
+from proof.harness.figures import report
+from proof.harness.stacks import Deployed, deploy, psql
+from proof.harness.standins import Standins
+from tests.integration.conftest import Bucket
 
 pytestmark = pytest.mark.docker
 DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -47,7 +41,7 @@ def engine_of(deployed: Deployed) -> StackEngine:
 
 def every_row(deployed: Deployed) -> str:
     """Every column of every task, in order: what a restore must bring back exactly."""
-    return day2.psql(deployed, "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id")
+    return psql(deployed, "SELECT id, title, completed, created_at, completed_at FROM tasks ORDER BY id")
 
 
 def seconds_since(timestamp: str) -> float:
@@ -178,7 +172,7 @@ def test_a_restore_drill_brings_every_row_back_after_the_volume_is_replaced(dev:
     assert result.ops()["postgres-data"] == "replace", result.preview()
     assert result.ops()["postgres"] == "replace", "deleted before its volume, created again after it"
     assert result.ops()["migrate"] == "replace", "the migrations ran again, against the new server"
-    assert day2.psql(dev, "SELECT count(*) FROM tasks").strip() == "0", "a new database: the schema, no rows"
+    assert psql(dev, "SELECT count(*) FROM tasks").strip() == "0", "a new database: the schema, no rows"
 
     restored = subprocess.run(
         [str(PROJECT_DIR / "scripts" / "restore"), "dev", "--docker-host", DOCKER_HOST],

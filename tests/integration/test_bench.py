@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bench import run
-from tests.integration.conftest import Standins
+from proof.harness.standins import Standins
 
 pytestmark = pytest.mark.docker
 

@@ -11,17 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from infra.services import HealthCheck
+from proof.harness.cli import docker, inspect_container, until
+from proof.harness.figures import report
+from proof.harness.stacks import Deployed, deploy
+from proof.harness.standins import Standins
 from tests.integration import day2
-from tests.integration.conftest import (
-    Deployed,
-    Standins,
-    assert_no_secret_leak,
-    deploy,
-    docker,
-    inspect_container,
-    report,
-    until,
-)
+from tests.integration.conftest import assert_no_secret_leak
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]

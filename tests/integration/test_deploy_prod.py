@@ -16,19 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRETS
+from proof.harness.cli import docker, inspect_container, until
+from proof.harness.figures import report
+from proof.harness.load import LoadLoop
+from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source
+from proof.harness.standins import Standins
 from tests.integration import day2
-from tests.integration.conftest import (
-    Bucket,
-    Deployed,
-    Standins,
-    assert_no_secret_leak,
-    deploy,
-    docker,
-    inspect_container,
-    report,
-    until,
-)
+from tests.integration.conftest import Bucket, assert_no_secret_leak
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
@@ -288,7 +282,7 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     cluster_before = cluster_identifier(prod)
     old_postgres = day2.LogFollower(prod.container("postgres"), tmp_path)
     variant = postgres_variant(standins.postgres)
-    with day2.LoadLoop(prod) as loop:
+    with LoadLoop(prod) as loop:
         time.sleep(2)
         began = time.monotonic()
         result = prod.up(postgresImage=variant)
@@ -339,11 +333,11 @@ def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_go
 
 
 def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deployed) -> None:
-    v1 = day2.api_version(prod)
+    v1 = api_version(prod)
     before = day2.container_identity(prod)
-    with day2.LoadLoop(prod) as loop:
+    with LoadLoop(prod) as loop:
         time.sleep(2)
-        v2 = day2.bump_version(prod)
+        v2 = bump_version(prod)
         began = time.monotonic() - loop.started
         result = prod.up()
         ended = time.monotonic() - loop.started
@@ -380,7 +374,7 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
 
 def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingress_alone(prod: Deployed) -> None:
     before = day2.container_identity(prod)
-    with day2.LoadLoop(prod) as loop:
+    with LoadLoop(prod) as loop:
         time.sleep(2)
         began = time.monotonic() - loop.started
         result = prod.up(requestBodyLimitKb="512")
@@ -412,12 +406,12 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
 
 def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(prod: Deployed) -> None:
     # Last in the module: it leaves the stack with a failed replacement.
-    serving = day2.api_version(prod)
+    serving = api_version(prod)
     before = day2.container_identity(prod)
-    day2.edit_source(
+    edit_source(
         prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=503 if down else 200", "status_code=500")
     )
-    with day2.LoadLoop(prod) as loop:
+    with LoadLoop(prod) as loop:
         # A shorter wait for health than prod's, so the `up` fails within the test's time; the only
         # test that waits it out (the others keep prod's wait, which a loaded machine needs).
         failure = day2.failed_up(prod, waitTimeoutSeconds="40")
@@ -440,11 +434,11 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
     # v4, the fix: deployed under load from the state the failure left (the failed api recorded,
     # the old one pending deletion), and at the end only v4's containers are left.
     failed_api = prod.container("api")
-    day2.edit_source(
+    edit_source(
         prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=500", "status_code=503 if down else 200")
     )
-    v4 = day2.bump_version(prod)
-    with day2.LoadLoop(prod) as loop:
+    v4 = bump_version(prod)
+    with LoadLoop(prod) as loop:
         time.sleep(2)
         fixed = prod.up()
         time.sleep(2)

@@ -13,11 +13,13 @@ import pytest
 
 from infra.config import PROJECT_DIR
 from infra.restore import WRITERS, StackEngine, SwarmStack
-from proof.engine.deployer import UpFailed
-from tests.conftest import TEST_SECRETS
-from tests.integration import day2
-from tests.integration.conftest import Standins, report, until
-from tests.integration.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
+from proof.engine import UpFailed
+from proof.harness.cli import until
+from proof.harness.figures import report
+from proof.harness.load import LoadLoop
+from proof.harness.stacks import TEST_SECRETS, api_version, bump_version, edit_source
+from proof.harness.standins import Standins
+from proof.harness.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 
 pytestmark = pytest.mark.docker
 # The request loop's floor here: each request is a new TLS connection into a namespace, answered by
@@ -119,8 +121,18 @@ def test_no_secret_value_in_any_service_task_or_container(swarm_prod: SwarmProd)
 
 
 def test_a_second_up_with_nothing_changed_touches_nothing(swarm_prod: SwarmProd) -> None:
+    """Judged against what the provider's Read wrote back (services, secrets, configs, networks as
+    the swarm reports them, with the platforms the registry query added), then again after a refresh."""
     prod = swarm_prod
     before = versions(prod)
+    result = prod.engine.up("prod", prod.config, prod.secret_keys)
+    assert set(result.ops().values()) == {"same"}, result.preview()
+    services = [r for r in prod.engine.resources.values() if r.type == "docker:index/service:Service"]
+    assert services and all(r.state["taskSpec"]["containerSpec"]["image"] for r in services)
+    platforms = {r.name: r.state["taskSpec"].get("placement", {}).get("platforms") for r in services}
+    assert all(platforms.values()), f"the registry query wrote no platforms for some: {platforms}"
+    refreshed = prod.engine.refresh("prod")
+    assert set(refreshed.ops().values()) == {"same"}, refreshed.preview()
     result = prod.engine.up("prod", prod.config, prod.secret_keys)
     assert set(result.ops().values()) == {"same"}, result.preview()
     assert versions(prod) == before, "no service was updated"
@@ -131,7 +143,7 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
     secrets_before, versions_before = swarm_secrets(prod), versions(prod)
     (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-flask-secret-key-")]
     rotated = "flask-rotated-4d9c1b7e"
-    with day2.LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
         time.sleep(2)
         began = time.monotonic()
         result = prod.up(flaskSecretKey=rotated)
@@ -164,10 +176,10 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
 
 def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
-    v1 = day2.api_version(prod)  # type: ignore[arg-type]
-    with day2.LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+    v1 = api_version(prod)  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
         time.sleep(2)
-        v2 = day2.bump_version(prod)  # type: ignore[arg-type]
+        v2 = bump_version(prod)  # type: ignore[arg-type]
         began = time.monotonic()
         result = prod.up()
         took = time.monotonic() - began
@@ -188,15 +200,15 @@ def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> 
 def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: SwarmProd) -> None:
     # Last: it leaves the state with the failed spec recorded, as the provider does.
     prod = swarm_prod
-    serving = day2.api_version(prod)  # type: ignore[arg-type]
+    serving = api_version(prod)  # type: ignore[arg-type]
     image_before = on(prod.manager, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
                       "icb-prod-api").stdout.strip()  # fmt: skip
-    day2.edit_source(
+    edit_source(
         prod,  # type: ignore[arg-type]
         "ichrisbirch/wsgi_api.py",
         lambda t: t.replace("status_code=503 if down else 200", "status_code=500"),
     )
-    with day2.LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
         with pytest.raises(UpFailed) as failed:
             prod.up()
         time.sleep(2)
@@ -260,7 +272,7 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
     node = "icb-worker2"  # not the data node: Postgres and Redis cannot leave their volumes
     moved = sorted(svc for svc, n, _ in running_tasks(prod) if n == node)
     assert moved, f"no task runs on {node}"
-    with day2.LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
         time.sleep(2)
         stopped = swarm_script("stop-node.sh", node)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr

@@ -8,16 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TEST_SECRETS
+from proof.harness.cli import inspect_container
+from proof.harness.figures import report
+from proof.harness.stacks import TEST_SECRETS, Deployed, deploy, psql
+from proof.harness.standins import Standins
 from tests.integration import day2
-from tests.integration.conftest import (
-    Deployed,
-    Standins,
-    assert_no_secret_leak,
-    deploy,
-    inspect_container,
-    report,
-)
+from tests.integration.conftest import assert_no_secret_leak
 
 pytestmark = pytest.mark.docker
 
@@ -85,7 +81,7 @@ def test_a_source_change_rebuilds_and_replaces_the_application_only(test_stack: 
 
 def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_replace(test_stack: Deployed) -> None:
     # Someone made a table by hand that the next migration creates: `up` fails with migrate's logs.
-    day2.psql(test_stack, "CREATE TABLE audit_log (id integer)")
+    psql(test_stack, "CREATE TABLE audit_log (id integer)")
     day2.add_migration(test_stack, "audit log", "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, note TEXT)")
     api_before = day2.container_identity(test_stack)["api"]
     failure = day2.failed_up(test_stack)
@@ -93,13 +89,13 @@ def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_repla
     assert 'relation "audit_log" already exists' in str(failure.__cause__), "the error shows migrate's logs"
     assert day2.container_identity(test_stack)["api"] == api_before, "the old api keeps running"
     # The cause is removed outside the source: the recorded exit code still fails the next `up` ...
-    day2.psql(test_stack, "DROP TABLE audit_log")
+    psql(test_stack, "DROP TABLE audit_log")
     again = day2.failed_up(test_stack)
     assert again.result.ops()["migrate"] == "same", again.result.preview()
     # ... until migrate is replaced, as the README says: pulumi up --replace <migrate's URN>.
     recovered = test_stack.up(replace=("migrate",))
     assert recovered.ops()["migrate"] == "replace" and recovered.ops()["api"] == "replace", recovered.preview()
-    assert "audit_log" in day2.psql(test_stack, "SELECT tablename FROM pg_tables WHERE tablename = 'audit_log'")
+    assert "audit_log" in psql(test_stack, "SELECT tablename FROM pg_tables WHERE tablename = 'audit_log'")
 
 
 # Last: the next `up` of the committed program would replace Postgres back.

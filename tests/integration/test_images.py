@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRETS
-from tests.integration.buildkit import step_states
-from tests.integration.conftest import (
-    TEST_LABEL,
-    Build,
-    Standins,
-    build_image,
-    copy_app,
-    docker,
-    inspect_container,
-    report,
-    until,
-)
+from proof.harness.buildkit import step_states
+from proof.harness.cli import TEST_LABEL, docker, inspect_container, until
+from proof.harness.figures import report
+from proof.harness.stacks import TEST_SECRETS
+from proof.harness.standins import Build, Standins, build_image, copy_app
 
 pytestmark = pytest.mark.docker
 

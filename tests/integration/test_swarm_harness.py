@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DOCKER, TEST_LABEL, Standins, until
-from tests.integration.swarm import NODES, on, swarm_script
+from proof.harness.cli import DOCKER, TEST_LABEL, until
+from proof.harness.standins import Standins
+from proof.harness.swarm import NODES, on, swarm_script
 
 pytestmark = pytest.mark.docker
 

@@ -7,9 +7,10 @@ import yaml
 from pydantic_core import PydanticUndefined
 
 from infra.config import PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
+from proof import reference
+from proof.harness.stacks import TEST_SECRETS, committed_config
 from proof.mocks import run_program
 from proof.plan import PlanMocks
-from tests.conftest import TEST_SECRETS, committed_config
 
 
 class CountingMocks(PlanMocks):
@@ -297,3 +298,11 @@ def test_the_offsite_prefix_defaults_to_the_stack_name() -> None:
     assert load_settings("prod", config, secret_keys).backup_offsite_prefix == "prod"
     config, secret_keys = committed_config("prod", {**OFFSITE, "backupOffsitePrefix": "eu/prod"})
     assert load_settings("prod", config, secret_keys).backup_offsite_prefix == "eu/prod"
+
+
+def test_the_config_reference_page_is_generated_from_pulumi_yaml() -> None:
+
+    committed = reference.PAGE.read_text()
+    assert committed == reference.render(), "docs/config.md is stale: run `python -m proof.reference --write`"
+    for key in _declared():
+        assert f"| `{key}` |" in committed, key

@@ -8,7 +8,8 @@ from collections.abc import Set as AbstractSet
 
 import pytest
 
-from proof.engine.deployer import DeploymentError, Resource, _dependents_first, dependent_replacements
+from proof.engine import DeploymentError, Resource
+from proof.engine.rules import deletion_order, dependent_replacements
 from proof.provider import CONTAINER, IMAGE, NETWORK, VOLUME, replaced_by_unknowns
 
 
@@ -87,13 +88,13 @@ def test_a_protected_dependent_stops_the_update_naming_both() -> None:
         cascade(resources, "net")
 
 
-def test_the_deletes_run_dependents_first() -> None:
+def test_the_deletes_rundeletion_order() -> None:
     resources = state(
         resource("db"),
         resource("migrate", takes={"labels": ["db"]}),
         resource("api", takes={"labels": ["migrate"]}),
     )
-    deleted = _dependents_first(dependent_replacements(resources, resources[urn("db")], set()))
+    deleted = deletion_order(dependent_replacements(resources, resources[urn("db")], set()))
     assert [r.name for r in deleted] == ["api", "migrate"]
 
 
@@ -101,7 +102,7 @@ def test_the_old_and_new_halves_of_one_urn_are_ordered_apart() -> None:
     old, new = resource("api"), resource("api")
     new.id = "id-api-new"
     app = resource("app", after=["api"])
-    ordered = _dependents_first([old, new, app])
+    ordered = deletion_order([old, new, app])
     assert ordered[0] is app and {id(r) for r in ordered[1:]} == {id(old), id(new)}
 
 
@@ -119,3 +120,19 @@ def test_which_unknown_inputs_force_a_replacement(
     type_token: str, unknown: list[str], forcing: tuple[str, ...]
 ) -> None:
     assert replaced_by_unknowns(type_token, unknown) == forcing
+
+
+def test_a_replaced_provider_takes_every_resource_it_manages() -> None:
+    """calculateDependentReplacements also adds the resources whose provider is being replaced."""
+    managed = resource("api")
+    managed.provider = urn("docker")
+    other = resource("other")
+    resources = state(resource("docker", "pulumi:providers:docker"), managed, other)
+    assert cascade(resources, "docker") == ["api"]
+
+
+def test_a_resource_deleted_with_a_replaced_one_is_replaced_with_it() -> None:
+    cache = resource("cache", VOLUME)
+    cache.deleted_with = urn("net")
+    resources = state(resource("net", NETWORK), cache)
+    assert cascade(resources, "net") == ["cache"]

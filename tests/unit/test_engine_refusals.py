@@ -9,7 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pytest
 
-from proof.engine.deployer import DockerEngine, UpFailed
+from proof.engine import DockerEngine, UpFailed
 
 
 def up_fails(tmp_path: Path, program: Callable[[], None]) -> str:

@@ -15,9 +15,9 @@ from http.client import HTTPConnection
 
 import pytest
 
-from tests.integration import day2
-from tests.integration.conftest import KeepAlive
-from tests.integration.conftest import http as request
+from proof.harness.clients import KeepAlive
+from proof.harness.clients import http as request
+from proof.harness.load import HttpTarget, LoadLoop, LoadReport, judge
 
 PAGE = "<!doctype html><html><body>tasks</body></html>"
 
@@ -86,8 +86,8 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
     httpd.server_close()
 
 
-def run_loop(target: day2.HttpTarget, min_rate: float = 10) -> day2.LoadReport:
-    with day2.LoadLoop(target, rate=60, workers=4, max_seconds=10) as loop:
+def run_loop(target: HttpTarget, min_rate: float = 10) -> LoadReport:
+    with LoadLoop(target, rate=60, workers=4, max_seconds=10) as loop:
         time.sleep(1.0)
         return loop.report(min_rate=min_rate)
 
@@ -138,12 +138,12 @@ def test_every_bad_answer_is_a_failed_request_with_its_kind(
 
 
 def test_an_answer_counts_only_whole_and_as_asked() -> None:
-    assert day2.judge("GET", "app", "/", 200, PAGE) == ("", "")
-    assert day2.judge("GET", "app", "/", 200, PAGE[:30])[1].startswith("BodyCutShort")  # no length to check
-    assert day2.judge("GET", "api", "/", 200, json.dumps({"version": "v2"})) == ("v2", "")
-    assert day2.judge("GET", "api", "/", 200, "[]")[1] == "NoVersion"
-    assert day2.judge("POST", "api", "/tasks", 201, '{"title": "no id"}')[1].startswith("NoTaskId")
-    assert day2.judge("POST", "api", "/tasks", 200, '{"id": 1}')[1].startswith("HTTP 200")
+    assert judge("GET", "app", "/", 200, PAGE) == ("", "")
+    assert judge("GET", "app", "/", 200, PAGE[:30])[1].startswith("BodyCutShort")  # no length to check
+    assert judge("GET", "api", "/", 200, json.dumps({"version": "v2"})) == ("v2", "")
+    assert judge("GET", "api", "/", 200, "[]")[1] == "NoVersion"
+    assert judge("POST", "api", "/tasks", 201, '{"title": "no id"}')[1].startswith("NoTaskId")
+    assert judge("POST", "api", "/tasks", 200, '{"id": 1}')[1].startswith("HTTP 200")
 
 
 class Dying:

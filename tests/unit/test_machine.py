@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from tests.integration.machine import MachineProblem, bridge_subnet
+from proof.harness.machine import MachineProblem, bridge_subnet
 
 WITH_GATEWAY = {
     "Name": "bridge",

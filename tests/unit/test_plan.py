@@ -6,8 +6,8 @@ import difflib
 
 import pytest
 
+from proof.harness.stacks import TEST_SECRETS
 from proof.plan import REGENERATE, plan, plan_path
-from tests.conftest import TEST_SECRETS
 
 
 @pytest.mark.parametrize("stack", ["dev", "test", "prod"])

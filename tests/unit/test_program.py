@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from infra.config import PROJECT_DIR, ConfigError
+from proof.harness.stacks import TEST_SECRETS
 from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
 from proof.plan import PlanMocks
 from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
-from tests.conftest import TEST_SECRETS, RunStack
+from tests.conftest import RunStack
 
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
 APP_SERVICES = ["migrate", "api", "app", "scheduler"]

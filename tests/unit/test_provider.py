@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from proof import provider
+from proof.harness.standins import copy_app
 from proof.plan import PlannedStep, diff_plans, mismatches, plan
-from tests.integration.conftest import copy_app
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError
+from proof.harness.stacks import TEST_SECRETS
 from proof.mocks import Registration, Run
 from proof.provider import IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, reveal
-from tests.conftest import TEST_SECRETS, RunStack
+from tests.conftest import RunStack
 from tests.unit.test_program import is_secret
 
 REGISTRY = "registry.example.com:5000/team"

@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from proof.engine.deployer import DockerEngine, UpResult
-from tests.conftest import committed_config
-from tests.integration.conftest import DOCKER, KeepAlive, Standins, copy_app, docker, https_to, keepalive_https
+from infra.config import PROJECT_DIR
+from proof.engine import DockerEngine, UpResult
+from proof.harness.cli import DOCKER, docker
+from proof.harness.clients import KeepAlive, https_to, keepalive_https
+from proof.harness.stacks import committed_config
+from proof.harness.standins import Standins, copy_app
 
-SWARM = Path(__file__).resolve().parent.parent / "swarm"
+SWARM = PROJECT_DIR / "tests" / "swarm"  # the harness scripts: up.sh, down.sh, stop-node.sh
 NODES = ("icb-manager", "icb-worker1", "icb-worker2")
 
 

@@ -1,0 +1,56 @@
+"""The Docker command line as the suite uses it, and bounded polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DOCKER = os.environ.get("DOCKER_BIN", "/usr/bin/docker")  # the client that can build with BuildKit
+TEST_LABEL = "ichrisbirch.test=1"  # on everything the suite runs beside the stacks (stand-in bucket, builds)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DOCKER, *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        **kwargs,
+    )
+
+
+def labelled(label: str) -> list[tuple[str, str]]:
+    """(kind, id) of every container, volume and network on the engine that carries `label`."""
+    found = []
+    for kind in ("container", "volume", "network"):
+        listed = docker(kind, "ls", *(["-a"] if kind == "container" else []), "-q", "--filter", f"label={label}")
+        found += [(kind, item) for item in listed.stdout.split()]
+    return found
+
+
+def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Poll `check` until it returns a value, at most `timeout` seconds; bounded, stops by itself."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result is not None:
+                return result
+        except (OSError, urllib.error.URLError) as error:
+            last_error = error
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout} s" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def inspect_container(name: str) -> dict[str, Any]:
+    return dict(json.loads(docker("inspect", name).stdout)[0])
