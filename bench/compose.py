@@ -158,7 +158,7 @@ def compose_project(standins: Standins) -> ComposeStack:
     settings = load_settings("prod", config, secret_keys)
     directory = Path(tempfile.mkdtemp(prefix="icb-bench-compose-"))
     app_dir = copy_app(directory / "app")
-    ca, bundle = internal_tls([settings.domain, f"api.{settings.domain}"])
+    ca, bundle = internal_tls(settings.hosts.all())
     secrets = {
         "postgres_password": TEST_SECRETS["postgresPassword"],
         "redis_password": TEST_SECRETS["redisPassword"],

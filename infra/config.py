@@ -12,7 +12,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from infra.ingress import HostNames
 from infra.profiles import PROFILES
 
 PROJECT = "ichrisbirch"
@@ -255,6 +256,11 @@ class StackSettings(BaseModel):
         None, description="Secret access key for backupOffsiteEndpoint (secret; required with it)."
     )
 
+    @property
+    def hosts(self) -> HostNames:
+        """The names the ingress serves for this stack's domain."""
+        return HostNames.of(self.domain)
+
 
 SECRET_FIELDS = frozenset(
     name for name, field in StackSettings.model_fields.items() if SecretStr in get_args(field.annotation)
@@ -352,47 +358,17 @@ def _describe(error: Any) -> str:
     return message
 
 
-def _duplicate_ports(settings: StackSettings, published: Mapping[str, int]) -> list[tuple[str, str]]:
-    problems = []
-    by_port: dict[int, list[str]] = {}
-    for service, port in published.items():
-        by_port.setdefault(port, []).append(service)
-    for port, services in sorted(by_port.items()):
-        if len(services) > 1:
-            port_keys = {"ingress": "http_port", "ingress_https": "https_port"}
-            keys = ", ".join(f"{PROJECT}:{key_of(port_keys.get(s, s + '_port'))}" for s in services)
-            problems.append((keys, f"{' and '.join(services)} would both publish host port {port}"))
-    return problems
+Problem = tuple[str, str]  # (the full key, or "stack"; what is wrong with it)
 
 
-def _offsite_problems(settings: StackSettings, persistent_data: bool) -> list[tuple[str, str]]:
-    """An off-host copy needs the rest of its settings, and dumps to copy."""
-    endpoint = f"{PROJECT}:backupOffsiteEndpoint"
-    if not settings.backup_offsite_endpoint:
-        given = [key_of(f) for f in ("backup_offsite_bucket", "backup_offsite_prefix", "backup_offsite_region")
-                 if getattr(settings, f)]  # fmt: skip
-        return [(f"{PROJECT}:{key}", f"has no effect without {endpoint}") for key in given]
-    problems = []
-    if not settings.backup_offsite_bucket:
-        problems.append((f"{PROJECT}:backupOffsiteBucket", f"is required with {endpoint}"))
-    if not settings.backups:
-        problems.append((endpoint, f"copies the backup service's dumps, but {PROJECT}:backups is false"))
-    elif not persistent_data:
-        problems.append(
-            (endpoint, f"copies dumps, but the {settings.environment} environment keeps no data to back up")
-        )
-    return problems
+# --- 1. parsing: raw strings by full key -> values by key ----------------------------------------
 
 
-def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
-    """Validate the raw Pulumi config of `stack` (keys `<namespace>:<key>`, string values).
-
-    `secret_keys` are the full keys Pulumi marked as secret. Keys of other namespaces (docker:,
-    pulumi:) are left alone; every key in this project's namespace must be known.
-    """
-    problems: list[tuple[str, str]] = []
+def _parse(stack: str, config: Mapping[str, str], secret_keys: set[str]) -> tuple[dict[str, Any], list[Problem]]:
+    """The project's keys as the model reads them: unknown keys and secrets in plain text refused,
+    JSON lists decoded. Keys of other namespaces (docker:, pulumi:) are left alone."""
+    problems: list[Problem] = []
     values: dict[str, Any] = {}
-    plain_text_secrets: set[str] = set()
     for full_key, raw in sorted(config.items()):
         namespace, _, key = full_key.partition(":")
         if namespace != PROJECT:
@@ -405,13 +381,8 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
         if field_name in SECRET_FIELDS and raw == "":
             continue  # Pulumi.yaml's empty default: not set
         if field_name in SECRET_FIELDS and full_key not in secret_keys:
-            problems.append(
-                (
-                    full_key,
-                    f"is a secret given in plain text; remove it and run `{_secret_command(stack, field_name)}`",
-                )
-            )
-            plain_text_secrets.add(field_name)
+            message = f"is a secret given in plain text; remove it and run `{_secret_command(stack, field_name)}`"
+            problems.append((full_key, message))
             continue
         if field_name in _LIST_FIELDS:
             try:
@@ -421,11 +392,17 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
                 continue
         else:
             values[key] = raw
+    return values, problems
 
-    settings: StackSettings | None = None
+
+# --- 2. fields: each value against its field, and the secrets a stack needs ----------------------
+
+
+def _validate(stack: str, values: dict[str, Any]) -> tuple[StackSettings | None, list[Problem]]:
     try:
-        settings = StackSettings.model_validate(values)
+        return StackSettings.model_validate(values), []
     except ValidationError as error:
+        problems = []
         for detail in error.errors():
             key = str(detail["loc"][0]) if detail["loc"] else "?"
             if detail["type"] == "missing":
@@ -433,63 +410,141 @@ def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) 
                     (f"{PROJECT}:{key}", f"is required; run `pulumi config set {key} <value> --stack {stack}`")
                 )
             else:
-                problems.append((f"{PROJECT}:{key}", _describe(detail)))
+                problems.append((f"{PROJECT}:{key}", _describe(error=detail)))
+        return None, problems
 
-    # Missing secrets are checked on the raw keys, so they are reported even when other values are bad.
+
+def _missing_secrets(stack: str, values: dict[str, Any], refused: set[str]) -> list[Problem]:
+    """Checked on the raw keys, so missing secrets are reported even when other values are bad.
+    `refused`: keys already reported as plain-text secrets."""
     needed = list(REQUIRED_SECRETS) + (["registry_password"] if values.get("registryUsername") else [])
     if values.get("backupOffsiteEndpoint"):
         needed += OFFSITE_SECRETS
-    for field_name in needed:
-        if key_of(field_name) not in values and field_name not in plain_text_secrets:
-            problems.append(
-                (f"{PROJECT}:{key_of(field_name)}", f"is missing; run `{_secret_command(stack, field_name)}`")
+    return [
+        (f"{PROJECT}:{key_of(name)}", f"is missing; run `{_secret_command(stack, name)}`")
+        for name in needed
+        if key_of(name) not in values and f"{PROJECT}:{key_of(name)}" not in refused
+    ]
+
+
+# --- 3. cross-field rules: each one a function of the whole settings ------------------------------
+
+
+def _ports_collide(settings: StackSettings) -> list[Problem]:
+    problems = []
+    by_port: dict[int, list[str]] = {}
+    for service, port in published_ports(settings).items():
+        by_port.setdefault(port, []).append(service)
+    for port, services in sorted(by_port.items()):
+        if len(services) > 1:
+            port_keys = {"ingress": "http_port", "ingress_https": "https_port"}
+            keys = ", ".join(f"{PROJECT}:{key_of(port_keys.get(s, s + '_port'))}" for s in services)
+            problems.append((keys, f"{' and '.join(services)} would both publish host port {port}"))
+    return problems
+
+
+def _ssh_options_need_an_ssh_host(settings: StackSettings) -> list[Problem]:
+    if settings.docker_ssh_opts and not settings.docker_host.startswith("ssh://"):
+        return [(f"{PROJECT}:dockerSshOpts", f"only applies to an ssh:// dockerHost, not {settings.docker_host}")]
+    return []
+
+
+def _acme_needs_a_public_domain(settings: StackSettings) -> list[Problem]:
+    private = "." not in settings.domain or settings.domain.endswith((".localhost", ".internal", ".test"))
+    if settings.acme_email and private:
+        return [
+            (
+                f"{PROJECT}:acmeEmail",
+                f"needs a public {PROJECT}:domain that an ACME CA can reach, not {settings.domain!r}",
             )
+        ]
+    return []
+
+
+def _a_suite_in_the_stack_needs_a_domain(settings: StackSettings) -> list[Problem]:
+    if PROFILES[settings.environment].runs_test_suite and settings.domain == "localhost":
+        message = (
+            "must not be localhost in a stack whose test suite reaches the ingress by name"
+            " (inside a container localhost is the container itself); for example test.ichrisbirch.internal"
+        )
+        return [(f"{PROJECT}:domain", message)]
+    return []
+
+
+def _swarm_runs_prod_from_a_registry(settings: StackSettings) -> list[Problem]:
+    if settings.orchestrator != "swarm":
+        return []
+    problems = []
+    if settings.environment != "prod":
+        problems.append(
+            (
+                f"{PROJECT}:orchestrator",
+                f"swarm runs the prod environment only, not {settings.environment}"
+                " (dev bind-mounts the checkout; test runs its suite as a one-shot container)",
+            )
+        )
+    if not settings.image_registry:
+        problems.append(
+            (
+                f"{PROJECT}:imageRegistry",
+                "is required with orchestrator swarm: every node pulls the application image from it",
+            )
+        )
+    return problems
+
+
+def _offsite_copy_is_complete(settings: StackSettings) -> list[Problem]:
+    """An off-host copy needs the rest of its settings, and dumps to copy."""
+    endpoint = f"{PROJECT}:backupOffsiteEndpoint"
+    if not settings.backup_offsite_endpoint:
+        given = [key_of(f) for f in ("backup_offsite_bucket", "backup_offsite_prefix", "backup_offsite_region")
+                 if getattr(settings, f)]  # fmt: skip
+        return [(f"{PROJECT}:{key}", f"has no effect without {endpoint}") for key in given]
+    problems = []
+    if not settings.backup_offsite_bucket:
+        problems.append((f"{PROJECT}:backupOffsiteBucket", f"is required with {endpoint}"))
+    if not settings.backups:
+        problems.append((endpoint, f"copies the backup service's dumps, but {PROJECT}:backups is false"))
+    elif not PROFILES[settings.environment].persistent_data:
+        problems.append(
+            (endpoint, f"copies dumps, but the {settings.environment} environment keeps no data to back up")
+        )
+    return problems
+
+
+def _the_application_has_a_dockerfile(settings: StackSettings) -> list[Problem]:
+    app_dir = PROJECT_DIR / settings.app_directory
+    if not (app_dir / "Dockerfile").is_file():
+        return [(f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile")]
+    return []
+
+
+CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
+    _ports_collide,
+    _ssh_options_need_an_ssh_host,
+    _acme_needs_a_public_domain,
+    _a_suite_in_the_stack_needs_a_domain,
+    _swarm_runs_prod_from_a_registry,
+    _offsite_copy_is_complete,
+    _the_application_has_a_dockerfile,
+)
+
+
+def load_settings(stack: str, config: Mapping[str, str], secret_keys: set[str]) -> StackSettings:
+    """Validate the raw Pulumi config of `stack` (keys `<namespace>:<key>`, string values).
+
+    `secret_keys` are the full keys Pulumi marked as secret. Every problem is collected, in three
+    passes (parsing, fields, cross-field rules), and raised together as one ConfigError.
+    """
+    values, problems = _parse(stack, config, secret_keys)
+    settings, field_problems = _validate(stack, values)
+    refused = {key for key, message in problems if message.startswith("is a secret given in plain text")}
+    problems += field_problems + _missing_secrets(stack, values, refused)
     if settings is not None:
-        problems.extend(_duplicate_ports(settings, published_ports(settings)))
-        if settings.docker_ssh_opts and not settings.docker_host.startswith("ssh://"):
-            problems.append(
-                (f"{PROJECT}:dockerSshOpts", f"only applies to an ssh:// dockerHost, not {settings.docker_host}")
-            )
-        private = "." not in settings.domain or settings.domain.endswith((".localhost", ".internal", ".test"))
-        if settings.acme_email and private:
-            problems.append(
-                (
-                    f"{PROJECT}:acmeEmail",
-                    f"needs a public {PROJECT}:domain that an ACME CA can reach, not {settings.domain!r}",
-                )
-            )
-        if PROFILES[settings.environment].runs_test_suite and settings.domain == "localhost":
-            problems.append(
-                (
-                    f"{PROJECT}:domain",
-                    "must not be localhost in a stack whose test suite reaches the ingress by name"
-                    " (inside a container localhost is the container itself); for example test.ichrisbirch.internal",
-                )
-            )
-        if settings.orchestrator == "swarm":
-            if settings.environment != "prod":
-                problems.append(
-                    (
-                        f"{PROJECT}:orchestrator",
-                        f"swarm runs the prod environment only, not {settings.environment}"
-                        " (dev bind-mounts the checkout; test runs its suite as a one-shot container)",
-                    )
-                )
-            if not settings.image_registry:
-                problems.append(
-                    (
-                        f"{PROJECT}:imageRegistry",
-                        "is required with orchestrator swarm: every node pulls the application image from it",
-                    )
-                )
-        problems.extend(_offsite_problems(settings, PROFILES[settings.environment].persistent_data))
-        app_dir = PROJECT_DIR / settings.app_directory
-        if not (app_dir / "Dockerfile").is_file():
-            problems.append((f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile"))
+        problems += [problem for rule in CROSS_FIELD_RULES for problem in rule(settings)]
     stack_problem = check_stack_name(stack)
     if stack_problem:
         problems.append(("stack", stack_problem))
-
     if problems:
         raise ConfigError(stack, problems)
     assert settings is not None

@@ -37,6 +37,27 @@ LOG_FORMAT = (
     '{"time":"%t","client":"%ci","host":"%[capture.req.hdr(0),json(utf8s)]","request":"%{+Q}r",'
     '"status":%ST,"bytes":%B,"backend":"%b","server":"%s","retries":%rc,"ms":%Tt}'
 )
+
+
+@dataclass(frozen=True)
+class HostNames:
+    """The names the ingress serves, the one place they are made: the app at the stack's domain,
+    the api at api.<domain>."""
+
+    app: str
+    api: str
+
+    @classmethod
+    def of(cls, domain: str) -> HostNames:
+        return cls(app=domain, api=f"api.{domain}")
+
+    def of_service(self, service: str) -> str:
+        return self.app if service == "app" else self.api
+
+    def all(self) -> list[str]:
+        return [self.app, self.api]
+
+
 TCP_LOG_FORMAT = '{"time":"%t","client":"%ci","frontend":"%f","server":"%s","retries":%rc,"ms":%Tt,"bytes":%B}'
 
 # Shared by both HAProxy layers: a server is admitted after two good checks in a row and taken out
@@ -188,13 +209,12 @@ frontend status
 
 
 def caddy_config(
-    domain: str, acme_email: str, acme_directory: str, https_port: int, ca_path: str = CADDY_CA_PATH
+    hosts: HostNames, acme_email: str, acme_directory: str, https_port: int, ca_path: str = CADDY_CA_PATH
 ) -> str:
     """Caddyfile of the ACME ingress: certificates for <domain> and api.<domain> from ACME (kept in
     its data volume, renewed by Caddy), plain HTTP redirected, requests passed to the router over
     TLS checked against the stack's internal CA. HSTS, headers, the body limit and the JSON access
     log stay with the router."""
-    hosts = f"{domain}, api.{domain}"
     return f"""# Rendered by the Pulumi program (infra/ingress.py); do not edit.
 {{
 	email {acme_email}
@@ -211,15 +231,15 @@ def caddy_config(
 	}}
 }}
 
-http://{domain}, http://api.{domain} {{
+http://{hosts.app}, http://{hosts.api} {{
 	redir https://{{host}}{_https_redirect(https_port)}{{uri}} 301
 }}
 
-{hosts} {{
+{hosts.app}, {hosts.api} {{
 	reverse_proxy https://{ROUTER}:{HTTPS_PORT} {{
 		transport http {{
 			tls_trusted_ca_certs {ca_path}
-			tls_server_name {domain}
+			tls_server_name {hosts.app}
 			# A new connection per request: no race with a router closing an idle one.
 			keepalive off
 		}}

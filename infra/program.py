@@ -34,6 +34,15 @@ def _url_host(settings: StackSettings) -> str:
     return urlparse(settings.docker_host).hostname or "127.0.0.1"
 
 
+def _export_ingress(settings: StackSettings, ca_certificate: pulumi.Output[str]) -> None:
+    """The URLs behind the ingress, and the CA their certificate is signed by: clients of the
+    internal CA trust it (`pulumi stack output ingress_ca_certificate > ca.pem`)."""
+    port = "" if settings.https_port == 443 else f":{settings.https_port}"
+    pulumi.export("api_url", f"https://{settings.hosts.api}{port}")
+    pulumi.export("app_url", f"https://{settings.hosts.app}{port}")
+    pulumi.export("ingress_ca_certificate", ca_certificate)
+
+
 def main(specs_for: SpecsFor = services) -> None:
     values, secret_keys = raw_config()
     stack = pulumi.get_stack()
@@ -45,11 +54,7 @@ def main(specs_for: SpecsFor = services) -> None:
     deployment = Deployment(settings.environment, settings, Identity(stack), PROJECT_DIR, specs)
 
     if deployment.tls is not None:
-        port = "" if settings.https_port == 443 else f":{settings.https_port}"
-        pulumi.export("api_url", f"https://api.{settings.domain}{port}")
-        pulumi.export("app_url", f"https://{settings.domain}{port}")
-        # Clients of the internal CA trust this: `pulumi stack output ingress_ca_certificate > ca.pem`.
-        pulumi.export("ingress_ca_certificate", deployment.tls.ca_certificate)
+        _export_ingress(settings, deployment.tls.ca_certificate)
     else:
         host = _url_host(settings)
         pulumi.export("api_url", f"http://{host}:{settings.api_port}")
@@ -63,10 +68,7 @@ def main(specs_for: SpecsFor = services) -> None:
 
 def main_on_swarm(settings: StackSettings, identity: Identity, specs: list[ServiceSpec]) -> None:
     swarm = SwarmDeployment(settings.environment, settings, identity, PROJECT_DIR, specs)
-    port = "" if settings.https_port == 443 else f":{settings.https_port}"
-    pulumi.export("api_url", f"https://api.{settings.domain}{port}")
-    pulumi.export("app_url", f"https://{settings.domain}{port}")
-    pulumi.export("ingress_ca_certificate", swarm.tls.ca_certificate)
+    _export_ingress(settings, swarm.tls.ca_certificate)
     pulumi.export("network", swarm.network.name)
     pulumi.export("image_digest", swarm.image.repo_digest)
     pulumi.export("services", {name: svc.name for name, svc in swarm.services.items()})

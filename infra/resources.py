@@ -1,4 +1,5 @@
-"""Turns service specs into pulumi-docker resources. The only module that knows pulumi-docker."""
+"""Service specs as pulumi-docker containers on one Docker engine (`orchestrator: containers`); the
+provider, network, images and internal CA that the Swarm renderer (`infra/swarm.py`) shares."""
 
 from __future__ import annotations
 
@@ -209,7 +210,7 @@ class Deployment(pulumi.ComponentResource):
 
         self.tls: InternalTls | None = None
         if profile.ingress:
-            hosts = [settings.domain, f"api.{settings.domain}"]
+            hosts = settings.hosts.all()
             self.tls = InternalTls("ingress-tls", identity.stack, hosts, opts=pulumi.ResourceOptions(parent=self))
 
         self.secret_holders: dict[SecretName, docker.Container] = {}

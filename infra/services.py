@@ -467,7 +467,7 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         ports=_published(s, profile, "api", API_PORT, s.api_port),
         replicas=s.api_replicas,
         create_first=profile.ingress,
-        route=Route(f"api.{s.domain}", "api", API_PORT, "/health"),
+        route=Route(s.hosts.api, "api", API_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("api"),
@@ -506,7 +506,7 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         ports=_published(s, profile, "app", APP_PORT, s.app_port),
         replicas=s.app_replicas,
         create_first=profile.ingress,
-        route=Route(s.domain, "app", APP_PORT, "/health"),
+        route=Route(s.hosts.app, "app", APP_PORT, "/health"),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
         health=_app_health("app"),
@@ -615,11 +615,11 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
         s, profile, "ingress", HTTPS_PORT, s.https_port
     )
     # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
-    aliases = (s.domain, f"api.{s.domain}")
+    aliases = tuple(s.hosts.all())
     if s.acme_email:
         files = secrets_as_files(s)
         ca = secret_file(s, "internal_ca_certificate") if files else CADDY_CA_PATH
-        caddyfile = caddy_config(s.domain, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
+        caddyfile = caddy_config(s.hosts, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
         write_ca = "" if files else f' && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
         command: tuple[str, ...] = (
             "sh",
@@ -692,8 +692,8 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
     )
     if profile.ingress:
         # The deployed stack, through its ingress, as a client outside would see it.
-        env["STACK_APP_URL"] = f"https://{s.domain}:{HTTPS_PORT}"
-        env["STACK_API_URL"] = f"https://api.{s.domain}:{HTTPS_PORT}"
+        env["STACK_APP_URL"] = f"https://{s.hosts.app}:{HTTPS_PORT}"
+        env["STACK_API_URL"] = f"https://{s.hosts.api}:{HTTPS_PORT}"
         secrets["STACK_CA_CERTIFICATE"] = "internal_ca_certificate"
     return ServiceSpec(
         name="tests",

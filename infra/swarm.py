@@ -114,7 +114,7 @@ class SwarmDeployment(pulumi.ComponentResource):
         self.tls = InternalTls(
             "ingress-tls",
             identity.stack,
-            [settings.domain, f"api.{settings.domain}"],
+            settings.hosts.all(),
             opts=pulumi.ResourceOptions(parent=self),
         )
         used = sorted({name for spec in specs for name in spec.secret_env.values()})

@@ -3,7 +3,7 @@
 The Pulumi engine is not needed: `pulumi.runtime.set_mocks` stands in for it, a `Mocks` decides
 what each resource's outputs are, and `RecordingMonitor` keeps every registration with the
 options the engine would see (dependencies, delete-before-replace, protect). The plan renderer,
-the unit tests and the integration tests' deployer all run the program through `run_program`.
+the unit tests and the engine stand-in (proof/engine/) all run the program through `run_program`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Registration:
     # engine's delete-first cascade follows these, not `dependencies` (which `depends_on` adds to).
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     deleted_with: str = ""  # the URN of the resource whose delete takes this one along
-    # Resource options the stand-ins do not model, by name: the deployer refuses them rather than
+    # Resource options the stand-ins do not model, by name: the engine stand-in refuses them rather than
     # acting as if they were not there.
     unmodelled_options: list[str] = field(default_factory=list)
 

@@ -500,7 +500,7 @@ def check_image(inputs: Mapping[str, Any], workdir: Path, *, portable_modes: boo
     """The native Image's Check (provider.go:128-268): defaults, and the build context's digest.
 
     `portable_modes` hashes each file's mode as git records it (644 or 755) instead of the file
-    system's, so committed plans do not depend on a machine's umask; the deployer uses real modes.
+    system's, so committed plans do not depend on a machine's umask; the engine stand-in uses real modes.
     """
     checked = dict(inputs)
     checked.setdefault("buildOnPreview", False)

@@ -138,7 +138,7 @@ class Engine(Mocks):
         if registration.unmodelled_options:
             raise DeploymentError(
                 f"{registration.type} {registration.name}: the resource option(s) "
-                f"{', '.join(registration.unmodelled_options)} are not modelled by the test deployer"
+                f"{', '.join(registration.unmodelled_options)} are not modelled by the engine stand-in"
             )
         rules.refuse_after_failure(registration, self._failed)
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import infra.program
 from infra.config import Identity, StackSettings
+from infra.ingress import HostNames
 from infra.profiles import PROFILES
 from infra.services import ServiceSpec, services
 from proof.engine import DockerEngine, UpResult
@@ -88,8 +89,7 @@ class Deployed:
         """The Host header the ingress routes on (the app at <domain>, the api at api.<domain>)."""
         if not self.ingress:
             return None
-        domain = self.config.get("ichrisbirch:domain", "localhost")
-        return domain if service == "app" else f"{service}.{domain}"
+        return HostNames.of(self.config.get("ichrisbirch:domain", "localhost")).of_service(service)
 
     def http(
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, **kwargs: Any

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.config import PROJECT_DIR
+from infra.ingress import HostNames
 from proof.engine import DockerEngine, UpResult
 from proof.harness.cli import DOCKER, docker
 from proof.harness.clients import KeepAlive, https_to, keepalive_https
@@ -86,7 +87,7 @@ class SwarmProd:
 
 def host_name(service: str) -> str:
     """The name the ingress routes `service` by (the stack's domain is localhost here)."""
-    return "localhost" if service == "app" else f"{service}.localhost"
+    return HostNames.of("localhost").of_service(service)
 
 
 @contextmanager

@@ -172,6 +172,7 @@ def test_pulumi_yaml_default_equals_model_default(field_name: str) -> None:
     field = StackSettings.model_fields[field_name]
     assert declared["type"] in PULUMI_TYPES
     assert declared.get("description"), f"{key_of(field_name)} has no description in Pulumi.yaml"
+    assert declared["description"] == field.description, f"{key_of(field_name)}: Pulumi.yaml and the model differ"
     model_default = field.get_default(call_default_factory=True)
     if model_default is PydanticUndefined or field_name in REQUIRED_SECRETS:
         assert "default" not in declared, f"{key_of(field_name)} is required by the model"

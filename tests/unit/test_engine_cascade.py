@@ -1,5 +1,5 @@
 """The engine's delete-first cascade (step_generator.go, calculateDependentReplacements), as the
-test deployer decides it, on a small made-up state that is not the application's."""
+engine stand-in decides it (proof/engine/rules.py), on a small made-up state that is not the application's."""
 
 from __future__ import annotations
 

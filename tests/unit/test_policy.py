@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.config import PROJECT_DIR
-from infra.ingress import caddy_config, tcp_ingress_config
+from infra.ingress import HostNames, caddy_config, tcp_ingress_config
 from tests.conftest import RunStack
 
 sys.path.insert(0, str(PROJECT_DIR / "policy"))
@@ -189,7 +189,7 @@ def test_a_good_prod_container_passes() -> None:
     assert rules.violations(rules.Resource(CONTAINER, "api", GOOD_PROD)) == []
     assert rules.violations(rules.Resource(CONTAINER, "ingress", GOOD_INGRESS)) == []
     assert rules.violations(rules.Resource(CONTAINER, "router", {**GOOD_PROD, **ROUTER_IDENTITY})) == []
-    caddy = caddy_config("example.org", "ops@example.org", "https://acme.example/directory", 443)
+    caddy = caddy_config(HostNames.of("example.org"), "ops@example.org", "https://acme.example/directory", 443)
     acme_ingress = {**GOOD_INGRESS, "user": None, "envs": [f"CADDY_CONFIG={caddy}"]}
     assert rules.violations(rules.Resource(CONTAINER, "ingress", acme_ingress)) == []
     # Root is allowed to the ACME ingress only without capabilities.
