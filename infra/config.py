@@ -256,6 +256,13 @@ class StackSettings(BaseModel):
         None, description="Secret access key for backupOffsiteEndpoint (secret; required with it)."
     )
 
+    def secret(self, name: str) -> str:
+        """The value of the settings secret `name` (a field name), the one place one is read;
+        load_settings has checked that every secret the stack needs is there."""
+        value = getattr(self, name)
+        assert isinstance(value, SecretStr), f"{name} is validated as required where it is read"
+        return value.get_secret_value()
+
     @property
     def hosts(self) -> HostNames:
         """The names the ingress serves for this stack's domain."""

@@ -3,7 +3,10 @@ provider, network, images and internal CA that the Swarm renderer (`infra/swarm.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pulumi
@@ -73,7 +76,7 @@ def app_image(settings: StackSettings, identity: Identity, target: str, child: p
         registry = docker.RegistryArgs(
             server=settings.image_registry.split("/")[0],
             username=settings.registry_username,
-            password=pulumi.Output.secret(settings.registry_password.get_secret_value()),
+            password=pulumi.Output.secret(settings.secret("registry_password")),
         )
     return docker.Image(
         "app-image",
@@ -146,6 +149,22 @@ class InternalTls(pulumi.ComponentResource):
         if name == "router_tls_pem":
             return pulumi.Output.all(self.certificate, self.private_key).apply("".join)
         return self.ca_certificate
+
+
+def replacement_key(spec: ServiceSpec, image_ref: str, secrets: Mapping[str, str], program_values: list[str]) -> str:
+    """The suffix of a create-first container's name: 8 hex digits of a digest of everything it is
+    rendered from, by name. Every field of its spec (a change to any replaces the container, so the
+    name must change with it), the image it runs, the secret values and program-made values (TLS
+    material) it reads, and the log options. A digest of high-entropy values: no secret."""
+    material = {
+        "spec": dataclasses.asdict(spec),
+        "image": image_ref,
+        "secrets": dict(sorted(secrets.items())),
+        "program_values": program_values,
+        "log_options": LOG_OPTIONS,
+    }
+    text = json.dumps(material, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 class Deployment(pulumi.ComponentResource):
@@ -252,7 +271,7 @@ class Deployment(pulumi.ComponentResource):
             opts=child,
         )
         self.secret_volumes[name] = volume
-        value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self._setting_secret(name)
+        value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self.settings.secret(name)
         self.secret_holders[name] = docker.Container(
             f"{self.identity.prefix}-secret-{slug}",
             image=image,
@@ -274,17 +293,12 @@ class Deployment(pulumi.ComponentResource):
             ),
         )
 
-    def _setting_secret(self, name: SecretName) -> str:
-        secret = getattr(self.settings, name)
-        assert secret is not None, f"{name} is validated as required"
-        return str(secret.get_secret_value())
-
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
         """The settings secrets `spec` reads, by variable."""
         values = {}
         for var, secret_name in sorted(spec.secret_env.items()):
             if secret_name not in PROGRAM_VALUES:
-                values[var] = self._setting_secret(secret_name)
+                values[var] = self.settings.secret(secret_name)
         return values
 
     def _program_values(self, spec: ServiceSpec) -> dict[str, pulumi.Output[str]]:
@@ -325,11 +339,7 @@ class Deployment(pulumi.ComponentResource):
 
         def suffixed(values: list[str]) -> str:
             image_ref, *made = values
-            material = repr(
-                (spec, image_ref, sorted(secrets.items()), made, LOG_OPTIONS)
-                + ((spec.entrypoint,) if spec.entrypoint else ())
-            )
-            return f"{base}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
+            return f"{base}-{replacement_key(spec, image_ref, secrets, made)}"
 
         return pulumi.Output.unsecret(pulumi.Output.all(image, *program_values.values()).apply(suffixed))
 

@@ -120,9 +120,7 @@ class ServiceSpec:
     env: dict[str, str]
     secret_env: dict[str, SecretName]  # env var -> the settings secret that fills it
     limits: Limits
-    # Replaces the image's; empty keeps it. Out of repr, which names create-first containers: a
-    # program that gains this field must not rename (and roll over) every one of them.
-    entrypoint: tuple[str, ...] = field(default=(), repr=False)
+    entrypoint: tuple[str, ...] = ()  # replaces the image's; empty keeps it
     ports: tuple[Port, ...] = ()
     mounts: tuple[Mount, ...] = ()
     tmpfs: dict[str, str] = field(default_factory=dict)

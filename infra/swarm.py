@@ -138,9 +138,7 @@ class SwarmDeployment(pulumi.ComponentResource):
     def _secret_value(self, name: SecretName) -> pulumi.Output[str]:
         if name in PROGRAM_VALUES:
             return self.tls.value(name)
-        secret = getattr(self.settings, name)
-        assert secret is not None, f"{name} is validated as required"
-        return pulumi.Output.secret(secret.get_secret_value())
+        return pulumi.Output.secret(self.settings.secret(name))
 
     def _secret(self, name: SecretName, child: pulumi.ResourceOptions) -> docker.Secret:
         # No `name`: Pulumi generates one (<resource name>-<random>), so a new value creates a new

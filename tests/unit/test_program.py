@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
 
 import pytest
 
-from infra.config import PROJECT_DIR, ConfigError
-from proof.harness.stacks import TEST_SECRETS
+from infra.config import PROJECT_DIR, ConfigError, load_settings
+from infra.resources import replacement_key
+from infra.services import HealthCheck, Port, services
+from proof.harness.stacks import TEST_SECRETS, committed_config
 from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
 from proof.plan import PlanMocks
 from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
@@ -658,3 +661,22 @@ def test_the_offsite_keys_are_pulumi_secrets_in_an_environment(run_stack: RunSta
     assert env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"] == TEST_SECRETS["backupOffsiteSecretAccessKey"]
     assert env["OFFSITE_TARGET"] == "offsite:icb-backups/dev" and env["RCLONE_CONFIG_OFFSITE_REGION"] == "eu-west-1"
     assert "PGPASSWORD" not in env and "POSTGRES_PASSWORD" not in env
+
+
+def test_the_replacement_key_changes_with_every_field_of_the_spec_and_nothing_else() -> None:
+    """A create-first container's name suffix: equal inputs give an equal key; a change of any field
+    of its spec, its image or a secret it reads gives another (its name must change when it does)."""
+    config, secret_keys = committed_config("prod")
+    settings = load_settings("prod", config, secret_keys)
+    api = next(spec for spec in services(settings, PROJECT_DIR) if spec.name == "api")
+    key = replacement_key(api, "img@sha256:1", {"A": "x"}, [])
+    assert key == replacement_key(dataclasses.replace(api), "img@sha256:1", {"A": "x"}, [])
+    assert len(key) == 8 and int(key, 16) >= 0
+    assert replacement_key(api, "img@sha256:2", {"A": "x"}, []) != key
+    assert replacement_key(api, "img@sha256:1", {"A": "y"}, []) != key
+    changed = {
+        "command": ("other",), "env": {**api.env, "X": "1"}, "entrypoint": ("sh",), "ports": (Port(1, 2, "127.0.0.1"),),
+        "health": HealthCheck(("CMD", "true")), "stop_grace_seconds": 99, "aliases": ("x",), "replicas": 3,
+    }  # fmt: skip
+    for name, value in changed.items():
+        assert replacement_key(dataclasses.replace(api, **{name: value}), "img@sha256:1", {"A": "x"}, []) != key, name

@@ -13,6 +13,7 @@ import docker.utils.build
 import pytest
 import yaml
 
+from infra import canonical
 from proof import provider
 from proof.harness.standins import copy_app
 from proof.plan import PlannedStep, diff_plans, mismatches, plan
@@ -23,14 +24,14 @@ from proof.plan import PlannedStep, diff_plans, mismatches, plan
     [(1, "1.0"), (2, "2.0"), (0.5, "0.5"), (1.5, "1.5"), (10, "10."), (0.05, "0.1"), (0.25, "0.25")],
 )
 def test_cpus_read_back_as_the_provider_formats_them(value: float, read_back: str) -> None:
-    assert provider.cpus(value) == read_back
+    assert canonical.cpus(value) == read_back
 
 
 @pytest.mark.parametrize(
     ("written", "read_back"), [("3s", "3s"), ("1m", "1m0s"), ("90s", "1m30s"), ("500ms", "500ms"), ("1h", "1h0m0s")]
 )
 def test_durations_read_back_in_go_form(written: str, read_back: str) -> None:
-    assert provider.go_duration(provider.parse_go_duration(written)) == read_back
+    assert canonical.go_duration(canonical.parse_go_duration(written)) == read_back
 
 
 def test_dockerignore_matching_agrees_with_docker_py_on_the_app_context(tmp_path: Path) -> None:
