@@ -10,7 +10,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from infra.config import PROJECT_DIR, Identity, StackSettings, load_settings
-from infra.resources import Deployment
+from infra.containers import Deployment
 from infra.services import ServiceSpec, services
 from infra.swarm import SwarmDeployment
 

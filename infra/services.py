@@ -1,7 +1,7 @@
 """What each environment runs, as plain data: one `ServiceSpec` per container, no Pulumi calls.
 
 `PROFILES` is the one place where dev, test and prod differ in kind; `services()` turns a stack's
-settings into the specs that `infra.resources` declares. Read a service's function to see its
+settings into the specs that `infra.containers` and `infra.swarm` declare. Read a service's function to see its
 image, command, environment, ports, volumes, health check and dependencies in one place.
 """
 
@@ -32,7 +32,7 @@ from infra.profiles import PROFILES, Profile
 
 ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy", "rclone"]
 # Values filled at deploy time and kept secret in state and plans: the settings' secrets, and what
-# the program makes (infra/resources.py): the router's certificate and key, and the internal CA's
+# the program makes (infra/shared.py): the router's certificate and key, and the internal CA's
 # root certificate (public, but passed the same way).
 SecretName = Literal[
     "postgres_password",

@@ -21,8 +21,8 @@ import pulumi_docker as docker
 
 from infra import canonical
 from infra.config import Identity, StackSettings
-from infra.resources import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, app_image, docker_provider
-from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, pulled_image, secret_file
+from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, secret_file
+from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, StackComponent, app_image
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")
@@ -68,7 +68,7 @@ def _healthcheck(health: HealthCheck) -> docker.ServiceTaskSpecContainerSpecHeal
     )
 
 
-class SwarmDeployment(pulumi.ComponentResource):
+class SwarmDeployment(StackComponent):
     """One environment of ichrisbirch as Swarm services on the swarm that `dockerHost` manages."""
 
     services: dict[str, docker.Service]
@@ -82,13 +82,9 @@ class SwarmDeployment(pulumi.ComponentResource):
         specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("ichrisbirch:index:SwarmDeployment", name, None, opts)
+        super().__init__("ichrisbirch:index:SwarmDeployment", name, settings, identity, specs, opts)
         assert on_swarm(settings), "validated: orchestrator swarm"
-        self.settings, self.identity = settings, identity
-        self.specs = {spec.name: spec for spec in specs}
-
-        self.provider = docker_provider(settings, self)
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        child = self.child
 
         self.network = docker.Network(
             "network",
@@ -97,25 +93,18 @@ class SwarmDeployment(pulumi.ComponentResource):
             # Attachable: one-off containers (a migration by hand, a debugging shell) can join it.
             attachable=True,
             options={"encrypted": "true"} if settings.overlay_encrypted else None,
-            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()],
+            labels=self.network_labels(),
             opts=child,
         )
 
         # Every node pulls the same bytes: the application image by the digest its push returned,
         # the others by the digest the manager resolved.
         self.image = app_image(settings, identity, "production", child)
-        image_refs: dict[str, pulumi.Output[str]] = {"app": self.image.repo_digest}
-        for kind in sorted({spec.image for spec in specs} - {"app"}):
-            pulled = docker.RemoteImage(
-                f"{kind}-image", name=pulled_image(settings, kind), keep_locally=True, opts=child
-            )
-            image_refs[kind] = pulled.repo_digest
+        pulled = {spec.image for spec in specs} - {"app"}
+        image_refs = {"app": self.image.repo_digest, **self.pulled_images(pulled, by="repo_digest")}
 
         self.tls = InternalTls(
-            "ingress-tls",
-            identity.stack,
-            settings.hosts.all(),
-            opts=pulumi.ResourceOptions(parent=self),
+            "ingress-tls", identity.stack, settings.hosts.all(), opts=pulumi.ResourceOptions(parent=self)
         )
         used = sorted({name for spec in specs for name in spec.secret_env.values()})
         self.secrets = {name: self._secret(name, child) for name in used}
@@ -123,17 +112,7 @@ class SwarmDeployment(pulumi.ComponentResource):
         self.services = {}
         for spec in specs:
             self.services[spec.name] = self._service(spec, image_refs[spec.image], child)
-
-        self.register_outputs(
-            {
-                "network": self.network.name,
-                "image_digest": self.image.repo_digest,
-                "services": {name: svc.name for name, svc in self.services.items()},
-            }
-        )
-
-    def _labels(self, component: str) -> dict[str, str]:
-        return self.identity.labels(self.settings.environment, component)
+        self.register(self.network, self.image, self.services)
 
     def _secret_value(self, name: SecretName) -> pulumi.Output[str]:
         if name in PROGRAM_VALUES:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.config import PROJECT_DIR, ConfigError, load_settings
-from infra.resources import replacement_key
+from infra.containers import replacement_key
 from infra.services import HealthCheck, Port, services
 from proof.harness.stacks import TEST_SECRETS, committed_config
 from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run

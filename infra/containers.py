@@ -1,5 +1,5 @@
-"""Service specs as pulumi-docker containers on one Docker engine (`orchestrator: containers`); the
-provider, network, images and internal CA that the Swarm renderer (`infra/swarm.py`) shares."""
+"""Service specs as pulumi-docker containers on one Docker engine (`orchestrator: containers`), beside
+the Swarm renderer (`infra/swarm.py`); what both share is in `infra/shared.py`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_tls as tls
 
 from infra import canonical
 from infra.config import Identity, StackSettings
@@ -19,18 +18,14 @@ from infra.profiles import PROFILES
 from infra.services import (
     SECRETS_DIR,
     HealthCheck,
+    ImageName,
     SecretName,
     ServiceSpec,
     app_directory,
-    pulled_image,
     secret_file,
     secrets_as_files,
 )
-
-LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
-# Filled from the stack's InternalTls: the router's certificate and key (one PEM bundle, as HAProxy
-# loads it), and the CA's root certificate.
-PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})
+from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, StackComponent, app_image
 
 
 def _healthcheck(health: HealthCheck) -> docker.ContainerHealthcheckArgs:
@@ -58,99 +53,6 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
     return pulumi.Output.all(exit_code, logs).apply(check)
 
 
-def docker_provider(settings: StackSettings, parent: pulumi.Resource) -> docker.Provider:
-    """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config."""
-    return docker.Provider(
-        "docker",
-        host=settings.docker_host,
-        ssh_opts=settings.docker_ssh_opts or None,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-
-
-def app_image(settings: StackSettings, identity: Identity, target: str, child: pulumi.ResourceOptions) -> docker.Image:
-    """The application image, built from `appDirectory` for `target`; pushed when a registry is set."""
-    repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
-    registry = None
-    if settings.image_registry and settings.registry_username and settings.registry_password:
-        registry = docker.RegistryArgs(
-            server=settings.image_registry.split("/")[0],
-            username=settings.registry_username,
-            password=pulumi.Output.secret(settings.secret("registry_password")),
-        )
-    return docker.Image(
-        "app-image",
-        image_name=identity.image(repository),
-        build=docker.DockerBuildArgs(
-            # Relative to the project directory, where `pulumi` runs the program.
-            context=settings.app_directory,
-            dockerfile=f"{settings.app_directory}/Dockerfile",
-            target=target,
-            args={"PYTHON_BASE_IMAGE": settings.python_base_image},
-            builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
-        ),
-        skip_push=not settings.image_registry,
-        registry=registry,
-        opts=child,
-    )
-
-
-class InternalTls(pulumi.ComponentResource):
-    """The ingress's certificates: a CA of this stack (clients trust its root) and a server
-    certificate for the app and api hosts, signed by it. Kept in state: a later `up` reuses them."""
-
-    ca_certificate: pulumi.Output[str]
-    """PEM of the CA's root certificate, exported for clients."""
-    certificate: pulumi.Output[str]
-    private_key: pulumi.Output[str]
-
-    def __init__(self, name: str, stack: str, hosts: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("ichrisbirch:index:InternalTls", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        ca_key = tls.PrivateKey("ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        ca = tls.SelfSignedCert(
-            "ca-cert",
-            private_key_pem=ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(
-                common_name=f"ichrisbirch {stack} internal CA", organization="ichrisbirch"
-            ),
-            is_ca_certificate=True,
-            validity_period_hours=5 * 365 * 24,
-            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-            opts=child,
-        )
-        key = tls.PrivateKey("server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        request = tls.CertRequest(
-            "server-csr",
-            private_key_pem=key.private_key_pem,
-            subject=tls.CertRequestSubjectArgs(common_name=hosts[0], organization="ichrisbirch"),
-            dns_names=hosts,
-            opts=child,
-        )
-        server = tls.LocallySignedCert(
-            "server-cert",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=90 * 24,
-            early_renewal_hours=30 * 24,
-            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
-            opts=child,
-        )
-        self.ca_certificate = ca.cert_pem
-        self.certificate = server.cert_pem
-        self.private_key = key.private_key_pem
-        self.register_outputs({"ca_certificate": self.ca_certificate})
-
-    def value(self, name: str) -> pulumi.Output[str]:
-        """A value the program makes, by its SecretName: the router's PEM bundle (certificate, then
-        key, as HAProxy loads it) or the CA's root certificate."""
-        assert name in PROGRAM_VALUES, name
-        if name == "router_tls_pem":
-            return pulumi.Output.all(self.certificate, self.private_key).apply("".join)
-        return self.ca_certificate
-
-
 def replacement_key(spec: ServiceSpec, image_ref: str, secrets: Mapping[str, str], program_values: list[str]) -> str:
     """The suffix of a create-first container's name: 8 hex digits of a digest of everything it is
     rendered from, by name. Every field of its spec (a change to any replaces the container, so the
@@ -167,7 +69,7 @@ def replacement_key(spec: ServiceSpec, image_ref: str, secrets: Mapping[str, str
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-class Deployment(pulumi.ComponentResource):
+class Deployment(StackComponent):
     """One environment of ichrisbirch on one Docker engine: image, network, volumes, containers."""
 
     containers: dict[str, docker.Container]
@@ -181,22 +83,13 @@ class Deployment(pulumi.ComponentResource):
         specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("ichrisbirch:index:Deployment", name, None, opts)
-        self.settings = settings
-        self.identity = identity
+        super().__init__("ichrisbirch:index:Deployment", name, settings, identity, specs, opts)
         profile = PROFILES[settings.environment]
         self.app_dir = app_directory(settings, project_dir)
-        self.specs = {spec.name: spec for spec in specs}
-
-        self.provider = docker_provider(settings, self)
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        child = self.child
 
         self.network = docker.Network(
-            "network",
-            name=identity.network,
-            driver="bridge",
-            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()],
-            opts=child,
+            "network", name=identity.network, driver="bridge", labels=self.network_labels(), opts=child
         )
 
         volume_names = sorted({m.volume for spec in specs for m in spec.mounts if m.volume})
@@ -212,25 +105,16 @@ class Deployment(pulumi.ComponentResource):
         }
 
         self.image = app_image(settings, identity, profile.image_target, child)
-        self.postgres_image = docker.RemoteImage(
-            "postgres-image", name=settings.postgres_image, keep_locally=True, opts=child
-        )
-        self.redis_image = docker.RemoteImage("redis-image", name=settings.redis_image, keep_locally=True, opts=child)
-        image_refs: dict[str, pulumi.Output[str]] = {
-            "app": self.image.repo_digest,
-            "postgres": self.postgres_image.image_id,
-            "redis": self.redis_image.image_id,
-        }
-        for kind in sorted({spec.image for spec in specs} - set(image_refs)):
-            pulled = docker.RemoteImage(
-                f"{kind}-image", name=pulled_image(settings, kind), keep_locally=True, opts=child
-            )
-            image_refs[kind] = pulled.image_id
+        # Containers run a pulled image by the engine's image id (secret holders run Postgres's).
+        always: set[ImageName] = {"postgres", "redis"}
+        pulled = (always | {spec.image for spec in specs}) - {"app"}
+        image_refs = {"app": self.image.repo_digest, **self.pulled_images(pulled, by="image_id")}
 
         self.tls: InternalTls | None = None
         if profile.ingress:
-            hosts = settings.hosts.all()
-            self.tls = InternalTls("ingress-tls", identity.stack, hosts, opts=pulumi.ResourceOptions(parent=self))
+            self.tls = InternalTls(
+                "ingress-tls", identity.stack, settings.hosts.all(), opts=pulumi.ResourceOptions(parent=self)
+            )
 
         self.secret_holders: dict[SecretName, docker.Container] = {}
         self.secret_volumes: dict[SecretName, docker.Volume] = {}
@@ -241,17 +125,7 @@ class Deployment(pulumi.ComponentResource):
         self.containers = {}
         for spec in specs:
             self.containers[spec.name] = self._container(spec, image_refs[spec.image], child)
-
-        self.register_outputs(
-            {
-                "network": self.network.name,
-                "image_digest": self.image.repo_digest,
-                "containers": {name: c.name for name, c in self.containers.items()},
-            }
-        )
-
-    def _labels(self, component: str) -> dict[str, str]:
-        return self.identity.labels(self.settings.environment, component)
+        self.register(self.network, self.image, self.containers)
 
     def _secret_file(self, name: SecretName, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
         """One secret as a file in a volume of its own, which only its readers mount (read-only).

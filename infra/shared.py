@@ -1,0 +1,164 @@
+"""What both renderers share (`infra/containers.py` on one engine, `infra/swarm.py` on a swarm): the
+stack component's skeleton (settings, names, provider, labels, outputs registered once), the
+application image, the images it pulls, the internal CA, and the log options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_tls as tls
+
+from infra.config import Identity, StackSettings
+from infra.services import ImageName, ServiceSpec, pulled_image
+
+LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# Filled from the stack's InternalTls: the router's certificate and key (one PEM bundle, as HAProxy
+# loads it), and the CA's root certificate.
+PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})
+
+
+def docker_provider(settings: StackSettings, parent: pulumi.Resource) -> docker.Provider:
+    """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config."""
+    return docker.Provider(
+        "docker",
+        host=settings.docker_host,
+        ssh_opts=settings.docker_ssh_opts or None,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def app_image(settings: StackSettings, identity: Identity, target: str, child: pulumi.ResourceOptions) -> docker.Image:
+    """The application image, built from `appDirectory` for `target`; pushed when a registry is set."""
+    repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
+    registry = None
+    if settings.image_registry and settings.registry_username and settings.registry_password:
+        registry = docker.RegistryArgs(
+            server=settings.image_registry.split("/")[0],
+            username=settings.registry_username,
+            password=pulumi.Output.secret(settings.secret("registry_password")),
+        )
+    return docker.Image(
+        "app-image",
+        image_name=identity.image(repository),
+        build=docker.DockerBuildArgs(
+            # Relative to the project directory, where `pulumi` runs the program.
+            context=settings.app_directory,
+            dockerfile=f"{settings.app_directory}/Dockerfile",
+            target=target,
+            args={"PYTHON_BASE_IMAGE": settings.python_base_image},
+            builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+        ),
+        skip_push=not settings.image_registry,
+        registry=registry,
+        opts=child,
+    )
+
+
+class InternalTls(pulumi.ComponentResource):
+    """The ingress's certificates: a CA of this stack (clients trust its root) and a server
+    certificate for the app and api hosts, signed by it. Kept in state: a later `up` reuses them."""
+
+    ca_certificate: pulumi.Output[str]
+    """PEM of the CA's root certificate, exported for clients."""
+    certificate: pulumi.Output[str]
+    private_key: pulumi.Output[str]
+
+    def __init__(self, name: str, stack: str, hosts: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ichrisbirch:index:InternalTls", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey("ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            "ca-cert",
+            private_key_pem=ca_key.private_key_pem,
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"ichrisbirch {stack} internal CA", organization="ichrisbirch"
+            ),
+            is_ca_certificate=True,
+            validity_period_hours=5 * 365 * 24,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=child,
+        )
+        key = tls.PrivateKey("server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        request = tls.CertRequest(
+            "server-csr",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=hosts[0], organization="ichrisbirch"),
+            dns_names=hosts,
+            opts=child,
+        )
+        server = tls.LocallySignedCert(
+            "server-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=90 * 24,
+            early_renewal_hours=30 * 24,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        self.ca_certificate = ca.cert_pem
+        self.certificate = server.cert_pem
+        self.private_key = key.private_key_pem
+        self.register_outputs({"ca_certificate": self.ca_certificate})
+
+    def value(self, name: str) -> pulumi.Output[str]:
+        """A value the program makes, by its SecretName: the router's PEM bundle (certificate, then
+        key, as HAProxy loads it) or the CA's root certificate."""
+        assert name in PROGRAM_VALUES, name
+        if name == "router_tls_pem":
+            return pulumi.Output.all(self.certificate, self.private_key).apply("".join)
+        return self.ca_certificate
+
+
+class StackComponent(pulumi.ComponentResource):
+    """The component a renderer declares the stack in: its settings and names, its Docker provider
+    (every child uses it), its labels, and its outputs, registered once."""
+
+    def __init__(
+        self,
+        type_token: str,
+        name: str,
+        settings: StackSettings,
+        identity: Identity,
+        specs: list[ServiceSpec],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token, name, None, opts)
+        self.settings, self.identity = settings, identity
+        self.specs = {spec.name: spec for spec in specs}
+        self.provider = docker_provider(settings, self)
+        self.child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+    def _labels(self, component: str) -> dict[str, str]:
+        return self.identity.labels(self.settings.environment, component)
+
+    def network_labels(self) -> list[docker.NetworkLabelArgs]:
+        return [docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()]
+
+    def pulled_images(
+        self, kinds: Iterable[ImageName], by: Literal["image_id", "repo_digest"]
+    ) -> dict[str, pulumi.Output[str]]:
+        """A RemoteImage per pulled image, kept locally; the reference containers run it by (the
+        engine's image id) or services do (the digest the manager resolved, the same on every node)."""
+        refs: dict[str, pulumi.Output[str]] = {}
+        for kind in sorted(kinds):
+            pulled = docker.RemoteImage(
+                f"{kind}-image", name=pulled_image(self.settings, kind), keep_locally=True, opts=self.child
+            )
+            refs[kind] = getattr(pulled, by)
+        return refs
+
+    def register(self, network: docker.Network, image: docker.Image, workloads: Mapping[str, pulumi.Resource]) -> None:
+        """The component's outputs: its network, the application image's digest, and its workloads'
+        names (containers or services), which the program exports."""
+        kind = "services" if isinstance(next(iter(workloads.values()), None), docker.Service) else "containers"
+        self.register_outputs(
+            {
+                "network": network.name,
+                "image_digest": image.repo_digest,
+                kind: {name: getattr(w, "name") for name, w in workloads.items()},  # noqa: B009
+            }
+        )
