@@ -7,8 +7,6 @@ image, command, environment, ports, volumes, health check and dependencies in on
 
 from __future__ import annotations
 
-import dataclasses
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -137,7 +135,8 @@ class ServiceSpec:
     create_first: bool = False
     route: Route | None = None  # how the router reaches it, if it does
     aliases: tuple[str, ...] = ()  # network names beside its service name
-    # On swarm: how many tasks, where they may run, and files given as Swarm configs (path -> text).
+    # On swarm: how many tasks (one engine runs one container of each spec), where they may run,
+    # and files given as Swarm configs (path -> text).
     replicas: int = 1
     placement: tuple[str, ...] = ()
     config_files: dict[str, str] = field(default_factory=dict)
@@ -592,8 +591,8 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=_writable_tmp(profile),
         health=_status_probe(),
-        # On swarm, two on two nodes: losing a node never takes the only router with it.
-        replicas=2 if on_swarm(s) else 1,
+        # Two on two nodes where there are nodes (swarm): losing one never takes the only router.
+        replicas=2,
         depends_on=tuple(spec.name for spec in routed),
         # A new configuration or certificate starts beside the old router; the ingress moves
         # new connections to it once it is healthy, and the old one finishes what it serves.
@@ -733,30 +732,7 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
         specs.append(ingress(s, profile))
     if profile.runs_test_suite:
         specs.append(tests(s, profile))
-    if on_swarm(s):
-        specs = _migrate_before_serving(specs)
     for spec in specs:
         # Old and new run side by side during a create-first replacement: no host port, no fixed name.
         assert not (spec.create_first and spec.ports), f"{spec.name} is replaced create-first but publishes a port"
     return specs
-
-
-def _migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
-    """On swarm: no one-shot task that a deployment can wait for, so each api task runs the
-    migrations before it serves (under the migrations' advisory lock: the first does the work, the
-    others find nothing to do). The scheduler runs alone: stopped before its replacement starts."""
-    by_name = {spec.name: spec for spec in specs}
-    migrate = by_name.pop("migrate")
-    api = by_name["api"]
-    by_name["api"] = dataclasses.replace(
-        api,
-        command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
-        depends_on=tuple(d for d in api.depends_on if d != "migrate"),
-    )
-    for name, spec in by_name.items():
-        if name != "api" and "migrate" in spec.depends_on:  # a converged api has migrated
-            by_name[name] = dataclasses.replace(
-                spec, depends_on=tuple(dict.fromkeys("api" if d == "migrate" else d for d in spec.depends_on))
-            )
-    by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
-    return [by_name[spec.name] for spec in specs if spec.name in by_name]

@@ -12,7 +12,9 @@ and `up` waits for the swarm to converge (`waitTimeoutSeconds`). Every service u
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,9 @@ class SwarmDeployment(StackComponent):
         specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("ichrisbirch:index:SwarmDeployment", name, settings, identity, specs, opts)
         assert on_swarm(settings), "validated: orchestrator swarm"
+        specs = migrate_before_serving(specs)
+        super().__init__("ichrisbirch:index:SwarmDeployment", name, settings, identity, specs, opts)
         child = self.child
 
         self.network = docker.Network(
@@ -262,3 +265,24 @@ class SwarmDeployment(StackComponent):
                 ),
             ),
         )
+
+
+def migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
+    """On swarm: no one-shot task that a deployment can wait for, so each api task runs the
+    migrations before it serves (under the migrations' advisory lock: the first does the work, the
+    others find nothing to do). The scheduler runs alone: stopped before its replacement starts."""
+    by_name = {spec.name: spec for spec in specs}
+    migrate = by_name.pop("migrate")
+    api = by_name["api"]
+    by_name["api"] = dataclasses.replace(
+        api,
+        command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
+        depends_on=tuple(d for d in api.depends_on if d != "migrate"),
+    )
+    for name, spec in by_name.items():
+        if name != "api" and "migrate" in spec.depends_on:  # a converged api has migrated
+            by_name[name] = dataclasses.replace(
+                spec, depends_on=tuple(dict.fromkeys("api" if d == "migrate" else d for d in spec.depends_on))
+            )
+    by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
+    return [by_name[spec.name] for spec in specs if spec.name in by_name]

@@ -4,7 +4,7 @@ real Docker engine, and `python -m proof.plan --diff`, which predicts an `up` fr
 
 Read from pulumi/pulumi `pkg/resource/deploy/step_generator.go` (function names stay put between
 releases; ../shared/docs/engine-semantics.md). The provider's half of each decision (which fields
-force a replacement) comes from proof/provider.py.
+force a replacement) comes from proof/provider/.
 """
 
 from __future__ import annotations

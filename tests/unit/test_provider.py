@@ -1,4 +1,4 @@
-"""The provider's rules (proof/provider.py) and the plan diff built on them, without an engine.
+"""The provider's rules (proof/provider/) and the plan diff built on them, without an engine.
 
 The figures come from the provider's source (../shared/docs/provider-semantics.md); the
 integration tests check the same rules against a real engine run after run.
