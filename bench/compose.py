@@ -12,7 +12,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,11 @@ import yaml
 
 from infra.config import PROJECT_DIR, load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
-from infra.services import ServiceSpec, secret_file, secrets_as_files, services
+from infra.services import SecretName, ServiceSpec, secret_file, secrets_as_files, services
+from infra.shared import PROGRAM_VALUES
 from proof.engine.handlers.tls import tls_resource
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
-from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.harness.stacks import committed_config
 from proof.harness.standins import Standins, build_image, copy_app
 from proof.harness.swarm import host_name
 
@@ -70,7 +71,7 @@ def _literal(value: str) -> str:
 
 
 def _service(
-    spec: ServiceSpec, image: str, secrets: dict[str, str], ports: dict[str, int], files: dict[str, tuple[str, str]]
+    spec: ServiceSpec, image: str, secrets: Mapping[SecretName, str], ports: dict[str, int], files: dict[str, tuple[str, str]]
 ) -> dict[str, Any]:
     """One Compose service of `spec`. `files`: where each secret is a file (prod), its file in the
     project folder and the path readers find it at (the program's own), mounted read-only."""
@@ -159,13 +160,11 @@ def compose_project(standins: Standins) -> ComposeStack:
     directory = Path(tempfile.mkdtemp(prefix="icb-bench-compose-"))
     app_dir = copy_app(directory / "app")
     ca, bundle = internal_tls(settings.hosts.all())
-    secrets = {
-        "postgres_password": TEST_SECRETS["postgresPassword"],
-        "redis_password": TEST_SECRETS["redisPassword"],
-        "flask_secret_key": TEST_SECRETS["flaskSecretKey"],
-        "router_tls_pem": bundle,
-        "internal_ca_certificate": ca,
-    }
+    specs = services(settings, PROJECT_DIR)
+    # Each secret a service reads: the settings' value, or what the program makes (TLS material).
+    made: dict[SecretName, str] = {"router_tls_pem": bundle, "internal_ca_certificate": ca}
+    read = sorted({name for spec in specs for name in spec.secret_env.values()})
+    secrets = {name: made[name] if name in PROGRAM_VALUES else settings.secret(name) for name in read}
     ports = {"http": free_port(), "https": free_port()}
     images = {
         "app": "icb-bench-compose-app:current",
@@ -173,7 +172,6 @@ def compose_project(standins: Standins) -> ComposeStack:
         "redis": standins.redis,
         "haproxy": standins.haproxy,
     }
-    specs = services(settings, PROJECT_DIR)
     files: dict[str, tuple[str, str]] = {}
     if secrets_as_files(settings):  # as the program gives them: a read-only file each, named by <VAR>_FILE
         (directory / "secrets").mkdir()
@@ -181,7 +179,7 @@ def compose_project(standins: Standins) -> ComposeStack:
             local = directory / "secrets" / name
             local.write_text(value)
             local.chmod(0o444)  # the services' users (10001, 999) read it; nothing writes it
-            files[name] = (str(local), secret_file(settings, name))  # type: ignore[arg-type]
+            files[name] = (str(local), secret_file(settings, name))
     document = {
         "services": {s.name: _service(s, images[s.image], secrets, ports, files) for s in specs},
         "volumes": {m.volume: {} for s in specs for m in s.mounts if m.volume},
