@@ -71,7 +71,11 @@ def _literal(value: str) -> str:
 
 
 def _service(
-    spec: ServiceSpec, image: str, secrets: Mapping[SecretName, str], ports: dict[str, int], files: dict[str, tuple[str, str]]
+    spec: ServiceSpec,
+    image: str,
+    secrets: Mapping[SecretName, str],
+    ports: dict[str, int],
+    files: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
     """One Compose service of `spec`. `files`: where each secret is a file (prod), its file in the
     project folder and the path readers find it at (the program's own), mounted read-only."""
