@@ -77,7 +77,7 @@ class HttpTarget(Protocol):
     def keepalive(self) -> KeepAlive: ...
 
 
-def judge(method: str, service: str, path: str, status: int, text: str) -> tuple[str, str]:
+def judge(method: str, service: str, status: int, text: str) -> tuple[str, str]:
     """(version, error) of one answer: an answer counts only if it is whole and what was asked for."""
     if (method, status) not in (("GET", 200), ("POST", 201)):
         return "", f"HTTP {status}: {text[:200]}"
@@ -166,7 +166,7 @@ class LoadLoop:
                 body: dict[str, object] | None = {"title": f"load {worker}-{n}"} if method == "POST" else None
                 try:
                     status, text = send(method, service, path, body=body, timeout=10)
-                    version, error = judge(method, service, path, status, text)
+                    version, error = judge(method, service, status, text)
                 except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
                     status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
                 took = time.monotonic() - self.started - at
