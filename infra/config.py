@@ -308,6 +308,16 @@ class Identity:
     def volume(self, short: str) -> str:
         return f"{self.prefix}-{short}"
 
+    @staticmethod
+    def secret_component(secret: str) -> str:
+        """A secret's component name (its labels, its volume's short name): `secret-<name>`."""
+        return f"secret-{secret.replace('_', '-')}"
+
+    def secret(self, secret: str) -> str:
+        """What carries a secret, by one name on every orchestrator: the Swarm secret (Pulumi adds a
+        suffix to its physical name), or the holder container and the volume it fills."""
+        return f"{self.prefix}-{self.secret_component(secret)}"
+
     def image(self, repository: str) -> str:
         return f"{repository}:{self.stack}"
 

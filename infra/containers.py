@@ -137,23 +137,23 @@ class Deployment(StackComponent):
         holder (autonamed: created before the old one goes), whose name the readers carry in a
         label, so exactly they are replaced and read it.
         """
-        slug = name.replace("_", "-")
+        component = self.identity.secret_component(name)
         volume = docker.Volume(
-            f"secret-{slug}",
-            name=self.identity.volume(f"secret-{slug}"),
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(f"secret-{slug}").items()],
+            component,
+            name=self.identity.secret(name),
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(component).items()],
             opts=child,
         )
         self.secret_volumes[name] = volume
         value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self.settings.secret(name)
         self.secret_holders[name] = docker.Container(
-            f"{self.identity.prefix}-secret-{slug}",
+            self.identity.secret(name),
             image=image,
             command=["true"],
             start=False,
             must_run=False,
             network_mode="none",
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in self._labels(f"secret-{slug}").items()],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in self._labels(component).items()],
             volumes=[docker.ContainerVolumeArgs(container_path=f"{SECRETS_DIR}/{name}", volume_name=volume.name)],
             # Root's, readable by the readers' own users (10001, 999, 99): only they mount it.
             uploads=[

@@ -128,9 +128,12 @@ class SwarmDeployment(StackComponent):
         # Settings secrets and the private key are secret Outputs already; `data` is secret in the schema.
         data = self._secret_value(name).apply(_base64)
         return docker.Secret(
-            f"{self.identity.prefix}-{name.replace('_', '-')}",
+            self.identity.secret(name),
             data=data,
-            labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in self._labels(name).items()],
+            labels=[
+                docker.SecretLabelArgs(label=k, value=v)
+                for k, v in self._labels(self.identity.secret_component(name)).items()
+            ],
             opts=child,
         )
 

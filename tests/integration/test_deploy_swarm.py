@@ -141,7 +141,7 @@ def test_a_second_up_with_nothing_changed_touches_nothing(swarm_prod: SwarmProd)
 def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_goes(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
     secrets_before, versions_before = swarm_secrets(prod), versions(prod)
-    (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-flask-secret-key-")]
+    (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-secret-flask-secret-key-")]
     rotated = "flask-rotated-4d9c1b7e"
     with LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
         time.sleep(2)
@@ -151,10 +151,10 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
         time.sleep(2)
         load = loop.report(min_rate=SWARM_MIN_RATE)
     ops = result.ops()
-    assert ops.pop("icb-prod-flask-secret-key") == "replace" and ops.pop("app") == "update", result.preview()
+    assert ops.pop("icb-prod-secret-flask-secret-key") == "replace" and ops.pop("app") == "update", result.preview()
     assert set(ops.values()) == {"same"}, "only the secret and its one reader"
     secrets_after = swarm_secrets(prod)
-    (new_name,) = [name for name in secrets_after if name.startswith("icb-prod-flask-secret-key-")]
+    (new_name,) = [name for name in secrets_after if name.startswith("icb-prod-secret-flask-secret-key-")]
     assert new_name != old_name and old_name not in secrets_after, "the old secret is deleted"
     assert {k: v for k, v in secrets_after.items() if k != new_name} == {
         k: v for k, v in secrets_before.items() if k != old_name

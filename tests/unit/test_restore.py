@@ -23,7 +23,7 @@ BACKUP_SPEC = {
                 "ReadOnly": True,
                 "Secrets": [
                     {
-                        "SecretName": "icb-prod-postgres-password-1a2b",
+                        "SecretName": "icb-prod-secret-postgres-password-1a2b",
                         "File": {"Name": "/run/secrets/postgres_password", "UID": "999", "GID": "999", "Mode": 0o400},
                     }
                 ],
@@ -81,7 +81,9 @@ def test_a_job_is_made_like_the_backup_task_runs_once_and_is_removed() -> None:
     options = list(zip(create, create[1:], strict=False))
     assert ("--replicas", "1") in options and ("--restart-condition", "none") in options
     assert ("--user", "999:999") in options and "--read-only" in create
-    secret = "source=icb-prod-postgres-password-1a2b,target=/run/secrets/postgres_password,uid=999,gid=999,mode=0400"
+    secret = (
+        "source=icb-prod-secret-postgres-password-1a2b,target=/run/secrets/postgres_password,uid=999,gid=999,mode=0400"
+    )
     assert ("--secret", secret) in options, "the mode in octal, as the CLI reads it"
     assert ("--mount", "type=volume,source=icb-prod-backups,target=/var/lib/postgresql/data") in options
     assert ("--constraint", "node.labels.ichrisbirch.data == true") in options and ("--network", "net-id") in options

@@ -88,15 +88,15 @@ def test_no_secret_value_in_any_service_and_each_secret_is_a_file_only_its_user_
 def test_each_secret_is_a_swarm_secret_with_a_generated_name_and_its_data_a_pulumi_secret(swarm: Run) -> None:
     secrets = swarm.of_type(SECRET)
     assert set(secrets) == {
-        "icb-prod-postgres-password",
-        "icb-prod-redis-password",
-        "icb-prod-flask-secret-key",
-        "icb-prod-router-tls-pem",
+        "icb-prod-secret-postgres-password",
+        "icb-prod-secret-redis-password",
+        "icb-prod-secret-flask-secret-key",
+        "icb-prod-secret-router-tls-pem",
     }
     for name, secret in secrets.items():
         assert "name" not in secret.inputs, f"{name}: a fixed name would block a rotation (delete first, in use)"
         assert is_secret(secret.inputs["data"]), f"{name}'s data is not a Pulumi secret"
-    postgres = reveal(secrets["icb-prod-postgres-password"].inputs["data"])
+    postgres = reveal(secrets["icb-prod-secret-postgres-password"].inputs["data"])
     assert base64.b64decode(postgres).decode() == TEST_SECRETS["postgresPassword"]
 
 
@@ -189,7 +189,7 @@ def test_a_new_secret_value_is_a_new_secret_that_its_readers_move_to(run_stack: 
     for name in services(after):
         assert services(after)[name].inputs["name"] == services(before)[name].inputs["name"]
     # No fixed name and no delete-before-replace: the new secret exists before the old one goes.
-    secret = after.named(SECRET, "icb-prod-redis-password")
+    secret = after.named(SECRET, "icb-prod-secret-redis-password")
     assert "name" not in secret.inputs and not secret.delete_before_replace
 
 
