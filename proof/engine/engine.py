@@ -182,7 +182,7 @@ class Engine(Mocks):
         if diff.kind == "update":
             return self._update(reg, old, checked, diff)
         rules.refuse_protected_replacement(old, reg, diff.replaces)
-        # `named`, not `checked`: only a name the program gives forces delete-first, not Check's.
+        # The inputs before autonaming: only a name the program gives forces delete-first, not Check's.
         delete_first = rules.deletes_first(reg, inputs)
         step = Step("replace", reg.type, reg.name, physical, diff.changed, diff.replaces, delete_first)
         if delete_first:
