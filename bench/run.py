@@ -13,6 +13,7 @@ Not a test: it asserts nothing and does not run in CI.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -246,7 +247,7 @@ def measure_builds(runs: int, base: str, workdir: Path) -> dict[str, Measured]:
 
 @dataclass
 class SecondUp:
-    """One stack's later `up`s through the test engine: wall time and containers touched."""
+    """One stack's later `up`s through the engine stand-in: wall time and containers touched."""
 
     unchanged: list[float] = field(default_factory=list)
     unchanged_touched: list[int] = field(default_factory=list)
@@ -350,7 +351,7 @@ def render_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
         "",
         origin,
         "",
-        "prod from v1 to v2 (a source change) through the test engine, under the request loop of the tests "
+        "prod from v1 to v2 (a source change) through the engine stand-in, under the request loop of the tests "
         "(8 threads, 2 of them keeping their connections open, 32 requests a second through the ingress over "
         "HTTPS: GETs of an api and an app page, a POST that writes).",
         "",
@@ -396,7 +397,7 @@ def render_second_up(later: dict[str, SecondUp], origin: str) -> str:
         "",
         origin,
         "",
-        "Through the test engine (`proof/engine/`): the wall time of "
+        "Through the engine stand-in (`proof/engine/`): the wall time of "
         "`up` against the state the first deploy left, and the containers it created, replaced or deleted.",
         "",
         "| stack | `up` with nothing changed | containers touched | `up` after a source-only change | "
@@ -685,8 +686,10 @@ def replace_section(heading: str, section: str) -> None:
         RESULTS.write_text(f"{current.rstrip()}\n\n{section}")
 
 
+@functools.cache
 def commit() -> str:
-    """The commit the measured code is at, and whether the work tree differed from it."""
+    """The commit the measured code is at, and whether the work tree differed from it: read once,
+    when the run starts (`main`), since the code it measures is the code it imported then."""
     head = run("git", "rev-parse", "--short", "HEAD", cwd=PROJECT_DIR, check=False).stdout.strip() or "no commit"
     # Changes to the code, not to this run's own output (a section written before the next is measured).
     dirty = run(
@@ -782,6 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = "".join(f" --only-{name}" for name in chosen if len(chosen) < len(SECTIONS))
     command = f"python -m bench.run{flags}" + (f" --runs {args.runs}" if args.runs != 3 else "")
 
+    commit()  # the code measured is the code as it is now, whatever is committed while this runs
     standins = prepare()
     print(f"{command}: stand-ins {', '.join(standins.config().values())}", file=sys.stderr)
     for name in chosen:
