@@ -125,7 +125,7 @@ class Deployment(StackComponent):
         self.containers = {}
         for spec in specs:
             self.containers[spec.name] = self._container(spec, image_refs[spec.image], child)
-        self.register(self.network, self.image, self.containers)
+        self.register(self.network, self.image, "containers", self.containers)
 
     def _secret_file(self, name: SecretName, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
         """One secret as a file in a volume of its own, which only its readers mount (read-only).

@@ -151,14 +151,19 @@ class StackComponent(pulumi.ComponentResource):
             refs[kind] = getattr(pulled, by)
         return refs
 
-    def register(self, network: docker.Network, image: docker.Image, workloads: Mapping[str, pulumi.Resource]) -> None:
+    def register(
+        self,
+        network: docker.Network,
+        image: docker.Image,
+        kind: Literal["containers", "services"],
+        workloads: Mapping[str, docker.Container] | Mapping[str, docker.Service],
+    ) -> None:
         """The component's outputs: its network, the application image's digest, and its workloads'
         names (containers or services), which the program exports."""
-        kind = "services" if isinstance(next(iter(workloads.values()), None), docker.Service) else "containers"
         self.register_outputs(
             {
                 "network": network.name,
                 "image_digest": image.repo_digest,
-                kind: {name: getattr(w, "name") for name, w in workloads.items()},  # noqa: B009
+                kind: {name: workload.name for name, workload in workloads.items()},
             }
         )

@@ -115,7 +115,7 @@ class SwarmDeployment(StackComponent):
         self.services = {}
         for spec in specs:
             self.services[spec.name] = self._service(spec, image_refs[spec.image], child)
-        self.register(self.network, self.image, self.services)
+        self.register(self.network, self.image, "services", self.services)
 
     def _secret_value(self, name: SecretName) -> pulumi.Output[str]:
         if name in PROGRAM_VALUES:

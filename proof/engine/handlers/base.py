@@ -72,7 +72,14 @@ class Handler:
         raise NotModelled(f"creating a {resource.type}")
 
     def read(self, resource: Resource, engine: Docker) -> dict[str, Any] | None:
-        """The state now, or None where the object is gone."""
+        """The state now, or None where the object is gone (the engine answers NotFound)."""
+        try:
+            return self.read_now(resource, engine)
+        except docker.errors.NotFound:
+            return None
+
+    def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
+        """What Read writes for an object that exists; by default the state as it is."""
         return resource.state
 
     def update(

@@ -179,11 +179,8 @@ class ContainerHandler(Handler):
                 )
             time.sleep(1)
 
-    def read(self, resource: Resource, engine: Docker) -> dict[str, Any] | None:
-        try:
-            return self._read(resource.id, resource.state, engine)
-        except docker.errors.NotFound:
-            return None
+    def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
+        return self._read(resource.id, resource.state, engine)
 
     @staticmethod
     def _read(container_id: str, prior: dict[str, Any], engine: Docker) -> dict[str, Any]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import docker
-
 from proof.engine.handlers.base import Docker, Handler, label_blocks, labels, retry
 from proof.engine.state import Resource
 from proof.provider import NETWORK
@@ -27,11 +25,8 @@ class NetworkHandler(Handler):
         network_id = str(created["Id"])
         return network_id, self._read(network_id, engine)
 
-    def read(self, resource: Resource, engine: Docker) -> dict[str, Any] | None:
-        try:
-            return {**resource.state, **self._read(resource.id, engine)}
-        except docker.errors.NotFound:
-            return None
+    def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
+        return {**resource.state, **self._read(resource.id, engine)}
 
     @staticmethod
     def _read(network_id: str, engine: Docker) -> dict[str, Any]:

@@ -34,11 +34,8 @@ class RemoteImageHandler(Handler):
         state = {**inputs, "imageId": info["Id"], "repoDigest": digests[0] if digests else info["Id"]}
         return f"{info['Id']}{inputs['name']}", state  # its id is <image id><name>
 
-    def read(self, resource: Resource, engine: Docker) -> dict[str, Any] | None:
-        try:
-            engine.client().inspect_image(resource.state["imageId"])  # found by its image id
-        except docker.errors.NotFound:
-            return None
+    def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
+        engine.client().inspect_image(resource.state["imageId"])  # found by its image id
         return resource.state
 
     def update(

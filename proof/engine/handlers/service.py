@@ -49,11 +49,8 @@ class ServiceHandler(Handler):
             engine.timings.healthy[inputs["name"]] = time.monotonic()
         return service_id, self._read(service_id, resource.inputs, engine)
 
-    def read(self, resource: Resource, engine: Docker) -> dict[str, Any] | None:
-        try:
-            return self._read(resource.id, resource.state, engine)
-        except docker.errors.NotFound:
-            return None
+    def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
+        return self._read(resource.id, resource.state, engine)
 
     @staticmethod
     def _read(service_id: str, prior: dict[str, Any], engine: Docker) -> dict[str, Any]:
