@@ -1,9 +1,13 @@
 """The baseline for a prod update: the same services as a Compose file, updated with `docker compose up -d`.
 
 The file is rendered from the program's own service specs (`infra.services.services`) for the prod
-stack, so both sides run the same images, commands, environment, health checks, ingress config and
+stack, and from the facts both of the program's renderers share (`infra.shared`: log options, the
+secrets' directory, the values the program makes; `infra.config.Identity`: names and labels), so
+both sides run the same images, commands, environment, health checks, ingress configuration and
 hardening; only how an update replaces containers differs (Compose stops the old container, then
-starts the new one under the same name).
+starts the new one under the same name). It is a third renderer beside `infra/containers.py` and
+`infra/swarm.py`: secrets and configuration files are files from the project folder, mounted
+read-only where a Swarm secret or config would be.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from infra.config import PROJECT_DIR, load_settings
+from infra.config import PROJECT_DIR, Identity, load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
-from infra.services import SecretName, ServiceSpec, secret_file, secrets_as_files, services
-from infra.shared import PROGRAM_VALUES
+from infra.services import SecretName, ServiceSpec, secrets_as_files, services
+from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR
 from proof.engine.handlers.tls import tls_resource
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
 from proof.harness.stacks import committed_config
@@ -73,20 +77,23 @@ def _literal(value: str) -> str:
 def _service(
     spec: ServiceSpec,
     image: str,
+    labels: dict[str, str],
     secrets: Mapping[SecretName, str],
     ports: dict[str, int],
-    files: dict[str, tuple[str, str]],
+    files: dict[str, str],
+    secret_files: bool,
 ) -> dict[str, Any]:
-    """One Compose service of `spec`. `files`: where each secret is a file (prod), its file in the
-    project folder and the path readers find it at (the program's own), mounted read-only."""
-    if files:
-        environment = {**spec.env, **{f"{var}_FILE": files[name][1] for var, name in spec.secret_env.items()}}
+    """One Compose service of `spec`. `files`: the project folder's file of each secret it reads
+    (where secrets are files) and of each of its configuration files, by the path it reads it at."""
+    if secret_files:
+        environment = {**spec.env, **{f"{var}_FILE": f"{SECRETS_DIR}/{name}" for var, name in spec.secret_env.items()}}
     else:
         environment = {**spec.env, **{var: secrets[name] for var, name in spec.secret_env.items()}}
     service: dict[str, Any] = {
         "image": image,
         "command": [_literal(part) for part in spec.command],
         "environment": {key: _literal(value) for key, value in environment.items()},
+        "labels": labels,
         "networks": {"default": {"aliases": [spec.name, *spec.aliases]}},
         "stop_grace_period": f"{spec.stop_grace_seconds}s",
         "mem_limit": f"{spec.limits.memory_mb}m",
@@ -94,17 +101,23 @@ def _service(
         "cpus": spec.limits.cpus,
         "restart": "no" if spec.one_shot else spec.restart,
         "read_only": spec.hardening.read_only_root,
+        "init": spec.image == "app",
+        "logging": {"driver": "json-file", "options": LOG_OPTIONS},
     }
+    if spec.entrypoint:
+        service["entrypoint"] = [_literal(part) for part in spec.entrypoint]
     if spec.hardening.user:
         service["user"] = spec.hardening.user
     if spec.hardening.drop_all_capabilities:
         service["cap_drop"] = ["ALL"]
     if spec.hardening.no_new_privileges:
         service["security_opt"] = ["no-new-privileges:true"]
+    if spec.limits.processes:
+        service["ulimits"] = {"nproc": spec.limits.processes}
     if spec.tmpfs:
         service["tmpfs"] = [f"{path}:{options}" for path, options in spec.tmpfs.items()]
-    volumes = [f"{m.volume}:{m.target}" for m in spec.mounts if m.volume]
-    volumes += [f"{files[name][0]}:{files[name][1]}:ro" for name in sorted(set(spec.secret_env.values()) & set(files))]
+    volumes = [f"{m.volume}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts if m.volume]
+    volumes += [f"{local}:{path}:ro" for path, local in sorted(files.items())]
     if volumes:
         service["volumes"] = volumes
     if spec.health:
@@ -148,6 +161,22 @@ class ComposeStack:
         compose("up", "-d", "--wait", cwd=self.directory)
 
 
+def _files(folder: Path, spec: ServiceSpec, secrets: Mapping[SecretName, str]) -> dict[str, str]:
+    """The secrets `spec` reads (those given) and its configuration files, written to `folder`:
+    the local file of each, by the path the service reads it at. Read-only; the services' users
+    (10001, 999, 99) read them."""
+    wanted = {f"{SECRETS_DIR}/{name}": secrets[name] for name in spec.secret_env.values() if name in secrets}
+    wanted |= spec.config_files
+    files = {}
+    for path, text in sorted(wanted.items()):
+        local = folder / path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text)
+        local.chmod(0o444)
+        files[path] = str(local)
+    return files
+
+
 def compose(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [COMPOSE, "-p", PROJECT, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
@@ -176,17 +205,22 @@ def compose_project(standins: Standins) -> ComposeStack:
         "redis": standins.redis,
         "haproxy": standins.haproxy,
     }
-    files: dict[str, tuple[str, str]] = {}
-    if secrets_as_files(settings):  # as the program gives them: a read-only file each, named by <VAR>_FILE
-        (directory / "secrets").mkdir()
-        for name, value in secrets.items():
-            local = directory / "secrets" / name
-            local.write_text(value)
-            local.chmod(0o444)  # the services' users (10001, 999) read it; nothing writes it
-            files[name] = (str(local), secret_file(settings, name))
+    identity = Identity("bench")
+    secret_files = secrets_as_files(settings)
     document = {
-        "services": {s.name: _service(s, images[s.image], secrets, ports, files) for s in specs},
-        "volumes": {m.volume: {} for s in specs for m in s.mounts if m.volume},
+        "services": {
+            spec.name: _service(
+                spec,
+                images[spec.image],
+                identity.labels("prod", spec.name),
+                secrets,
+                ports,
+                _files(directory / "files" / spec.name, spec, secrets if secret_files else {}),
+                secret_files,
+            )
+            for spec in specs
+        },
+        "volumes": {m.volume: {"name": identity.volume(m.volume)} for s in specs for m in s.mounts if m.volume},
     }
     # The router balances over the alias: Compose's recreate keeps one container per service.
     (directory / "compose.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False))

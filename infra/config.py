@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -317,6 +317,16 @@ class Identity:
         """What carries a secret, by one name on every orchestrator: the Swarm secret (Pulumi adds a
         suffix to its physical name), or the holder container and the volume it fills."""
         return f"{self.prefix}-{self.secret_component(secret)}"
+
+    @staticmethod
+    def config_component(service: str, path: str) -> str:
+        """A configuration file's component name: `<service>-<file name>` (router-haproxy-cfg)."""
+        return f"{service}-{PurePosixPath(path).name.replace('.', '-').lower()}"
+
+    def config(self, service: str, path: str) -> str:
+        """What carries a service's configuration file: the Swarm config (Pulumi adds a suffix to its
+        physical name), or the holder container and the volume it fills."""
+        return f"{self.prefix}-{self.config_component(service, path)}"
 
     def image(self, repository: str) -> str:
         return f"{repository}:{self.stack}"

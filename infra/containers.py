@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pulumi
 import pulumi_docker as docker
@@ -15,17 +15,14 @@ import pulumi_docker as docker
 from infra import canonical
 from infra.config import Identity, StackSettings
 from infra.profiles import PROFILES
-from infra.services import (
-    SECRETS_DIR,
-    HealthCheck,
-    ImageName,
-    SecretName,
-    ServiceSpec,
-    app_directory,
-    secret_file,
-    secrets_as_files,
-)
-from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, StackComponent, app_image
+from infra.services import HealthCheck, ImageName, SecretName, ServiceSpec, app_directory, secrets_as_files
+from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR, InternalTls, StackComponent, app_image
+
+
+def secret_file(name: SecretName) -> str:
+    """Where a reader finds a secret: the file in the secret's own volume, mounted read-only at
+    <SECRETS_DIR>/<name> (a volume mounts as a directory, not as one file)."""
+    return f"{SECRETS_DIR}/{name}/value"
 
 
 def _healthcheck(health: HealthCheck) -> docker.ContainerHealthcheckArgs:
@@ -67,6 +64,24 @@ def replacement_key(spec: ServiceSpec, image_ref: str, secrets: Mapping[str, str
     }
     text = json.dumps(material, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _secret_key(name: SecretName) -> str:
+    return f"ichrisbirch.secret.{name}"
+
+
+def _config_key(component: str) -> str:
+    return f"ichrisbirch.config.{component}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileHolder:
+    """A file for containers to mount read-only: the volume it is in, mounted at `directory`, and
+    the never-started container that put it there."""
+
+    container: docker.Container
+    volume: docker.Volume
+    directory: str
 
 
 class Deployment(StackComponent):
@@ -116,11 +131,16 @@ class Deployment(StackComponent):
                 "ingress-tls", identity.stack, settings.hosts.all(), opts=pulumi.ResourceOptions(parent=self)
             )
 
-        self.secret_holders: dict[SecretName, docker.Container] = {}
-        self.secret_volumes: dict[SecretName, docker.Volume] = {}
+        # What a container reads from files, each in a volume of its own filled by a holder: its
+        # secrets (prod) and its configuration files, by the label key its readers carry.
+        self.holders: dict[str, FileHolder] = {}
+        holder_image = image_refs["postgres"]
         if secrets_as_files(settings):
             for secret in sorted({name for spec in specs for name in spec.secret_env.values()}):
-                self._secret_file(secret, image_refs["postgres"], child)
+                self._secret_file(secret, holder_image, child)
+        for spec in specs:
+            for path, text in sorted(spec.config_files.items()):
+                self._config_file(spec.name, path, text, holder_image, child)
 
         self.containers = {}
         for spec in specs:
@@ -128,44 +148,81 @@ class Deployment(StackComponent):
         self.register(self.network, self.image, "containers", self.containers)
 
     def _secret_file(self, name: SecretName, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
-        """One secret as a file in a volume of its own, which only its readers mount (read-only).
+        """One secret as a file (`secret_file`), which only its readers mount; the value stays a
+        Pulumi secret (the upload's content)."""
+        value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self.settings.secret(name)
+        self._file_holder(
+            _secret_key(name),
+            self.identity.secret(name),
+            self.identity.secret_component(name),
+            secret_file(name),
+            pulumi.Output.secret(value),
+            image,
+            child,
+        )
+
+    def _config_file(
+        self, service: str, path: str, text: str, image: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> None:
+        """A configuration file of `service`, at `path` in its container, mounted read-only: the
+        counterpart of a Swarm config. The program renders it; it holds no secret."""
+        component = self.identity.config_component(service, path)
+        key = _config_key(component)
+        # Whose file it is and where, for the policy pack, which checks what the proxies serve.
+        labels = {"ichrisbirch.config-of": service, "ichrisbirch.file": path}
+        self._file_holder(key, self.identity.config(service, path), component, path, text, image, child, labels)
+
+    def _file_holder(
+        self,
+        key: str,
+        name: str,
+        component: str,
+        path: str,
+        content: str | pulumi.Output[str],
+        image: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """A file at `path` in a volume of its own, mounted (read-only) at the file's directory by
+        its readers only.
 
         The provider uploads files before a container starts, and only by copying to `/`, which
         Docker refuses for a read-only root filesystem. So a holder container that never starts,
         with a writable root, receives the upload into the volume; it runs nothing and has no
-        network. The value stays a Pulumi secret (the upload's content). A new value makes a new
-        holder (autonamed: created before the old one goes), whose name the readers carry in a
-        label, so exactly they are replaced and read it.
+        network. New content makes a new holder (autonamed: created before the old one goes), whose
+        name the readers carry in the label `key`, so exactly they are replaced and read it.
         """
-        component = self.identity.secret_component(name)
+        labels = {**self._labels(component), **(extra_labels or {})}
         volume = docker.Volume(
             component,
-            name=self.identity.secret(name),
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(component).items()],
+            name=name,
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in labels.items()],
             opts=child,
         )
-        self.secret_volumes[name] = volume
-        value = self.tls.value(name) if name in PROGRAM_VALUES and self.tls else self.settings.secret(name)
-        self.secret_holders[name] = docker.Container(
-            self.identity.secret(name),
+        directory = str(PurePosixPath(path).parent)
+        holder = docker.Container(
+            name,
             image=image,
             command=["true"],
             start=False,
             must_run=False,
             network_mode="none",
-            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in self._labels(component).items()],
-            volumes=[docker.ContainerVolumeArgs(container_path=f"{SECRETS_DIR}/{name}", volume_name=volume.name)],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()],
+            volumes=[docker.ContainerVolumeArgs(container_path=directory, volume_name=volume.name)],
             # Root's, readable by the readers' own users (10001, 999, 99): only they mount it.
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=secret_file(self.settings, name), content=pulumi.Output.secret(value), permissions="0444"
-                )
-            ],
+            uploads=[docker.ContainerUploadArgs(file=path, content=content, permissions="0444")],
             # It never runs: a new Postgres image must not make a new holder (and replace every reader).
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(delete_before_replace=False, ignore_changes=["image"])
             ),
         )
+        self.holders[key] = FileHolder(holder, volume, directory)
+
+    def _file_keys(self, spec: ServiceSpec) -> list[str]:
+        """The label keys of the files `spec` reads: its secrets, and its configuration files."""
+        secrets = [_secret_key(name) for name in sorted(set(spec.secret_env.values()))]
+        configs = [_config_key(self.identity.config_component(spec.name, path)) for path in sorted(spec.config_files)]
+        return secrets + configs
 
     def _secret_values(self, spec: ServiceSpec) -> dict[str, str]:
         """The settings secrets `spec` reads, by variable."""
@@ -187,7 +244,7 @@ class Deployment(StackComponent):
 
     def _secret_env(self, spec: ServiceSpec) -> list[pulumi.Output[str]]:
         if secrets_as_files(self.settings):  # where the file is: no secret in the environment
-            return [pulumi.Output.from_input(f"{var}_FILE={secret_file(self.settings, name)}")
+            return [pulumi.Output.from_input(f"{var}_FILE={secret_file(name)}")
                     for var, name in sorted(spec.secret_env.items())]  # fmt: skip
         entries = [pulumi.Output.secret(f"{var}={value}") for var, value in self._secret_values(spec).items()]
         for var, value in self._program_values(spec).items():
@@ -220,21 +277,19 @@ class Deployment(StackComponent):
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
     ) -> docker.Container:
-        read = sorted(set(spec.secret_env.values()) & set(self.secret_holders))
-        dependencies = [self.containers[name] for name in spec.depends_on] + [self.secret_holders[n] for n in read]
+        # The holders of the files it reads: a new one (new content) replaces this container.
+        read = [key for key in self._file_keys(spec) if key in self.holders]
+        dependencies = [self.containers[name] for name in spec.depends_on] + [self.holders[k].container for k in read]
         labels = self._labels(spec.name)
         label_args: list[docker.ContainerLabelArgs] = [
             docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())
         ]
-        # The holder of each secret it reads: a new value (a new holder) replaces this container.
-        label_args += [
-            docker.ContainerLabelArgs(label=f"ichrisbirch.secret.{n}", value=self.secret_holders[n].name) for n in read
-        ]
-        secret_mounts = [
+        label_args += [docker.ContainerLabelArgs(label=key, value=self.holders[key].container.name) for key in read]
+        file_mounts = [
             docker.ContainerVolumeArgs(
-                container_path=f"{SECRETS_DIR}/{n}", volume_name=self.secret_volumes[n].name, read_only=True
+                container_path=self.holders[key].directory, volume_name=self.holders[key].volume.name, read_only=True
             )
-            for n in read
+            for key in read
         ]
         # A one-shot dependency (migrate) must have exited 0: its exit code feeds a label, so a
         # failure stops this container from being created and the error shows the logs.
@@ -273,7 +328,7 @@ class Deployment(StackComponent):
                 )
                 for m in spec.mounts
             ]
-            + secret_mounts,
+            + file_mounts,
             tmpfs=spec.tmpfs or None,
             healthcheck=_healthcheck(health) if health else None,
             # Creation completes only once the container is healthy: dependants start after that.

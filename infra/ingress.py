@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONFIG_PATH = "/tmp/haproxy.cfg"  # written at start from $HAPROXY_CONFIG (tmpfs under a read-only root)
-CERT_PATH = "/tmp/site.pem"  # the router's certificate and key, written at start from $HAPROXY_TLS_PEM
-CADDY_CONFIG_PATH = "/tmp/Caddyfile"
-CADDY_CA_PATH = "/tmp/router-ca.pem"  # the internal CA, which the ACME ingress verifies the router with
+# Where secrets that reach a stack as values (dev, test) are written at start for the proxies,
+# which read only files: the router's certificate and key, and the internal CA that the ACME
+# ingress verifies the router with. Both configurations name the file by its <VAR>_FILE variable.
+CERT_PATH = "/tmp/site.pem"
+CADDY_CA_PATH = "/tmp/router-ca.pem"
 HTTP_PORT = 8080  # inside the containers: a non-root process cannot bind 80 or 443
 HTTPS_PORT = 8443
 STATUS_PORT = 8404  # /healthz for the containers' own health checks and the ingress's checks of routers
@@ -82,9 +83,7 @@ def _https_redirect(https_port: int) -> str:
     return "" if https_port == 443 else f":{https_port}"
 
 
-def router_config(
-    routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool, cert_path: str = CERT_PATH
-) -> str:
+def router_config(routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool) -> str:
     """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
 
     Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`). With
@@ -137,7 +136,7 @@ frontend http
     http-request redirect location https://{https_host}%[capture.req.uri] code 301
 
 frontend https
-    bind :{HTTPS_PORT}{accept} ssl crt {cert_path} alpn http/1.1 ssl-min-ver TLSv1.2
+    bind :{HTTPS_PORT}{accept} ssl crt "${{HAPROXY_TLS_PEM_FILE}}" alpn http/1.1 ssl-min-ver TLSv1.2
     # In a soft stop (this router replaced), a client's idle kept-alive connection is not cut under
     # it: its next request is answered, with `Connection: close`, and it reconnects to the new router.
     option idle-close-on-response
@@ -208,9 +207,7 @@ frontend status
 """
 
 
-def caddy_config(
-    hosts: HostNames, acme_email: str, acme_directory: str, https_port: int, ca_path: str = CADDY_CA_PATH
-) -> str:
+def caddy_config(hosts: HostNames, acme_email: str, acme_directory: str, https_port: int) -> str:
     """Caddyfile of the ACME ingress: certificates for <domain> and api.<domain> from ACME (kept in
     its data volume, renewed by Caddy), plain HTTP redirected, requests passed to the router over
     TLS checked against the stack's internal CA. HSTS, headers, the body limit and the JSON access
@@ -238,7 +235,7 @@ http://{hosts.app}, http://{hosts.api} {{
 {hosts.app}, {hosts.api} {{
 	reverse_proxy https://{ROUTER}:{HTTPS_PORT} {{
 		transport http {{
-			tls_trusted_ca_certs {ca_path}
+			tls_trusted_ca_certs {{$ROUTER_CA_FILE}}
 			tls_server_name {hosts.app}
 			# A new connection per request: no race with a router closing an idle one.
 			keepalive off

@@ -7,6 +7,7 @@ image, command, environment, ports, volumes, health check and dependencies in on
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -14,9 +15,7 @@ from typing import Literal
 from infra.config import StackSettings, schedule_seconds
 from infra.ingress import (
     CADDY_CA_PATH,
-    CADDY_CONFIG_PATH,
     CERT_PATH,
-    CONFIG_PATH,
     HTTP_PORT,
     HTTPS_PORT,
     ROUTER,
@@ -53,8 +52,6 @@ APP_UID = "10001:10001"
 HAPROXY_UID = "99:99"  # the haproxy user of the official image  # the numeric user app/Dockerfile creates
 DATA_UID = "999:999"  # the postgres and redis users of the official Debian-based images
 POSTGRES_DATA = "/var/lib/postgresql/data"
-# On swarm every secret is a file here (a Swarm secret), named by the <VAR>_FILE variable.
-SECRETS_DIR = "/run/secrets"
 # The backup service's script, and where its dumps live in its container: the one directory of the
 # Postgres image its user owns, so a new volume mounted there is that user's (and the image's own
 # VOLUME there gets no anonymous volume).
@@ -65,7 +62,8 @@ BACKUP_STOP_SECONDS = 60  # a dump in progress finishes before the loop stops
 OFFSITE_SCRIPT = (Path(__file__).parent / "offsite.sh").read_text()
 OFFSITE_REMOTE = "offsite"
 OFFSITE_STOP_SECONDS = 120  # an upload in progress finishes before the loop stops
-HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"  # on swarm, a Swarm config
+# Where the proxies read their rendered configurations (each a `config_files` entry of its spec).
+HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
 CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
 DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
 REDIS_DATA = "/data"
@@ -135,11 +133,12 @@ class ServiceSpec:
     create_first: bool = False
     route: Route | None = None  # how the router reaches it, if it does
     aliases: tuple[str, ...] = ()  # network names beside its service name
-    # On swarm: how many tasks (one engine runs one container of each spec), where they may run,
-    # and files given as Swarm configs (path -> text).
+    # Files the process reads its configuration from (path -> text), mounted read-only: a Swarm
+    # config on swarm, a file in a volume of its own on one engine (each renderer's choice).
+    config_files: dict[str, str] = field(default_factory=dict)
+    # On swarm: how many tasks (one engine runs one container of each spec), and where they may run.
     replicas: int = 1
     placement: tuple[str, ...] = ()
-    config_files: dict[str, str] = field(default_factory=dict)
 
 
 # --- the application's environment contract, split by who uses what -----------------------------
@@ -157,19 +156,21 @@ def pulled_image(s: StackSettings, kind: ImageName) -> str:
     return references[kind]
 
 
-def on_swarm(s: StackSettings) -> bool:
-    return s.orchestrator == "swarm"
-
-
 def secrets_as_files(s: StackSettings) -> bool:
-    """Whether the stack's secrets reach its containers as files (prod; any stack on swarm)."""
-    return on_swarm(s) or PROFILES[s.environment].secrets_in_files
+    """Whether the stack's secrets reach its processes as files, each named by a <VAR>_FILE
+    variable (prod, the only environment swarm runs), or as values in <VAR>. Where the file is, is
+    the renderer's choice: a spec reads the path from <VAR>_FILE and never names it."""
+    return PROFILES[s.environment].secrets_in_files
 
 
-def secret_file(s: StackSettings, name: SecretName) -> str:
-    """Where a reader finds a secret: a Swarm secret's file, or the file in the secret's own volume
-    (mounted read-only at <SECRETS_DIR>/<name>) on one engine."""
-    return f"{SECRETS_DIR}/{name}" if on_swarm(s) else f"{SECRETS_DIR}/{name}/value"
+def _from_file(s: StackSettings, var: str, path: str, *command: str) -> tuple[str, ...]:
+    """`command`, reading the secret <var> from the file <var>_FILE names. Where secrets are values
+    in the environment (dev, test), first written from <var> to `path` (umask 077: readable by the
+    process's user only), for a program that reads only files (HAProxy's certificate, Caddy's CA)."""
+    if secrets_as_files(s):
+        return command
+    write = f'umask 077 && printf "%s\\n" "${var}" >{path} && export {var}_FILE={path}'
+    return ("sh", "-c", f"{write} && exec {shlex.join(command)}")
 
 
 def _common_env(s: StackSettings) -> dict[str, str]:
@@ -557,36 +558,22 @@ def _status_probe() -> HealthCheck:
     )
 
 
-def _haproxy_command(*files: tuple[str, str]) -> tuple[str, ...]:
-    """Write `files` (path, variable) from the environment to tmpfs, then start HAProxy on the first.
-
-    The provider's uploads cannot write under a read-only root, not even into a volume. Written
-    with umask 077: the certificate's key is readable by HAProxy's user only.
-    """
-    writes = " && ".join(f'printf "%s\\n" "${var}" >{path}' for path, var in files)
-    return ("sh", "-c", f"umask 077 && {writes} && exec haproxy -W -db -f {files[0][0]}")
+def _haproxy(config_file: str) -> tuple[str, ...]:
+    return ("haproxy", "-W", "-db", "-f", config_file)
 
 
 def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> ServiceSpec:
     """HAProxy: TLS with the stack's certificate, routing by Host, health-gated balancing."""
     routes = [spec.route for spec in routed if spec.route is not None]
     body_limit = s.request_body_limit_kb * 1024
-    # The certificate and its key: HAProxy reads the secret's file, or the copy its command writes.
-    files = secrets_as_files(s)
-    cert = secret_file(s, "router_tls_pem") if files else CERT_PATH
-    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email, cert_path=cert)
-    written = [(CONFIG_PATH, "HAPROXY_CONFIG")] + ([] if files else [(CERT_PATH, "HAPROXY_TLS_PEM")])
-    command = _haproxy_command(*written)
-    env, config_files = {"HAPROXY_CONFIG": config}, {}
-    if on_swarm(s):  # the configuration as a Swarm config
-        command = ("haproxy", "-W", "-db", "-f", HAPROXY_CONFIG_FILE)
-        env, config_files = {}, {HAPROXY_CONFIG_FILE: config}
+    # HAProxy reads the certificate's path from the environment ("${HAPROXY_TLS_PEM_FILE}").
+    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email)
     return ServiceSpec(
         name=ROUTER,
         image="haproxy",
-        command=command,
-        env=env,
-        config_files=config_files,
+        command=_from_file(s, "HAPROXY_TLS_PEM", CERT_PATH, *_haproxy(HAPROXY_CONFIG_FILE)),
+        env={},
+        config_files={HAPROXY_CONFIG_FILE: config},
         secret_env={"HAPROXY_TLS_PEM": "router_tls_pem"},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=_writable_tmp(profile),
@@ -614,27 +601,15 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
     # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
     aliases = tuple(s.hosts.all())
     if s.acme_email:
-        files = secrets_as_files(s)
-        ca = secret_file(s, "internal_ca_certificate") if files else CADDY_CA_PATH
-        caddyfile = caddy_config(s.hosts, s.acme_email, s.acme_directory, s.https_port, ca_path=ca)
-        write_ca = "" if files else f' && printf "%s" "$ROUTER_CA" >{CADDY_CA_PATH}'
-        command: tuple[str, ...] = (
-            "sh",
-            "-c",
-            f'printf "%s\\n" "$CADDY_CONFIG" >{CADDY_CONFIG_PATH}{write_ca}'
-            f" && exec caddy run --config {CADDY_CONFIG_PATH} --adapter caddyfile",
-        )
-        env: dict[str, str] = {"CADDY_CONFIG": caddyfile}
-        config_files: dict[str, str] = {}
-        if on_swarm(s):
-            command = ("caddy", "run", "--config", CADDY_CONFIG_FILE, "--adapter", "caddyfile")
-            env, config_files = {}, {CADDY_CONFIG_FILE: caddyfile}
+        # Caddy reads the CA's path from the environment ({$ROUTER_CA_FILE}).
+        caddyfile = caddy_config(s.hosts, s.acme_email, s.acme_directory, s.https_port)
+        caddy = ("caddy", "run", "--config", CADDY_CONFIG_FILE, "--adapter", "caddyfile")
         return ServiceSpec(
             name="ingress",
             image="caddy",
-            command=command,
-            env=env,
-            config_files=config_files,
+            command=_from_file(s, "ROUTER_CA", CADDY_CA_PATH, *caddy),
+            env={},
+            config_files={CADDY_CONFIG_FILE: caddyfile},
             placement=("node.role == manager",),
             secret_env={"ROUTER_CA": "internal_ca_certificate"},
             limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
@@ -653,17 +628,12 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
             restart=profile.restart,
             stop_grace_seconds=SERVER_STOP_SECONDS,
         )
-    command = _haproxy_command((CONFIG_PATH, "HAPROXY_CONFIG"))
-    env, config_files = {"HAPROXY_CONFIG": tcp_ingress_config()}, {}
-    if on_swarm(s):
-        command = ("haproxy", "-W", "-db", "-f", HAPROXY_CONFIG_FILE)
-        env, config_files = {}, {HAPROXY_CONFIG_FILE: tcp_ingress_config()}
     return ServiceSpec(
         name="ingress",
         image="haproxy",
-        command=command,
-        env=env,
-        config_files=config_files,
+        command=_haproxy(HAPROXY_CONFIG_FILE),
+        env={},
+        config_files={HAPROXY_CONFIG_FILE: tcp_ingress_config()},
         # On swarm: on the manager, the address clients and DNS know; its ports in host mode.
         placement=("node.role == manager",),
         secret_env={},

@@ -15,6 +15,8 @@ from infra.config import Identity, StackSettings
 from infra.services import ImageName, ServiceSpec, pulled_image
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
+# Where a process finds its secrets' files (each renderer places them under it, named by <VAR>_FILE).
+SECRETS_DIR = "/run/secrets"
 # Filled from the stack's InternalTls: the router's certificate and key (one PEM bundle, as HAProxy
 # loads it), and the CA's root certificate.
 PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})

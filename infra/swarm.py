@@ -23,11 +23,16 @@ import pulumi_docker as docker
 
 from infra import canonical
 from infra.config import Identity, StackSettings
-from infra.services import HealthCheck, SecretName, ServiceSpec, on_swarm, secret_file
-from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, InternalTls, StackComponent, app_image
+from infra.services import HealthCheck, SecretName, ServiceSpec, secrets_as_files
+from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR, InternalTls, StackComponent, app_image
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")
+
+
+def secret_file(name: SecretName) -> str:
+    """Where a task finds a secret: the Swarm secret's own file."""
+    return f"{SECRETS_DIR}/{name}"
 
 
 def _owner(spec: ServiceSpec) -> tuple[str, str]:
@@ -84,7 +89,7 @@ class SwarmDeployment(StackComponent):
         specs: list[ServiceSpec],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        assert on_swarm(settings), "validated: orchestrator swarm"
+        assert settings.orchestrator == "swarm" and secrets_as_files(settings), "validated: swarm runs prod"
         specs = migrate_before_serving(specs)
         super().__init__("ichrisbirch:index:SwarmDeployment", name, settings, identity, specs, opts)
         child = self.child
@@ -139,22 +144,18 @@ class SwarmDeployment(StackComponent):
 
     def _config(self, spec: ServiceSpec, path: str, text: str, child: pulumi.ResourceOptions) -> docker.ServiceConfig:
         # Configs are immutable, like secrets: a generated name, so a change rolls the service over.
-        return docker.ServiceConfig(
-            f"{self.identity.prefix}-{spec.name}-{Path(path).name.replace('.', '-').lower()}",
-            data=_base64(text),
-            opts=child,
-        )
+        return docker.ServiceConfig(self.identity.config(spec.name, path), data=_base64(text), opts=child)
 
     def _service(self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions) -> docker.Service:
         uid, gid = _owner(spec)
         hard = spec.hardening
         # A secret reaches the process as a file, named by <VAR>_FILE; never in the environment.
-        env = {**spec.env, **{f"{var}_FILE": secret_file(self.settings, name) for var, name in spec.secret_env.items()}}
+        env = {**spec.env, **{f"{var}_FILE": secret_file(name) for var, name in spec.secret_env.items()}}
         secrets = [
             docker.ServiceTaskSpecContainerSpecSecretArgs(
                 secret_id=self.secrets[name].id,
                 secret_name=self.secrets[name].name,
-                file_name=secret_file(self.settings, name),
+                file_name=secret_file(name),
                 file_uid=uid,
                 file_gid=gid,
                 file_mode=0o400,

@@ -75,7 +75,9 @@ def no_root_user(r: Resource) -> list[str]:
     if not _runs(r):
         return []
     user = str(r.props.get("user") or "")
-    if _env(r, "CADDY_CONFIG") is not None and (r.props.get("capabilities") or {}).get("drops") == ["ALL"]:
+    if "caddy run " in " ".join(map(str, r.props.get("command") or [])) and (r.props.get("capabilities") or {}).get(
+        "drops"
+    ) == ["ALL"]:
         # The ACME ingress: root only as the owner of its certificate volume, with no capabilities
         # (so no access to files it does not own) and only unprivileged ports.
         return []
@@ -183,20 +185,31 @@ def _section(config: str, header: str) -> list[str]:
     return [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
+def configuration_file(r: Resource) -> tuple[str, str, str] | None:
+    """(service, path, text) of a configuration file the program renders: on one engine, the
+    upload of the holder container that puts it in its reader's volume (infra/containers.py)."""
+    service, path = _label(r, "ichrisbirch.config-of"), _label(r, "ichrisbirch.file")
+    uploads = r.props.get("uploads") or []
+    if r.type != CONTAINER or service is None or path is None or len(uploads) != 1:
+        return None
+    return service, path, str(reveal(uploads[0].get("content")) or "")
+
+
 def plain_http_only_redirects(r: Resource) -> list[str]:
     """Port 80 does nothing but redirect: in the router, which terminates it (HAProxy), or in the
     ACME ingress (Caddy). The TCP ingress passes port 80 on to the router's `frontend http`."""
-    service = _label(r, "ichrisbirch.service")
-    if r.type != CONTAINER or service not in ("router", "ingress"):
+    found = configuration_file(r)
+    if found is None or found[0] not in ("router", "ingress"):
         return []
-    caddy = _env(r, "CADDY_CONFIG")
-    if caddy is not None:
+    service, path, text = found
+    if path.endswith("Caddyfile"):
+        caddy = text
         http_site = next((line for line in caddy.splitlines() if line.startswith("http://")), "")
         lines = _section(caddy, http_site + "\n") if http_site else []
         if not lines or not all(line.startswith("redir https://") for line in lines):
             return ["serves plain HTTP: its http:// site must only redirect to HTTPS (infra/ingress.py)"]
         return []
-    config = _env(r, "HAPROXY_CONFIG") or ""
+    config = text
     lines = _section(config, "frontend http\n")
     if service == "ingress":
         if "    mode tcp\n" in config and lines[1:] == ["default_backend router_http"]:

@@ -4,7 +4,6 @@ starts it. Nothing here can reach an ACME CA, so no certificate is obtained."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,9 @@ pytestmark = pytest.mark.docker
 
 
 def acme_ingress(tmp_path: Path) -> tuple[list[str], dict[str, str], list[str]]:
-    """The prod ingress's command, environment and secret files (as `-v` options, from the secret
-    holders' uploads), as the program declares them with ACME on."""
+    """The prod ingress's command, environment and files (as `-v` options: each holder's upload
+    written to a folder mounted where the ingress mounts the holder's volume), as the program
+    declares them with ACME on. The Caddyfile is at tmp_path/<its volume>/Caddyfile."""
     config, secret_keys = committed_config("prod", {"domain": "example.org", "acmeEmail": "ops@example.org"})
     run = run_program("prod", config, secret_keys, PlanMocks())
     containers = run.of_type(CONTAINER)
@@ -44,24 +44,13 @@ def acme_ingress(tmp_path: Path) -> tuple[list[str], dict[str, str], list[str]]:
     return [str(part) for part in ingress.inputs["command"]], env, mounts
 
 
-def caddy_validate(
-    standins: Standins, tmp_path: Path, command: list[str], env: dict[str, str], mounts: list[str]
-) -> tuple[int, str]:
+def caddy_validate(standins: Standins, command: list[str], env: dict[str, str], mounts: list[str]) -> tuple[int, str]:
     """Run the ingress's own start command with `caddy validate` in place of `caddy run`."""
-    shell, flag, script = command
-    assert "exec caddy run " in script, script
-    env_file = tmp_path / "ingress.env"
-    # One variable per line: Docker's env files cannot hold a multi-line value, so pass the files'
-    # contents through the environment of a shell that decodes them.
-    env_file.write_text(
-        "".join(f"{key}_B64={base64.b64encode(value.encode()).decode()}\n" for key, value in env.items())
-    )
-    decode = " && ".join(f'export {key}="$(printf %s "${key}_B64" | base64 -d)"' for key in env)
-    validate = script.replace("exec caddy run ", "exec caddy validate ")
+    assert command[:2] == ["caddy", "run"], command
     result = docker(
-        "run", "--rm", "--label", TEST_LABEL, "--env-file", str(env_file),
+        "run", "--rm", "--label", TEST_LABEL, *[f"--env={key}={value}" for key, value in env.items()],
         "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/config", "--tmpfs", "/data", "--cap-drop", "ALL", *mounts,
-        "--entrypoint", shell, standins.caddy, flag, f"{decode} && {validate}",
+        standins.caddy, "caddy", "validate", *command[2:],
         check=False, timeout=120,
     )  # fmt: skip
     return result.returncode, result.stdout + result.stderr
@@ -69,13 +58,22 @@ def caddy_validate(
 
 def test_caddy_accepts_the_rendered_acme_configuration(standins: Standins, tmp_path: Path) -> None:
     command, env, mounts = acme_ingress(tmp_path)
-    code, output = caddy_validate(standins, tmp_path, command, env, mounts)
+    code, output = caddy_validate(standins, command, env, mounts)
     assert code == 0 and "Valid configuration" in output, output
 
 
 def test_caddy_refuses_a_broken_one(standins: Standins, tmp_path: Path) -> None:
     # The check above can fail: the same start with one directive misspelt.
     command, env, mounts = acme_ingress(tmp_path)
-    env["CADDY_CONFIG"] = env["CADDY_CONFIG"].replace("reverse_proxy https://", "reverse_proxi https://")
-    code, output = caddy_validate(standins, tmp_path, command, env, mounts)
+    (caddyfile,) = tmp_path.glob("*/Caddyfile")
+    caddyfile.write_text(caddyfile.read_text().replace("reverse_proxy https://", "reverse_proxi https://"))
+    code, output = caddy_validate(standins, command, env, mounts)
     assert code != 0 and "reverse_proxi" in output, output
+
+
+def test_caddy_needs_the_ca_file_the_environment_names(standins: Standins, tmp_path: Path) -> None:
+    # The Caddyfile names the CA by {$ROUTER_CA_FILE}: without the variable, Caddy refuses it.
+    command, env, mounts = acme_ingress(tmp_path)
+    del env["ROUTER_CA_FILE"]
+    code, output = caddy_validate(standins, command, env, mounts)
+    assert code != 0, output

@@ -109,11 +109,24 @@ GOOD_INGRESS: dict[str, Any] = {
     ],
 }
 
-INGRESS_IDENTITY = {"labels": GOOD_INGRESS["labels"], "envs": GOOD_INGRESS["envs"]}
-ROUTER_IDENTITY = {
-    "labels": [{"label": "ichrisbirch.service", "value": "router"}],
-    "envs": [f"HAPROXY_CONFIG={ROUTER}"],
-}
+INGRESS_IDENTITY = {"labels": GOOD_INGRESS["labels"]}
+ROUTER_IDENTITY = {"labels": [{"label": "ichrisbirch.service", "value": "router"}]}
+HAPROXY_CFG, CADDYFILE = "/usr/local/etc/haproxy/haproxy.cfg", "/etc/caddy/Caddyfile"
+
+
+def config_holder(service: str, path: str, text: str) -> dict[str, Any]:
+    """A holder of `service`'s configuration file at `path`, as infra/containers.py declares one."""
+    return {
+        "start": False,
+        "mustRun": False,
+        "uploads": [{"file": path, "content": text, "permissions": "0444"}],
+        "labels": [
+            {"label": "ichrisbirch.environment", "value": "prod"},
+            {"label": "ichrisbirch.config-of", "value": service},
+            {"label": "ichrisbirch.file", "value": path},
+        ],
+    }
+
 
 BAD: list[tuple[str, str, dict[str, Any], str]] = [
     ("no-root-user", CONTAINER, {"user": None}, "set `user`"),
@@ -146,19 +159,19 @@ BAD: list[tuple[str, str, dict[str, Any], str]] = [
     (
         "plain-http-only-redirects",
         CONTAINER,
-        {**INGRESS_IDENTITY, "envs": ["HAPROXY_CONFIG=frontend http\n    bind :8080\n    use_backend app\n"]},
+        config_holder("ingress", HAPROXY_CFG, "frontend http\n    bind :8080\n    use_backend app\n"),
         "must pass port 80 to the router",
     ),
     (
         "plain-http-only-redirects",
         CONTAINER,
-        {**ROUTER_IDENTITY, "envs": ["HAPROXY_CONFIG=frontend http\n    bind :8080\n    use_backend app\n"]},
+        config_holder("router", HAPROXY_CFG, "frontend http\n    bind :8080\n    use_backend app\n"),
         "must only redirect",
     ),
     (
         "plain-http-only-redirects",
         CONTAINER,
-        {**INGRESS_IDENTITY, "envs": ["CADDY_CONFIG=http://example.org {\n\treverse_proxy app:5000\n}\n"]},
+        config_holder("ingress", CADDYFILE, "http://example.org {\n\treverse_proxy app:5000\n}\n"),
         "must only redirect",
     ),
     (
@@ -189,8 +202,14 @@ def test_a_good_prod_container_passes() -> None:
     assert rules.violations(rules.Resource(CONTAINER, "api", GOOD_PROD)) == []
     assert rules.violations(rules.Resource(CONTAINER, "ingress", GOOD_INGRESS)) == []
     assert rules.violations(rules.Resource(CONTAINER, "router", {**GOOD_PROD, **ROUTER_IDENTITY})) == []
+    for service, path, text in (("ingress", HAPROXY_CFG, INGRESS), ("router", HAPROXY_CFG, ROUTER)):
+        holder = {**GOOD_PROD, **config_holder(service, path, text)}
+        assert rules.violations(rules.Resource(CONTAINER, f"{service}-config", holder)) == [], service
     caddy = caddy_config(HostNames.of("example.org"), "ops@example.org", "https://acme.example/directory", 443)
-    acme_ingress = {**GOOD_INGRESS, "user": None, "envs": [f"CADDY_CONFIG={caddy}"]}
+    holder = {**GOOD_PROD, **config_holder("ingress", CADDYFILE, caddy)}
+    assert rules.violations(rules.Resource(CONTAINER, "ingress-caddyfile", holder)) == []
+    caddy_run = ["caddy", "run", "--config", CADDYFILE, "--adapter", "caddyfile"]
+    acme_ingress = {**GOOD_INGRESS, "user": None, "command": caddy_run}
     assert rules.violations(rules.Resource(CONTAINER, "ingress", acme_ingress)) == []
     # Root is allowed to the ACME ingress only without capabilities.
     found = rules.violations(rules.Resource(CONTAINER, "ingress", {**acme_ingress, "capabilities": {}}))

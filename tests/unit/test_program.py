@@ -47,6 +47,27 @@ def holders(run: Run) -> dict[str, Registration]:
     return {name: c for name, c in run.of_type(CONTAINER).items() if not c.inputs.get("start", True)}
 
 
+def label(resource: Registration, key: str) -> str | None:
+    return next((x["value"] for x in unwrap(resource.inputs.get("labels")) or [] if x["label"] == key), None)
+
+
+def config_of(run: Run, service: str, path: str | None = None) -> str:
+    """The configuration file the program renders for `service`: its holder's upload."""
+    (holder,) = [
+        h
+        for h in holders(run).values()
+        if label(h, "ichrisbirch.config-of") == service and path in (None, label(h, "ichrisbirch.file"))
+    ]
+    (upload,) = unwrap(holder.inputs["uploads"])
+    return str(upload["content"])
+
+
+def data_volumes(run: Run) -> dict[str, Registration]:
+    """The stack's volumes that hold data: not those a holder fills with a secret or a configuration."""
+    held = {v["volumeName"] for h in holders(run).values() for v in h.inputs["volumes"]}
+    return {name: v for name, v in run.of_type(VOLUME).items() if v.inputs["name"] not in held}
+
+
 SECRET_VARS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLASK_SECRET_KEY", "PGPASSWORD", "REDISCLI_AUTH"}
 
 
@@ -215,7 +236,7 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
 
 def test_prod_secrets_are_files_in_volumes_only_their_readers_mount(run_stack: RunStack) -> None:
     run = run_stack("prod")
-    held = holders(run)
+    held = {name: h for name, h in holders(run).items() if "-secret-" in name}
     assert set(held) == {f"icb-prod-secret-{n}" for n in ("postgres-password", "redis-password", "flask-secret-key",
                                                           "router-tls-pem")}  # fmt: skip
     readers: dict[str, set[str]] = {}
@@ -244,7 +265,7 @@ def test_prod_secrets_are_files_in_volumes_only_their_readers_mount(run_stack: R
     flask = held["icb-prod-secret-flask-secret-key"]
     assert unwrap(flask.inputs["uploads"])[0]["content"] == TEST_SECRETS["flaskSecretKey"]
     for name in ("dev", "test"):  # environment variables there, as the issue allows
-        assert not holders(run_stack(name))
+        assert not [h for h in holders(run_stack(name)) if "-secret-" in h]
 
 
 @pytest.mark.parametrize("env_stack", ["dev", "test"])  # prod: files, above
@@ -319,7 +340,7 @@ def test_dev_and_prod_keep_data_in_named_volumes(run_stack: RunStack) -> None:
         run = run_stack(stack)
         volumes = run.of_type(VOLUME)
         backups = {f"icb-{stack}-backups"} if stack == "prod" else set()
-        data = {name: v for name, v in volumes.items() if not name.startswith("secret-")}
+        data = data_volumes(run)
         assert {v.inputs["name"] for v in data.values()} == {
             f"icb-{stack}-postgres-data",
             f"icb-{stack}-redis-data",
@@ -332,12 +353,12 @@ def test_dev_and_prod_keep_data_in_named_volumes(run_stack: RunStack) -> None:
             "volumeName": f"icb-{stack}-postgres-data",
         }
         assert all(v.protect == (stack == "prod") for v in data.values())
-        assert not any(v.protect for name, v in volumes.items() if name.startswith("secret-")), "secrets are no data"
+        assert not any(v.protect for name, v in volumes.items() if name not in data), "secrets and configs are no data"
 
 
 def test_test_stack_postgres_runs_on_tmpfs_without_fsync(run_stack: RunStack) -> None:
     run = run_stack("test")
-    assert run.of_type(VOLUME) == {}
+    assert data_volumes(run) == {}
     postgres = containers(run)["postgres"]
     assert "/var/lib/postgresql/data" in postgres.inputs["tmpfs"]
     assert "fsync=off" in postgres.inputs["command"]
@@ -488,45 +509,52 @@ def test_containers_with_fixed_names_are_replaced_delete_first(run_stack: RunSta
 def test_prod_publishes_only_the_ingress_and_the_router_routes_by_host(run_stack: RunStack) -> None:
     run = containers(run_stack("prod", domain="example.org"))
     assert [name for name, c in run.items() if c.inputs.get("ports")] == ["ingress"]
-    config = env_of(run["router"])["HAPROXY_CONFIG"]
+    config = config_of(run_stack("prod", domain="example.org"), "router")
     assert "use_backend api if { hdr(host),field(1,:) -m str -i api.example.org }" in config
     assert "use_backend app if { hdr(host),field(1,:) -m str -i example.org }" in config
     assert "server-template api 6 api:8000 check resolvers docker init-addr none" in config
     assert "retry-on conn-failure empty-response response-timeout" in config
-    assert {short(d) for d in run["router"].dependencies if "Container::" in d and "-secret-" not in d} == {
+    assert {short(d) for d in run["router"].dependencies if "Container::" in d} == {
         "api",
         "app",
-    }
+        "icb-prod-secret-router-tls-pem",
+        "icb-prod-router-haproxy-cfg",
+    }, "after what it routes to, and the holders of its certificate and configuration"
 
 
 def test_the_tcp_ingress_passes_connections_to_healthy_routers_and_never_changes(run_stack: RunStack) -> None:
-    default = containers(run_stack("prod"))["ingress"]
-    changed = containers(run_stack("prod", domain="example.org", requestBodyLimitKb="64", httpsPort="8443"))
-    config = env_of(default)["HAPROXY_CONFIG"]
+    default_run = run_stack("prod")
+    changed_run = run_stack("prod", domain="example.org", requestBodyLimitKb="64", httpsPort="8443")
+    default, changed = containers(default_run)["ingress"], containers(changed_run)
+    config = config_of(default_run, "ingress")
     assert "mode tcp" in config
     assert "server-template router 6 router:8443 check port 8404 send-proxy-v2" in config
     # Routing, TLS and limits live in the router: the ingress (which holds the host's ports) is
     # not replaced when they change, only its ports and aliases follow the settings.
+    assert config_of(changed_run, "ingress") == config
     assert env_of(changed["ingress"]) == env_of(default)
     assert changed["ingress"].inputs["command"] == default.inputs["command"]
-    assert (
-        env_of(changed["router"])["HAPROXY_CONFIG"] != env_of(containers(run_stack("prod"))["router"])["HAPROXY_CONFIG"]
-    )
+    assert config_of(changed_run, "router") != config_of(default_run, "router")
     # The router takes the client's address from the PROXY header the ingress sends.
-    assert "bind :8443 accept-proxy ssl crt" in env_of(changed["router"])["HAPROXY_CONFIG"]
+    assert "bind :8443 accept-proxy ssl crt" in config_of(changed_run, "router")
 
 
 def test_the_router_serves_https_from_the_stacks_own_ca_and_plain_http_only_redirects(run_stack: RunStack) -> None:
     run = run_stack("prod", domain="example.org", httpsPort="8443", requestBodyLimitKb="64")
-    config = env_of(containers(run)["router"])["HAPROXY_CONFIG"]
+    config = config_of(run, "router")
     http_frontend = config.split("frontend http\n")[1].split("\n\n")[0]
     assert [line.strip() for line in http_frontend.strip().splitlines()[1:]] == [
         "http-request redirect location https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri] code 301"
     ], "plain HTTP does nothing but redirect"
-    # The certificate and key from the secret's file (prod keeps secrets out of environments).
-    cert = "/run/secrets/router_tls_pem/value"
-    assert f"bind :8443 accept-proxy ssl crt {cert} alpn http/1.1 ssl-min-ver TLSv1.2" in config
-    assert "HAPROXY_TLS_PEM" not in " ".join(containers(run)["router"].inputs["command"])
+    # The certificate and key from the secret's file (prod keeps secrets out of environments),
+    # named by the variable the renderer sets, in a file mounted read-only.
+    router = containers(run)["router"]
+    assert 'bind :8443 accept-proxy ssl crt "${HAPROXY_TLS_PEM_FILE}" alpn http/1.1 ssl-min-ver TLSv1.2' in config
+    assert env_of(router)["HAPROXY_TLS_PEM_FILE"] == "/run/secrets/router_tls_pem/value"
+    assert router.inputs["command"] == ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+    mounted = {v["containerPath"]: v for v in router.inputs["volumes"]}
+    assert mounted["/usr/local/etc/haproxy"]["readOnly"] is True
+    assert mounted["/usr/local/etc/haproxy"]["volumeName"] == "icb-prod-router-haproxy-cfg"
     assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in config
     assert "deny_status 413 if { req.hdr_val(content-length) gt 65536 }" in config
     csr = run.named("tls:index/certRequest:CertRequest", "server-csr")
@@ -540,7 +568,7 @@ def test_the_router_serves_https_from_the_stacks_own_ca_and_plain_http_only_redi
 def test_with_an_acme_email_caddy_gets_certificates_and_passes_requests_to_the_router(run_stack: RunStack) -> None:
     run = run_stack("prod", domain="example.org", acmeEmail="ops@example.org")
     ingress = containers(run)["ingress"]
-    caddyfile = env_of(ingress)["CADDY_CONFIG"]
+    caddyfile = config_of(run, "ingress", "/etc/caddy/Caddyfile")
     assert run.named(REMOTE_IMAGE, "caddy-image").inputs["name"] == "caddy:2.10.2"
     assert "\temail ops@example.org\n" in caddyfile
     assert "\tacme_ca https://acme-v02.api.letsencrypt.org/directory\n" in caddyfile
@@ -553,15 +581,14 @@ def test_with_an_acme_email_caddy_gets_certificates_and_passes_requests_to_the_r
     assert "keepalive off" in caddyfile
     # The CA it verifies the router with, from the secret's file.
     assert env_of(ingress)["ROUTER_CA_FILE"] == "/run/secrets/internal_ca_certificate/value"
-    assert "tls_trusted_ca_certs /run/secrets/internal_ca_certificate/value" in caddyfile
-    assert "ROUTER_CA" not in " ".join(ingress.inputs["command"])
+    assert "tls_trusted_ca_certs {$ROUTER_CA_FILE}" in caddyfile
+    assert ingress.inputs["command"] == ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
     # Certificates and the ACME account survive a new container, in a protected volume.
     assert ingress.inputs["volumes"][0]["containerPath"] == "/data"
     volume = run.named("docker:index/volume:Volume", "acme-data")
     assert volume.inputs["name"] == "icb-prod-acme-data" and volume.protect
     # Caddy sends no PROXY header: the router must not expect one.
-    router = env_of(containers(run)["router"])["HAPROXY_CONFIG"]
-    assert "accept-proxy" not in router
+    assert "accept-proxy" not in config_of(run, "router")
 
 
 def test_acme_needs_a_public_domain(run_stack: RunStack) -> None:

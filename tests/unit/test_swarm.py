@@ -107,7 +107,7 @@ def test_rendered_configurations_are_swarm_configs(swarm: Run) -> None:
     assert mounted["fileName"] == "/usr/local/etc/haproxy/haproxy.cfg" and mounted["fileUid"] == "99"
     configs = swarm.of_type(SERVICE_CONFIG)
     text = base64.b64decode(configs["icb-prod-router-haproxy-cfg"].inputs["data"]).decode()
-    assert "ssl crt /run/secrets/router_tls_pem" in text and "api.example.org" in text
+    assert 'ssl crt "${HAPROXY_TLS_PEM_FILE}"' in text and "api.example.org" in text
     assert router["env"] == {"HAPROXY_TLS_PEM_FILE": "/run/secrets/router_tls_pem"}, "no configuration in it"
 
 
