@@ -70,6 +70,10 @@ def _ip_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an IP address (for example 127.0.0.1)") from None
 
 
+def _optional_docker_host(value: str) -> str:
+    return value and _docker_host(value)
+
+
 def _docker_host(value: str) -> str:
     if not re.match(r"^(unix|tcp|ssh|npipe)://\S+$", value):
         raise ValueError(
@@ -134,6 +138,11 @@ class StackSettings(BaseModel):
     orchestrator: Literal["containers", "swarm"] = Field(
         "containers",
         description="containers: one Docker engine; swarm: Swarm services on the swarm dockerHost manages (prod).",
+    )
+    data_node_host: Annotated[str, AfterValidator(_optional_docker_host)] = Field(
+        "",
+        description="On swarm (required there): the Docker engine of the node labelled ichrisbirch.data=true,"
+        " where Postgres, Redis and the backups run; their volumes are declared (and in prod protected) on it.",
     )
     overlay_encrypted: bool = Field(
         False, description="On swarm: encrypt the overlay network's traffic between nodes (IPsec; costs throughput)."
@@ -517,7 +526,21 @@ def _swarm_runs_prod_from_a_registry(settings: StackSettings) -> list[Problem]:
                 "is required with orchestrator swarm: every node pulls the application image from it",
             )
         )
+    if not settings.data_node_host:
+        problems.append(
+            (
+                f"{PROJECT}:dataNodeHost",
+                "is required with orchestrator swarm: the data volumes are declared (and protected) on the engine"
+                " of the node labelled ichrisbirch.data=true, for example ssh://deploy@data-node",
+            )
+        )
     return problems
+
+
+def _data_node_is_for_swarm(settings: StackSettings) -> list[Problem]:
+    if settings.data_node_host and settings.orchestrator != "swarm":
+        return [(f"{PROJECT}:dataNodeHost", "only applies to orchestrator swarm (one engine keeps its volumes itself)")]
+    return []
 
 
 def _offsite_copy_is_complete(settings: StackSettings) -> list[Problem]:
@@ -552,6 +575,7 @@ CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
     _acme_needs_a_public_domain,
     _a_suite_in_the_stack_needs_a_domain,
     _swarm_runs_prod_from_a_registry,
+    _data_node_is_for_swarm,
     _offsite_copy_is_complete,
     _the_application_has_a_dockerfile,
 )

@@ -108,16 +108,7 @@ class Deployment(StackComponent):
         )
 
         volume_names = sorted({m.volume for spec in specs for m in spec.mounts if m.volume})
-        self.volumes = {
-            short: docker.Volume(
-                short,
-                name=identity.volume(short),
-                labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(short).items()],
-                # Prod data outlives a careless `pulumi destroy`: unprotect it on purpose first.
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=profile.hardened)),
-            )
-            for short in volume_names
-        }
+        self.volumes = {short: self.volume(short, child) for short in volume_names}
 
         self.image = app_image(settings, identity, profile.image_target, child)
         # Containers run a pulled image by the engine's image id (secret holders run Postgres's).

@@ -66,6 +66,7 @@ OFFSITE_STOP_SECONDS = 120  # an upload in progress finishes before the loop sto
 HAPROXY_CONFIG_FILE = "/usr/local/etc/haproxy/haproxy.cfg"
 CADDY_CONFIG_FILE = "/etc/caddy/Caddyfile"
 DATA_NODE = "node.labels.ichrisbirch.data == true"  # where Postgres and Redis (and their volumes) live
+MANAGER_NODE = "node.role == manager"  # the ingress: the address clients and DNS know
 REDIS_DATA = "/data"
 
 
@@ -610,7 +611,7 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
             command=_from_file(s, "ROUTER_CA", CADDY_CA_PATH, *caddy),
             env={},
             config_files={CADDY_CONFIG_FILE: caddyfile},
-            placement=("node.role == manager",),
+            placement=(MANAGER_NODE,),
             secret_env={"ROUTER_CA": "internal_ca_certificate"},
             limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
             ports=ports,
@@ -635,7 +636,7 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
         env={},
         config_files={HAPROXY_CONFIG_FILE: tcp_ingress_config()},
         # On swarm: on the manager, the address clients and DNS know; its ports in host mode.
-        placement=("node.role == manager",),
+        placement=(MANAGER_NODE,),
         secret_env={},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         ports=ports,

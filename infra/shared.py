@@ -12,6 +12,7 @@ import pulumi_docker as docker
 import pulumi_tls as tls
 
 from infra.config import Identity, StackSettings
+from infra.profiles import PROFILES
 from infra.services import ImageName, ServiceSpec, pulled_image
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
@@ -22,12 +23,16 @@ SECRETS_DIR = "/run/secrets"
 PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})
 
 
-def docker_provider(settings: StackSettings, parent: pulumi.Resource) -> docker.Provider:
-    """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config."""
+def docker_provider(
+    settings: StackSettings, parent: pulumi.Resource, name: str = "docker", host: str | None = None
+) -> docker.Provider:
+    """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config;
+    `host` for another engine of the stack (a swarm's data node)."""
+    host = host or settings.docker_host
     return docker.Provider(
-        "docker",
-        host=settings.docker_host,
-        ssh_opts=settings.docker_ssh_opts or None,
+        name,
+        host=host,
+        ssh_opts=settings.docker_ssh_opts if settings.docker_ssh_opts and host.startswith("ssh://") else None,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 
@@ -136,6 +141,17 @@ class StackComponent(pulumi.ComponentResource):
 
     def _labels(self, component: str) -> dict[str, str]:
         return self.identity.labels(self.settings.environment, component)
+
+    def volume(self, short: str, opts: pulumi.ResourceOptions) -> docker.Volume:
+        """A named volume of the stack. Prod's outlive a careless `pulumi destroy` (and any change
+        that would replace them): unprotect one on purpose first."""
+        protect = PROFILES[self.settings.environment].hardened
+        return docker.Volume(
+            short,
+            name=self.identity.volume(short),
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(short).items()],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
+        )
 
     def network_labels(self) -> list[docker.NetworkLabelArgs]:
         return [docker.NetworkLabelArgs(label=k, value=v) for k, v in self._labels("network").items()]

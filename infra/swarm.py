@@ -23,8 +23,16 @@ import pulumi_docker as docker
 
 from infra import canonical
 from infra.config import Identity, StackSettings
-from infra.services import HealthCheck, SecretName, ServiceSpec, secrets_as_files
-from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR, InternalTls, StackComponent, app_image
+from infra.services import DATA_NODE, MANAGER_NODE, HealthCheck, SecretName, ServiceSpec, secrets_as_files
+from infra.shared import (
+    LOG_OPTIONS,
+    PROGRAM_VALUES,
+    SECRETS_DIR,
+    InternalTls,
+    StackComponent,
+    app_image,
+    docker_provider,
+)
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")
@@ -105,6 +113,18 @@ class SwarmDeployment(StackComponent):
             opts=child,
         )
 
+        # A named volume lives on one node: each is declared on the engine of the node its services
+        # are placed on, the data node's (Postgres, Redis, backups) or the manager's (the ingress).
+        assert settings.data_node_host, "validated: dataNodeHost is required on swarm"
+        self.data_provider = docker_provider(settings, self, name="docker-data-node", host=settings.data_node_host)
+        on_node = {DATA_NODE: pulumi.ResourceOptions(parent=self, provider=self.data_provider), MANAGER_NODE: child}
+        self.volumes: dict[str, docker.Volume] = {}
+        for spec in specs:
+            for short in (m.volume for m in spec.mounts if m.volume and m.volume not in self.volumes):
+                node = next((constraint for constraint in spec.placement if constraint in on_node), None)
+                assert node, f"{spec.name} mounts volume {short} but is not placed on the data node or the manager"
+                self.volumes[short] = self.volume(short, on_node[node])
+
         # Every node pulls the same bytes: the application image by the digest its push returned,
         # the others by the digest the manager resolved.
         self.image = app_image(settings, identity, "production", child)
@@ -179,7 +199,7 @@ class SwarmDeployment(StackComponent):
             docker.ServiceTaskSpecContainerSpecMountArgs(
                 target=m.target,
                 type="volume",
-                source=self.identity.volume(m.volume),
+                source=self.volumes[m.volume].name,
                 read_only=m.read_only,
             )
             for m in spec.mounts

@@ -319,8 +319,8 @@ class StackRule:
 
 
 def backups_kept(resources: list[Resource]) -> list[str]:
-    """Prod has a backup service, and (on one engine, where volumes are resources) its dumps'
-    volume is protected, so neither `pulumi destroy` nor a replacement can take them."""
+    """Prod has a backup service, and its dumps' volume is protected (on one engine, or on a swarm's
+    data node), so neither `pulumi destroy` nor a replacement can take them."""
     prod = [r for r in resources if environment(r) == "prod"]
     runners = {str(r.props.get("name", "")) for r in prod if r.type in (CONTAINER, SERVICE)}
     if not runners:
@@ -328,13 +328,12 @@ def backups_kept(resources: list[Resource]) -> list[str]:
     problems = []
     if not any(re.fullmatch(r"icb-[a-z0-9-]+-backup", name) for name in runners):
         problems.append("prod has no backup service: set `backups` true in its stack config")
-    if any(r.type == CONTAINER for r in prod):
-        volumes = [r for r in prod if r.type == VOLUME and str(r.props.get("name", "")).endswith("-backups")]
-        if not volumes:
-            problems.append("prod has no backups volume (icb-<stack>-backups)")
-        problems += [
-            f"volume {v.props.get('name')} is not protected: give it protect=True" for v in volumes if not v.protect
-        ]
+    volumes = [r for r in prod if r.type == VOLUME and str(r.props.get("name", "")).endswith("-backups")]
+    if not volumes:
+        problems.append("prod has no backups volume (icb-<stack>-backups)")
+    problems += [
+        f"volume {v.props.get('name')} is not protected: give it protect=True" for v in volumes if not v.protect
+    ]
     return problems
 
 

@@ -12,7 +12,7 @@ from proof.engine.engine import Engine
 from proof.engine.handlers import docker_handlers
 from proof.engine.handlers.base import MARKER
 from proof.engine.report import DeploymentError
-from proof.provider import CONTAINER
+from proof.provider import CONTAINER, PROVIDER
 
 
 class DockerEngine(Engine):
@@ -22,7 +22,9 @@ class DockerEngine(Engine):
         super().__init__(state_file, docker_handlers(), workdir)
 
     def client(self) -> docker.APIClient:
-        return self.docker.client()
+        """A client of the engine the stack deploys to: its main provider's (`docker`), once created."""
+        main = next((r for r in self.resources.values() if r.type == PROVIDER and r.name == "docker"), None)
+        return self._engine_of(main.urn if main else "").client()
 
     def wait_healthy(self, container: str, timeout: float) -> None:
         """Poll a container until healthy; fail early, with its logs, when it exits or restarts."""

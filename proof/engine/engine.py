@@ -9,6 +9,7 @@ with the resource's outputs once its step is done, as the engine's step generato
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from proof import provider
 from proof.engine import rules
-from proof.engine.handlers.base import Docker, Handler
+from proof.engine.handlers.base import LOCAL_ENGINE, Docker, Handler
 from proof.engine.report import DeploymentError, Step, Timings, UpFailed, UpResult
 from proof.engine.state import Resource, State, physical_name
 from proof.mocks import RecordingMonitor, Registration, Run, run_program, whole_numbers
@@ -107,7 +108,7 @@ class Engine(Mocks):
         self._steps, self.docker.timings = [], Timings()
         try:
             for resource in list(self.store.resources.values()):
-                read = self._handler(resource.type).read(resource, self.docker)
+                read = self._handler(resource.type).read(resource, self._engine_of(resource.provider))
                 if read is None:
                     with self.store.lock:
                         del self.store.resources[resource.urn]
@@ -124,6 +125,16 @@ class Engine(Mocks):
         result = UpResult(stack, self._steps, None, None, self.timings)
         print(result.preview())
         return result
+
+    def unprotect(self, *names: str) -> None:
+        """`pulumi state unprotect <urn>` for the resources of these logical names: the next update
+        may delete or replace them (a program that still protects them protects them again)."""
+        with self.store.lock:
+            found = [r for r in self.store.resources.values() if r.name in names]
+            assert {r.name for r in found} == set(names), f"not in state: {set(names) - {r.name for r in found}}"
+            for resource in found:
+                resource.protect = False
+        self.store.save()
 
     # --- Mocks: each registration becomes a step ---------------------------------------------
 
@@ -156,7 +167,7 @@ class Engine(Mocks):
         old = self.store.get(reg.urn)
         inputs = rules.with_ignored_changes(old, inputs, reg.ignore_changes)
         named = rules.autoname(reg, inputs, old, self._targets) if handler.autonamed else inputs
-        checked = handler.check(reg.type, named, self.docker)
+        checked = handler.check(reg.type, named, self._engine_of(_provider_urn(reg)))
         if old is None:
             cause = self._cascaded.pop(reg.urn, None)
             if cause is not None:  # its first half happened before `cause` was deleted
@@ -204,7 +215,9 @@ class Engine(Mocks):
         resource = Resource(reg.type, reg.name, reg.urn, "", inputs, {}, reg.dependencies, reg.protect)
         self._remember(resource, reg)
         try:
-            resource.id, resource.state = self._handler(reg.type).create(resource, reveal(inputs), self.docker)
+            resource.id, resource.state = self._handler(reg.type).create(
+                resource, reveal(inputs), self._engine_of(resource.provider)
+            )
         finally:
             if resource.id:  # the object exists: in state even when a later step of Create failed
                 self.store.put(resource)
@@ -216,7 +229,9 @@ class Engine(Mocks):
     ) -> tuple[str, dict[str, Any]]:
         step = Step("update", reg.type, reg.name, physical_name(inputs), diff.changed)
         try:
-            old.id, old.state, step.note = self._handler(reg.type).update(old, inputs, diff, self.docker)
+            old.id, old.state, step.note = self._handler(reg.type).update(
+                old, inputs, diff, self._engine_of(old.provider)
+            )
         finally:
             self._record(step)
         old.inputs = inputs
@@ -254,11 +269,18 @@ class Engine(Mocks):
 
     def _delete(self, resource: Resource, *, keep_state: bool = False, along: bool = False) -> None:
         if not along:  # a resource deleted_with another goes with it: no call to its provider
-            self._handler(resource.type).delete(resource, reveal(resource.inputs), self.docker)
+            self._handler(resource.type).delete(resource, reveal(resource.inputs), self._engine_of(resource.provider))
         if not keep_state:
             self.store.forget(resource)
 
     # --- internals --------------------------------------------------------------------------------
+
+    def _engine_of(self, provider_urn: str) -> Docker:
+        """The Docker engine a resource's provider talks to: the provider resource's `host` (a
+        stack may declare several, one per engine), or the local engine for a default provider."""
+        declared = self.store.get(provider_urn) if provider_urn else None
+        host = str(reveal(declared.inputs).get("host") or LOCAL_ENGINE) if declared else LOCAL_ENGINE
+        return dataclasses.replace(self.docker, base_url=host)
 
     def _handler(self, type_token: str) -> Handler:
         handler = self.handlers.get(type_token)
@@ -274,9 +296,14 @@ class Engine(Mocks):
     def _remember(resource: Resource, reg: Registration) -> None:
         resource.dependencies, resource.protect = reg.dependencies, reg.protect
         resource.property_dependencies, resource.replace_on_changes = reg.property_dependencies, reg.replace_on_changes
-        resource.deleted_with, resource.provider = reg.deleted_with, reg.provider.rsplit("::", 1)[0]
+        resource.deleted_with, resource.provider = reg.deleted_with, _provider_urn(reg)
 
     @staticmethod
     def _outputs(resource: Resource) -> dict[str, Any]:
         # The program sees the state; secret inputs that Read does not write stay secret-marked.
         return {**resource.inputs, **resource.state}
+
+
+def _provider_urn(reg: Registration) -> str:
+    """The URN of a registration's provider resource (its reference is "<urn>::<id>")."""
+    return reg.provider.rsplit("::", 1)[0]

@@ -106,6 +106,7 @@ def swarm_prod(standins: Standins, workspace: Path, **overrides: str) -> Iterato
             {
                 "orchestrator": "swarm",
                 "dockerHost": manager,
+                "dataNodeHost": env["ICB_SWARM_DATA_NODE"],
                 "imageRegistry": f"{registry}/icb",
                 "pythonBaseImage": standins.python,
                 "postgresImage": to_registry(manager, registry, standins.postgres),

@@ -299,25 +299,40 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
     assert up.returncode == 0, up.stdout + up.stderr
 
 
-def test_teardown_through_the_program_leaves_nothing_of_the_stack_but_its_data(swarm_prod: SwarmProd) -> None:
+def test_teardown_through_the_program_keeps_the_protected_data_until_unprotected(swarm_prod: SwarmProd) -> None:
     # Last: `pulumi destroy` is `up` with a program that declares nothing.
     prod = swarm_prod
+    data_node = node_socket("icb-worker1")
+    data = {"icb-prod-postgres-data", "icb-prod-redis-data", "icb-prod-backups"}
+
+    def volumes_on_data_node() -> set[str]:
+        return set(on(data_node, "volume", "ls", "--format", "{{.Name}}").stdout.split())
+
+    assert data <= volumes_on_data_node(), "declared on the data node's engine, through its own provider"
     began = time.monotonic()
-    result = prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
-    took = time.monotonic() - began
-    deleted = result.touched("delete")
-    assert {"api", "app", "scheduler", "postgres", "redis", "router", "ingress", "network"} <= deleted, deleted
-    assert prod.engine.resources == {}, "nothing left in state"
-    for kind in ("service", "secret", "config"):
-        assert on(prod.manager, kind, "ls", "-q").stdout.split() == [], f"a {kind} is left"
-    assert "icb-prod" not in on(prod.manager, "network", "ls", "--format", "{{.Name}}").stdout.split()
+    # Deletes run dependents first; the first protected volume's delete step fails the update
+    # (pulumi/pulumi DeleteStep.Apply), and no step starts after it.
+    with pytest.raises(UpFailed, match="is protected") as refused:
+        prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
+    deleted = refused.value.result.touched("delete")
+    assert {"api", "app", "scheduler", "postgres", "redis", "router", "ingress"} <= deleted, deleted
+    assert data <= volumes_on_data_node(), "the data outlive a careless `pulumi destroy`"
+    kept = {r.name for r in prod.engine.resources.values() if r.type == "docker:index/volume:Volume"}
+    assert kept == {"postgres-data", "redis-data", "backups"}, "in state still, protected"
 
     def no_containers() -> bool | None:
         left = [n for n in NODES if on(node_socket(n), "ps", "-aq").stdout.split()]
         return not left or None
 
     until(no_containers, 60, "every task's container removed on every node")
-    # As `pulumi destroy` leaves a protected volume: the data stay on the data node.
-    volumes = on(node_socket("icb-worker1"), "volume", "ls", "--format", "{{.Name}}")
-    assert {"icb-prod-postgres-data", "icb-prod-redis-data"} <= set(volumes.stdout.split())
-    report(f"swarm teardown through the program: {len(deleted)} resources deleted in {took:.1f} s")
+    # On purpose, the data go too: `pulumi state unprotect`, then destroy again.
+    prod.engine.unprotect(*kept)
+    result = prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
+    took = time.monotonic() - began
+    assert kept <= result.touched("delete"), result.preview()
+    assert prod.engine.resources == {}, "nothing left in state"
+    for kind in ("service", "secret", "config"):
+        assert on(prod.manager, kind, "ls", "-q").stdout.split() == [], f"a {kind} is left"
+    assert "icb-prod" not in on(prod.manager, "network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert not data & volumes_on_data_node(), "deleted on the data node, by the provider that declared them"
+    report(f"swarm teardown through the program: refused at the protected data, then all gone in {took:.1f} s")

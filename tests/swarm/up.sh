@@ -111,6 +111,7 @@ docker_on "$manager" node update --label-add ichrisbirch.data=true "$DATA_NODE" 
 cat <<ENV
 swarm ready: ${NODES[*]} on $SUBNET.0/24, registry $REGISTRY, data on $DATA_NODE
 ICB_SWARM_MANAGER=unix://$(socket "$manager")
+ICB_SWARM_DATA_NODE=unix://$(socket "$DATA_NODE")
 ICB_SWARM_REGISTRY=$REGISTRY
 ICB_SWARM_ADDRESSES=$(address 0),$(address 1),$(address 2)
 ENV

@@ -27,7 +27,12 @@ IGNORED = ["taskSpec.placement.platforms"]
 
 @pytest.fixture(scope="module")
 def swarm() -> Run:
-    overrides = {"orchestrator": "swarm", "imageRegistry": "registry.example.com:5000/team", "domain": "example.org"}
+    overrides = {
+        "orchestrator": "swarm",
+        "imageRegistry": "registry.example.com:5000/team",
+        "dataNodeHost": "ssh://deploy@data-node",
+        "domain": "example.org",
+    }
     config, secret_keys = committed_config("prod", overrides, secrets=TEST_SECRETS)
     return run_program("prod", config, secret_keys, PlanMocks())
 

@@ -10,16 +10,18 @@ import pytest
 from infra.config import ConfigError
 from proof.harness.stacks import TEST_SECRETS
 from proof.mocks import Registration, Run
-from proof.provider import IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, reveal
+from proof.provider import IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, VOLUME, reveal
 from tests.conftest import RunStack
 from tests.unit.test_program import is_secret
 
 REGISTRY = "registry.example.com:5000/team"
+DATA_NODE_HOST = "ssh://deploy@data-node"
+SWARM = {"orchestrator": "swarm", "imageRegistry": REGISTRY, "dataNodeHost": DATA_NODE_HOST}
 
 
 @pytest.fixture
 def swarm(run_stack: RunStack) -> Run:
-    return run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, domain="example.org")
+    return run_stack("prod", **SWARM, domain="example.org")
 
 
 def services(run: Run) -> dict[str, Registration]:
@@ -38,7 +40,7 @@ def test_one_service_per_long_running_spec_and_the_migrations_run_in_each_api_ta
 
 
 def test_replicas_update_order_rollback_and_convergence(run_stack: RunStack) -> None:
-    run = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, apiReplicas="3", appReplicas="2")
+    run = run_stack("prod", **SWARM, apiReplicas="3", appReplicas="2")
     for name, service in services(run).items():
         inputs = reveal(service.inputs)
         replicas = {"api": 3, "app": 2, "router": 2}.get(name, 1)
@@ -130,7 +132,7 @@ def test_an_attachable_overlay_network_referenced_by_id(run_stack: RunStack, swa
     for service in services(swarm).values():
         (attached,) = reveal(service.inputs["taskSpec"])["networksAdvanceds"]
         assert set(attached) == {"id", "aliases"}, "a network `name` would replace the service on every run"
-    encrypted = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, overlayEncrypted="true")
+    encrypted = run_stack("prod", **SWARM, overlayEncrypted="true")
     (network,) = encrypted.of_type(NETWORK).values()
     assert network.inputs["options"] == {"encrypted": "true"}
 
@@ -154,11 +156,38 @@ def test_tmpfs_modes_are_written_as_the_provider_reads_them_back(swarm: Run) -> 
     assert {where: mode for where, mode in modes.items() if mode & ~0o777} == {}
 
 
+def test_volumes_are_declared_on_the_node_their_services_run_on_and_prod_data_is_protected(swarm: Run) -> None:
+    providers = {p.urn: p.inputs["host"] for p in swarm.of_type(PROVIDER).values()}
+    assert sorted(providers.values()) == [DATA_NODE_HOST, "unix:///var/run/docker.sock"]
+    volumes = swarm.of_type(VOLUME)
+    on = {name: providers[v.provider.rsplit("::", 1)[0]] for name, v in volumes.items()}
+    assert on == {"postgres-data": DATA_NODE_HOST, "redis-data": DATA_NODE_HOST, "backups": DATA_NODE_HOST}
+    assert all(v.protect for v in volumes.values()), "prod's data outlives a careless `pulumi destroy`"
+    assert {v.inputs["name"] for v in volumes.values()} == {"icb-prod-postgres-data", "icb-prod-redis-data",
+                                                            "icb-prod-backups"}  # fmt: skip
+    # Each service mounts the declared volume (so it comes after it), by the name the node knows.
+    mounts = container_spec(services(swarm)["postgres"])["mounts"]
+    assert {"target": "/var/lib/postgresql/data", "type": "volume", "source": "icb-prod-postgres-data"}.items() <= [
+        m for m in mounts if m["type"] == "volume"
+    ][0].items()
+    assert any("postgres-data" in d for d in services(swarm)["postgres"].dependencies)
+
+
+def test_the_acme_ingress_keeps_its_certificates_on_the_manager(run_stack: RunStack) -> None:
+    run = run_stack("prod", **SWARM, domain="example.org", acmeEmail="ops@example.org")
+    providers = {p.urn: p.inputs["host"] for p in run.of_type(PROVIDER).values()}
+    acme = run.named(VOLUME, "acme-data")
+    assert providers[acme.provider.rsplit("::", 1)[0]] == "unix:///var/run/docker.sock" and acme.protect
+
+
 @pytest.mark.parametrize(
     ("stack", "overrides", "key", "expected"),
     [
         ("dev", {"orchestrator": "swarm", "imageRegistry": REGISTRY}, "orchestrator", "prod environment only"),
         ("prod", {"orchestrator": "swarm"}, "imageRegistry", "is required with orchestrator swarm"),
+        ("prod", {"orchestrator": "swarm", "imageRegistry": REGISTRY}, "dataNodeHost", "is required with orch"),
+        ("prod", {**SWARM, "dataNodeHost": "data-node"}, "dataNodeHost", "is not a Docker host"),
+        ("prod", {"dataNodeHost": DATA_NODE_HOST}, "dataNodeHost", "only applies to orchestrator swarm"),
         ("prod", {"orchestrator": "kubernetes"}, "orchestrator", "'containers' or 'swarm'"),
     ],
 )
@@ -170,8 +199,8 @@ def test_swarm_config_errors(
 
 
 def test_a_new_secret_value_is_a_new_secret_that_its_readers_move_to(run_stack: RunStack) -> None:
-    before = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY)
-    after = run_stack("prod", orchestrator="swarm", imageRegistry=REGISTRY, secrets={"redisPassword": "rotated-7"})
+    before = run_stack("prod", **SWARM)
+    after = run_stack("prod", **SWARM, secrets={"redisPassword": "rotated-7"})
 
     def mounted(run: Run) -> dict[tuple[str, str], str]:
         """(service, file) -> the id of the secret mounted there (plan ids change with a replacement)."""
@@ -196,8 +225,7 @@ def test_a_new_secret_value_is_a_new_secret_that_its_readers_move_to(run_stack: 
 def test_the_offsite_copy_runs_beside_the_dumps_with_its_keys_as_swarm_secrets(run_stack: RunStack) -> None:
     run = run_stack(
         "prod",
-        orchestrator="swarm",
-        imageRegistry=REGISTRY,
+        **SWARM,
         backupOffsiteEndpoint="https://s3.example.com",
         backupOffsiteBucket="icb-backups",
     )

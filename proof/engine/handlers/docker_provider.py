@@ -1,4 +1,4 @@
-"""The provider resource (`docker.Provider`): where every other handler's engine is."""
+"""The provider resource (`docker.Provider`): the engine its resources are on (its `host`)."""
 
 from __future__ import annotations
 
@@ -23,5 +23,5 @@ class ProviderHandler(Handler):
             raise NotModelled(f"a provider host {host} (this stand-in reaches only a local engine)")
         if inputs.get("sshOpts"):
             raise NotModelled("sshOpts on a unix:// host")
-        engine.base_url = host
+        # The engine the resources of this provider reach: the engine stand-in reads `host` from state.
         return "docker-provider", dict(inputs)
