@@ -322,6 +322,13 @@ def test_prod_backs_up_into_a_protected_volume(run_stack: RunStack) -> None:
     ]
     assert rules.backups_kept(unprotected) == ["volume icb-prod-backups is not protected: give it protect=True"]
     assert rules.backups_kept(registered(run_stack, "dev")) == [], "only prod must"
+    # On swarm too: the volume is declared (on the data node) and protected.
+    swarm = {"orchestrator": "swarm", "imageRegistry": "registry.example.com/team", "dataNodeHost": "ssh://data"}
+    on_swarm = registered(run_stack, "prod", **swarm)
+    assert rules.backups_kept(on_swarm) == []
+    unprotected = [dataclasses.replace(r, protect=False) if r.props.get("name") == "icb-prod-backups" else r
+                   for r in on_swarm]  # fmt: skip
+    assert rules.backups_kept(unprotected) == ["volume icb-prod-backups is not protected: give it protect=True"]
 
 
 def test_the_pack_checks_the_stack_as_the_analyzer_hands_it(run_stack: RunStack) -> None:
