@@ -111,7 +111,13 @@ def _schedule(value: str) -> str:
 
 
 ImageRef = Annotated[str, AfterValidator(_pinned_image)]
+# A command as Docker takes it: program and arguments, none empty.
+Command = list[Annotated[str, Field(min_length=1)]]
+ContainerPort = Annotated[int, Field(ge=1, le=65535)]
+HealthPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
 HostPort = Annotated[int, Field(ge=1, le=65535)]
+# The application this project ships (its folder and package), whose contract the defaults describe.
+SHIPPED_APP, SHIPPED_PACKAGE = "app", "ichrisbirch"
 Positive = Annotated[int, Field(gt=0)]
 
 
@@ -148,7 +154,8 @@ class StackSettings(BaseModel):
         False, description="On swarm: encrypt the overlay network's traffic between nodes (IPsec; costs throughput)."
     )
     app_directory: str = Field(
-        "app", description="The application to build and run: a folder with its Dockerfile, relative to the project."
+        SHIPPED_APP,
+        description="The application to build and run: a folder with its Dockerfile, relative to the project.",
     )
 
     # Images: every reference is configurable so nothing pulls a fixed name.
@@ -220,6 +227,49 @@ class StackSettings(BaseModel):
     redis_db: Annotated[int, Field(ge=0, le=15)] = Field(0, description="Redis database number.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="LOG_LEVEL of the application.")
     heartbeat_seconds: Positive = Field(60, description="Interval of the scheduler's heartbeat job, in seconds.")
+
+    # The application's contract: what each of its services runs and how the stack knows it is
+    # healthy. The defaults are the shipped application's (app/); another application sets these.
+    api_command: Command = Field(
+        default_factory=list,
+        description="The api's command (a JSON list); empty: the shipped app's (gunicorn in prod, uvicorn elsewhere).",
+    )
+    api_container_port: ContainerPort = Field(8000, description="Port the api listens on inside its container.")
+    api_health_path: HealthPath = Field(
+        "/health", description="HTTP path that answers 200 when the api can serve; the router checks it."
+    )
+    api_health_command: Command = Field(
+        default_factory=lambda: ["python", "-m", "ichrisbirch.healthcheck", "api"],
+        description="Docker's health check of the api (a JSON list); empty: apiHealthPath over HTTP"
+        " (with wget, curl or python3, whichever the image has).",
+    )
+    app_enabled: bool = Field(True, description="Whether the application has a web app (Flask) beside its api.")
+    app_command: Command = Field(
+        default_factory=list,
+        description="The app's command (a JSON list); empty: the shipped app's (gunicorn in prod, flask elsewhere).",
+    )
+    app_container_port: ContainerPort = Field(5000, description="Port the app listens on inside its container.")
+    app_health_path: HealthPath = Field(
+        "/health", description="HTTP path that answers 200 when the app can serve; the router checks it."
+    )
+    app_health_command: Command = Field(
+        default_factory=lambda: ["python", "-m", "ichrisbirch.healthcheck", "app"],
+        description="Docker's health check of the app (a JSON list); empty: appHealthPath over HTTP.",
+    )
+    scheduler_enabled: bool = Field(True, description="Whether the application has a scheduler (exactly one runs).")
+    scheduler_command: Command = Field(
+        default_factory=lambda: ["python", "-m", "ichrisbirch.wsgi_scheduler"],
+        description="The scheduler's command (a JSON list).",
+    )
+    scheduler_health_command: Command = Field(
+        default_factory=lambda: ["python", "-m", "ichrisbirch.healthcheck", "scheduler"],
+        description="Docker's health check of the scheduler (a JSON list).",
+    )
+    migration_command: Command = Field(
+        default_factory=lambda: ["python", "-m", "ichrisbirch.migrate"],
+        description="Run to completion before a release serves, in the application image (a JSON list);"
+        " empty: the application has no migrations.",
+    )
 
     # Backups: in the stacks whose data persist (dev and prod; test keeps none).
     backups: bool = Field(
@@ -562,6 +612,25 @@ def _offsite_copy_is_complete(settings: StackSettings) -> list[Problem]:
     return problems
 
 
+def _the_application_contract_is_whole(settings: StackSettings) -> list[Problem]:
+    """What the shipped application's defaults cannot stand in for."""
+    problems = []
+    if settings.scheduler_enabled:
+        for field_name in ("scheduler_command", "scheduler_health_command"):
+            if not getattr(settings, field_name):
+                key = f"{PROJECT}:{key_of(field_name)}"
+                problems.append((key, f"is required while {PROJECT}:schedulerEnabled is true"))
+    if not (PROJECT_DIR / settings.app_directory / SHIPPED_PACKAGE).is_dir():
+        for field_name in ("api_command", "app_command"):
+            if not getattr(settings, field_name) and (field_name == "api_command" or settings.app_enabled):
+                message = (
+                    f"is required for the application in {settings.app_directory}: the default runs the"
+                    f" shipped app's modules ({SHIPPED_PACKAGE}.*), which it does not have"
+                )
+                problems.append((f"{PROJECT}:{key_of(field_name)}", message))
+    return problems
+
+
 def _the_application_has_a_dockerfile(settings: StackSettings) -> list[Problem]:
     app_dir = PROJECT_DIR / settings.app_directory
     if not (app_dir / "Dockerfile").is_file():
@@ -577,6 +646,7 @@ CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
     _swarm_runs_prod_from_a_registry,
     _data_node_is_for_swarm,
     _offsite_copy_is_complete,
+    _the_application_contract_is_whole,
     _the_application_has_a_dockerfile,
 )
 

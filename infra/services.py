@@ -41,8 +41,8 @@ SecretName = Literal[
     "backup_offsite_secret_access_key",
 ]
 
-# Ports inside the containers; only host ports are configurable.
-API_PORT, APP_PORT, POSTGRES_PORT, REDIS_PORT = 8000, 5000, 5432, 6379
+# Ports inside the data stores' containers (the application's own are its contract: apiContainerPort...).
+POSTGRES_PORT, REDIS_PORT = 5432, 6379
 # Graceful stops: the servers' own timeouts, and Docker's wait before SIGKILL a few seconds longer.
 SERVER_GRACEFUL_SECONDS = 20  # gunicorn --graceful-timeout, uvicorn --timeout-graceful-shutdown
 SERVER_STOP_SECONDS = SERVER_GRACEFUL_SECONDS + 5
@@ -193,12 +193,12 @@ def _redis_env(s: StackSettings) -> tuple[dict[str, str], dict[str, SecretName]]
     return env, {"REDIS_PASSWORD": "redis_password"}
 
 
-def _flask_env() -> tuple[dict[str, str], dict[str, SecretName]]:
+def _flask_env(s: StackSettings) -> tuple[dict[str, str], dict[str, SecretName]]:
     env = {
         "FASTAPI_HOST": "api",
-        "FASTAPI_PORT": str(API_PORT),
+        "FASTAPI_PORT": str(s.api_container_port),
         "FLASK_HOST": "0.0.0.0",
-        "FLASK_PORT": str(APP_PORT),
+        "FLASK_PORT": str(s.app_container_port),
     }
     return env, {"FLASK_SECRET_KEY": "flask_secret_key"}
 
@@ -221,11 +221,24 @@ def _health(*probe: str) -> HealthCheck:
     return HealthCheck(test=("CMD", *probe))
 
 
-def _app_health(service: str) -> HealthCheck:
-    # The images have no curl: the application ships its own probe. Starting Python and importing
-    # the database drivers can take seconds on a busy host (measured: over 3 s on 2 cores during a
-    # rollout under load), and a probe that times out counts as a failure.
-    return HealthCheck(test=("CMD", "python", "-m", "ichrisbirch.healthcheck", service), timeout_seconds=10)
+def http_probe(url: str) -> str:
+    """Shell that fetches `url` and fails unless it answers 2xx, with whichever client the image has:
+    wget (busybox, Alpine), curl, or python3 (the slim Python images have neither of the others)."""
+    python = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=8)"
+    return (
+        f"if command -v wget >/dev/null; then exec wget -q -O /dev/null {url};"
+        f" elif command -v curl >/dev/null; then exec curl -fsS -o /dev/null {url};"
+        f" else exec python3 -c '{python}' {url}; fi"
+    )
+
+
+def _app_health(command: list[str], port: int = 0, path: str = "") -> HealthCheck:
+    """The application's own probe (`command`), or else an HTTP GET of `path` on `port`. Starting
+    Python and importing the database drivers can take seconds on a busy host (measured: over 3 s
+    on 2 cores during a rollout under load), and a probe that times out counts as a failure."""
+    if command:
+        return HealthCheck(test=("CMD", *command), timeout_seconds=10)
+    return HealthCheck(test=("CMD-SHELL", http_probe(f"http://127.0.0.1:{port}{path}")), timeout_seconds=10)
 
 
 def _published(s: StackSettings, profile: Profile, service: str, internal: int, external: int) -> tuple[Port, ...]:
@@ -359,7 +372,7 @@ def backup(s: StackSettings, profile: Profile) -> ServiceSpec:
         # A file's age: cheap, and never flaky, so two failures in a row are enough.
         health=HealthCheck(test=("CMD-SHELL", f"{run} check"), interval_seconds=10, retries=2),
         # After the migrations: each dump is recorded in their table backup_runs.
-        depends_on=("migrate",),
+        depends_on=_after_migrations(s) or ("postgres",),
         hardening=_data_hardening(profile),
         restart=profile.restart,
         stop_grace_seconds=BACKUP_STOP_SECONDS,
@@ -417,7 +430,7 @@ def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     return ServiceSpec(
         name="migrate",
         image="app",
-        command=("python", "-m", "ichrisbirch.migrate"),
+        command=tuple(s.migration_command),
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
@@ -435,12 +448,15 @@ def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
 
 def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     env, secrets = _merge((_common_env(s), {}), _postgres_env(s), _redis_env(s))
-    if profile.production_servers:
-        command: tuple[str, ...] = (
+    port = s.api_container_port
+    if s.api_command:
+        command: tuple[str, ...] = tuple(s.api_command)
+    elif profile.production_servers:
+        command = (
             "gunicorn",
             "ichrisbirch.wsgi_api:api",
             "--bind",
-            f"0.0.0.0:{API_PORT}",
+            f"0.0.0.0:{port}",
             "--worker-class",
             "uvicorn_worker.UvicornWorker",
             "--workers",
@@ -452,7 +468,7 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
             str(SERVER_GRACEFUL_SECONDS),
         )
     else:
-        command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(API_PORT))
+        command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(port))
         command += ("--timeout-graceful-shutdown", str(SERVER_GRACEFUL_SECONDS))
         if profile.hot_reload:
             command += ("--reload",)
@@ -463,14 +479,14 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        ports=_published(s, profile, "api", API_PORT, s.api_port),
+        ports=_published(s, profile, "api", port, s.api_port),
         replicas=s.api_replicas,
         create_first=profile.ingress,
-        route=Route(s.hosts.api, "api", API_PORT, "/health"),
+        route=Route(s.hosts.api, "api", port, s.api_health_path),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
-        health=_app_health("api"),
-        depends_on=("postgres", "redis", "migrate"),
+        health=_app_health(s.api_health_command, port, s.api_health_path),
+        depends_on=("postgres", "redis", *_after_migrations(s)),
         hardening=_app_hardening(profile),
         restart=profile.restart,
         stop_grace_seconds=SERVER_STOP_SECONDS,
@@ -478,13 +494,16 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
 
 
 def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
-    env, secrets = _merge((_common_env(s), {}), _flask_env())
-    if profile.production_servers:
-        command: tuple[str, ...] = (
+    env, secrets = _merge((_common_env(s), {}), _flask_env(s))
+    port = s.app_container_port
+    if s.app_command:
+        command: tuple[str, ...] = tuple(s.app_command)
+    elif profile.production_servers:
+        command = (
             "gunicorn",
             "ichrisbirch.wsgi_app:app",
             "--bind",
-            f"0.0.0.0:{APP_PORT}",
+            f"0.0.0.0:{port}",
             "--workers",
             str(s.app_workers),
             "--preload",
@@ -492,7 +511,7 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
             str(SERVER_GRACEFUL_SECONDS),
         )
     else:
-        command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(APP_PORT))
+        command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(port))
         if profile.hot_reload:
             command += ("--debug",)
     return ServiceSpec(
@@ -502,13 +521,13 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        ports=_published(s, profile, "app", APP_PORT, s.app_port),
+        ports=_published(s, profile, "app", port, s.app_port),
         replicas=s.app_replicas,
         create_first=profile.ingress,
-        route=Route(s.hosts.app, "app", APP_PORT, "/health"),
+        route=Route(s.hosts.app, "app", port, s.app_health_path),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
-        health=_app_health("app"),
+        health=_app_health(s.app_health_command, port, s.app_health_path),
         depends_on=("api",),
         hardening=_app_hardening(profile),
         restart=profile.restart,
@@ -524,15 +543,15 @@ def scheduler(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
     return ServiceSpec(
         name="scheduler",
         image="app",
-        command=("python", "-m", "ichrisbirch.wsgi_scheduler"),
+        command=tuple(s.scheduler_command),
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
         mounts=_source_mounts(profile, app_dir),
         tmpfs=_writable_tmp(profile),
-        health=_app_health("scheduler"),
+        health=_app_health(s.scheduler_health_command),
         # Last in a rollout: one that fails on the api or the app never reaches it.
-        depends_on=("migrate", "app"),
+        depends_on=(*_after_migrations(s), "app" if s.app_enabled else "api"),
         # Two may overlap while it is replaced create-first: the leader lock lets one run jobs.
         create_first=profile.ingress,
         hardening=_app_hardening(profile),
@@ -655,7 +674,7 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
         (_common_env(s), {}),
         _postgres_env(s),
         _redis_env(s),
-        _flask_env(),
+        _flask_env(s),
         ({"SCHEDULER_HEARTBEAT_SECONDS": str(s.heartbeat_seconds)}, {}),
     )
     if profile.ingress:
@@ -671,10 +690,20 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
-        depends_on=("api", "app", "scheduler", "ingress") if profile.ingress else ("api", "app", "scheduler"),
+        depends_on=tuple(d for d in ("api", "app", "scheduler", "ingress") if _runs(s, profile, d)),
         one_shot=True,
         hardening=_app_hardening(profile),
     )
+
+
+def _after_migrations(s: StackSettings) -> tuple[str, ...]:
+    """("migrate",) where the application has migrations: what reads the schema starts after them."""
+    return ("migrate",) if s.migration_command else ()
+
+
+def _runs(s: StackSettings, profile: Profile, service: str) -> bool:
+    """Whether the stack runs `service`, of those the application may leave out or the profile adds."""
+    return {"app": s.app_enabled, "scheduler": s.scheduler_enabled, "ingress": profile.ingress}.get(service, True)
 
 
 def app_directory(s: StackSettings, project_dir: Path) -> Path:
@@ -686,14 +715,14 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
     """Every container of the stack, in an order where each comes after what it depends on."""
     profile = PROFILES[s.environment]
     app_dir = app_directory(s, project_dir)
-    specs = [
-        postgres(s, profile),
-        redis(s, profile),
-        migrate(s, profile, app_dir),
-        api(s, profile, app_dir),
-        app(s, profile, app_dir),
-        scheduler(s, profile, app_dir),
-    ]
+    specs = [postgres(s, profile), redis(s, profile)]
+    if s.migration_command:
+        specs.append(migrate(s, profile, app_dir))
+    specs.append(api(s, profile, app_dir))
+    if s.app_enabled:
+        specs.append(app(s, profile, app_dir))
+    if s.scheduler_enabled:
+        specs.append(scheduler(s, profile, app_dir))
     if s.backups and profile.persistent_data:
         specs.append(backup(s, profile))
         if s.backup_offsite_endpoint:

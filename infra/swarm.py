@@ -296,17 +296,19 @@ def migrate_before_serving(specs: list[ServiceSpec]) -> list[ServiceSpec]:
     migrations before it serves (under the migrations' advisory lock: the first does the work, the
     others find nothing to do). The scheduler runs alone: stopped before its replacement starts."""
     by_name = {spec.name: spec for spec in specs}
-    migrate = by_name.pop("migrate")
-    api = by_name["api"]
-    by_name["api"] = dataclasses.replace(
-        api,
-        command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
-        depends_on=tuple(d for d in api.depends_on if d != "migrate"),
-    )
-    for name, spec in by_name.items():
-        if name != "api" and "migrate" in spec.depends_on:  # a converged api has migrated
-            by_name[name] = dataclasses.replace(
-                spec, depends_on=tuple(dict.fromkeys("api" if d == "migrate" else d for d in spec.depends_on))
-            )
-    by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
+    migrate = by_name.pop("migrate", None)
+    if migrate is not None:
+        api = by_name["api"]
+        by_name["api"] = dataclasses.replace(
+            api,
+            command=("sh", "-c", f"{shlex.join(migrate.command)} && exec {shlex.join(api.command)}"),
+            depends_on=tuple(d for d in api.depends_on if d != "migrate"),
+        )
+        for name, spec in by_name.items():
+            if name != "api" and "migrate" in spec.depends_on:  # a converged api has migrated
+                by_name[name] = dataclasses.replace(
+                    spec, depends_on=tuple(dict.fromkeys("api" if d == "migrate" else d for d in spec.depends_on))
+                )
+    if "scheduler" in by_name:
+        by_name["scheduler"] = dataclasses.replace(by_name["scheduler"], create_first=False)
     return [by_name[spec.name] for spec in specs if spec.name in by_name]
