@@ -57,6 +57,10 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+def _pinned_image_or_empty(value: str) -> str:
+    return value and _pinned_image(value)
+
+
 def _repository_or_empty(value: str) -> str:
     if value and not _REPOSITORY.match(value):
         raise ValueError(f"{value!r} is not a valid registry repository (for example registry.example.com/team)")
@@ -156,6 +160,12 @@ class StackSettings(BaseModel):
     app_directory: str = Field(
         SHIPPED_APP,
         description="The application to build and run: a folder with its Dockerfile, relative to the project.",
+    )
+
+    app_image: Annotated[str, AfterValidator(_pinned_image_or_empty)] = Field(
+        "",
+        description="A prebuilt application image to run instead of building appDirectory: a reference a CI"
+        " pushed, pinned by digest in prod (registry@sha256:...); pulled by the engine (every node, on swarm).",
     )
 
     # Images: every reference is configurable so nothing pulls a fixed name.
@@ -569,11 +579,12 @@ def _swarm_runs_prod_from_a_registry(settings: StackSettings) -> list[Problem]:
                 " (dev bind-mounts the checkout; test runs its suite as a one-shot container)",
             )
         )
-    if not settings.image_registry:
+    if not settings.image_registry and not settings.app_image:
         problems.append(
             (
                 f"{PROJECT}:imageRegistry",
-                "is required with orchestrator swarm: every node pulls the application image from it",
+                "is required with orchestrator swarm (or a prebuilt appImage): every node pulls the"
+                " application image from it",
             )
         )
     if not settings.data_node_host:
@@ -620,7 +631,7 @@ def _the_application_contract_is_whole(settings: StackSettings) -> list[Problem]
             if not getattr(settings, field_name):
                 key = f"{PROJECT}:{key_of(field_name)}"
                 problems.append((key, f"is required while {PROJECT}:schedulerEnabled is true"))
-    if not (PROJECT_DIR / settings.app_directory / SHIPPED_PACKAGE).is_dir():
+    if not settings.app_image and not (PROJECT_DIR / settings.app_directory / SHIPPED_PACKAGE).is_dir():
         for field_name in ("api_command", "app_command"):
             if not getattr(settings, field_name) and (field_name == "api_command" or settings.app_enabled):
                 message = (
@@ -631,7 +642,19 @@ def _the_application_contract_is_whole(settings: StackSettings) -> list[Problem]
     return problems
 
 
+def _a_prebuilt_image_is_pinned_by_digest_in_prod(settings: StackSettings) -> list[Problem]:
+    if settings.app_image and settings.environment == "prod" and "@sha256:" not in settings.app_image:
+        message = (
+            f"must be pinned by digest in prod (a tag can be moved): {settings.app_image}@sha256:<digest>,"
+            " as the registry reported it when CI pushed"
+        )
+        return [(f"{PROJECT}:appImage", message)]
+    return []
+
+
 def _the_application_has_a_dockerfile(settings: StackSettings) -> list[Problem]:
+    if settings.app_image:
+        return []  # prebuilt: nothing is built here
     app_dir = PROJECT_DIR / settings.app_directory
     if not (app_dir / "Dockerfile").is_file():
         return [(f"{PROJECT}:appDirectory", f"{app_dir} has no Dockerfile")]
@@ -647,6 +670,7 @@ CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
     _data_node_is_for_swarm,
     _offsite_copy_is_complete,
     _the_application_contract_is_whole,
+    _a_prebuilt_image_is_pinned_by_digest_in_prod,
     _the_application_has_a_dockerfile,
 )
 

@@ -110,11 +110,11 @@ class Deployment(StackComponent):
         volume_names = sorted({m.volume for spec in specs for m in spec.mounts if m.volume})
         self.volumes = {short: self.volume(short, child) for short in volume_names}
 
-        self.image = app_image(settings, identity, profile.image_target, child)
+        self.image = app_image(settings, identity, profile.image_target, child, by="image_id")
         # Containers run a pulled image by the engine's image id (secret holders run Postgres's).
         always: set[ImageName] = {"postgres", "redis"}
         pulled = (always | {spec.image for spec in specs}) - {"app"}
-        image_refs = {"app": self.image.repo_digest, **self.pulled_images(pulled, by="image_id")}
+        image_refs = {"app": self.image.reference, **self.pulled_images(pulled, by="image_id")}
 
         self.tls: InternalTls | None = None
         if profile.ingress:

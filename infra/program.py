@@ -60,7 +60,7 @@ def main(specs_for: SpecsFor = services) -> None:
         pulumi.export("api_url", f"http://{host}:{settings.api_port}")
         pulumi.export("app_url", f"http://{host}:{settings.app_port}")
     pulumi.export("network", deployment.network.name)
-    pulumi.export("image_digest", deployment.image.repo_digest)
+    pulumi.export("image_digest", deployment.image.digest)
     pulumi.export("containers", {name: c.name for name, c in deployment.containers.items()})
     if "tests" in deployment.containers:
         pulumi.export("tests_exit_code", deployment.containers["tests"].exit_code)
@@ -70,5 +70,5 @@ def main_on_swarm(settings: StackSettings, identity: Identity, specs: list[Servi
     swarm = SwarmDeployment(settings.environment, settings, identity, PROJECT_DIR, specs)
     _export_ingress(settings, swarm.tls.ca_certificate)
     pulumi.export("network", swarm.network.name)
-    pulumi.export("image_digest", swarm.image.repo_digest)
+    pulumi.export("image_digest", swarm.image.digest)
     pulumi.export("services", {name: svc.name for name, svc in swarm.services.items()})

@@ -5,6 +5,7 @@ application image, the images it pulls, the internal CA, and the log options."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -27,18 +28,48 @@ def docker_provider(
     settings: StackSettings, parent: pulumi.Resource, name: str = "docker", host: str | None = None
 ) -> docker.Provider:
     """An explicit provider, so the engine (or swarm manager) a stack deploys to is part of its config;
-    `host` for another engine of the stack (a swarm's data node)."""
+    `host` for another engine of the stack (a swarm's data node). Where a prebuilt `appImage` comes
+    from a registry that needs a login, the engine pulls it with registryUsername/registryPassword."""
     host = host or settings.docker_host
+    auth = None
+    if settings.app_image and settings.registry_username and settings.registry_password and name == "docker":
+        auth = [
+            docker.ProviderRegistryAuthArgs(
+                address=settings.app_image.split("/")[0],
+                username=settings.registry_username,
+                password=pulumi.Output.secret(settings.secret("registry_password")),
+            )
+        ]
     return docker.Provider(
         name,
         host=host,
         ssh_opts=settings.docker_ssh_opts if settings.docker_ssh_opts and host.startswith("ssh://") else None,
+        registry_auth=auth,
         opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
-def app_image(settings: StackSettings, identity: Identity, target: str, child: pulumi.ResourceOptions) -> docker.Image:
-    """The application image, built from `appDirectory` for `target`; pushed when a registry is set."""
+@dataclass(frozen=True)
+class AppImage:
+    """The application image a stack runs: built from `appDirectory`, or a prebuilt `appImage`."""
+
+    resource: docker.Image | docker.RemoteImage
+    reference: pulumi.Output[str]  # what containers and services run
+    digest: pulumi.Output[str]  # exported as image_digest: the pushed or pulled digest, or the local id
+
+
+def app_image(
+    settings: StackSettings,
+    identity: Identity,
+    target: str,
+    child: pulumi.ResourceOptions,
+    by: Literal["image_id", "repo_digest"],
+) -> AppImage:
+    """The application image: `appImage` pulled by the engine (by every node, on swarm), or else
+    built from `appDirectory` for `target` and pushed where a registry is set."""
+    if settings.app_image:
+        pulled = docker.RemoteImage("app-image", name=settings.app_image, keep_locally=True, opts=child)
+        return AppImage(pulled, getattr(pulled, by), pulled.repo_digest)
     repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
     registry = None
     if settings.image_registry and settings.registry_username and settings.registry_password:
@@ -47,7 +78,7 @@ def app_image(settings: StackSettings, identity: Identity, target: str, child: p
             username=settings.registry_username,
             password=pulumi.Output.secret(settings.secret("registry_password")),
         )
-    return docker.Image(
+    built = docker.Image(
         "app-image",
         image_name=identity.image(repository),
         build=docker.DockerBuildArgs(
@@ -62,6 +93,7 @@ def app_image(settings: StackSettings, identity: Identity, target: str, child: p
         registry=registry,
         opts=child,
     )
+    return AppImage(built, built.repo_digest, built.repo_digest)
 
 
 class InternalTls(pulumi.ComponentResource):
@@ -172,7 +204,7 @@ class StackComponent(pulumi.ComponentResource):
     def register(
         self,
         network: docker.Network,
-        image: docker.Image,
+        image: AppImage,
         kind: Literal["containers", "services"],
         workloads: Mapping[str, docker.Container] | Mapping[str, docker.Service],
     ) -> None:
@@ -181,7 +213,7 @@ class StackComponent(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "network": network.name,
-                "image_digest": image.repo_digest,
+                "image_digest": image.digest,
                 kind: {name: workload.name for name, workload in workloads.items()},
             }
         )

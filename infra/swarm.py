@@ -127,9 +127,9 @@ class SwarmDeployment(StackComponent):
 
         # Every node pulls the same bytes: the application image by the digest its push returned,
         # the others by the digest the manager resolved.
-        self.image = app_image(settings, identity, "production", child)
+        self.image = app_image(settings, identity, "production", child, by="repo_digest")
         pulled = {spec.image for spec in specs} - {"app"}
-        image_refs = {"app": self.image.repo_digest, **self.pulled_images(pulled, by="repo_digest")}
+        image_refs = {"app": self.image.reference, **self.pulled_images(pulled, by="repo_digest")}
 
         self.tls = InternalTls(
             "ingress-tls", identity.stack, settings.hosts.all(), opts=pulumi.ResourceOptions(parent=self)

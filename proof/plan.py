@@ -59,7 +59,9 @@ class PlanMocks(Mocks):
             state["repoDigest"] = digest if args.inputs.get("skipPush") else f"{repository}@{digest}"
         elif args.typ == provider.REMOTE_IMAGE:
             state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
-            state["repoDigest"] = f"{str(args.inputs['name']).rsplit(':', 1)[0]}@{state['imageId']}"
+            # The digest the engine recorded: the one the reference names, or else the pulled manifest's.
+            name = str(args.inputs["name"])
+            state["repoDigest"] = name if "@sha256:" in name else f"{name.rsplit(':', 1)[0]}@{state['imageId']}"
         elif args.typ in provider.TLS_TYPES:
             # Stand-in PEMs: what a reviewer needs is which resource feeds which, not key material.
             for output in ("privateKeyPem", "publicKeyPem", "certPem", "certRequestPem"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -92,6 +93,15 @@ def judge(method: str, service: str, status: int, text: str) -> tuple[str, str]:
     return ("", "") if isinstance(answer, dict) and "id" in answer else ("", f"NoTaskId: {text[:200]!r}")
 
 
+Request = tuple[str, str, str]  # method, service, path
+# What the loop sends to the shipped application: an api GET, an app page, and a POST that writes.
+SHIPPED_REQUESTS: tuple[Request, ...] = (("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks"))
+
+
+def shipped_body(worker: int, n: int) -> dict[str, object]:
+    return {"title": f"load {worker}-{n}"}
+
+
 class LoadLoop:
     """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
     writes, at `rate` a second from `workers` threads (one slow response does not stall the rest).
@@ -112,7 +122,10 @@ class LoadLoop:
         keepalive: int = 2,
         max_seconds: float = 240,
         max_requests: int = 10000,
+        requests: tuple[Request, ...] = SHIPPED_REQUESTS,  # another application's: its own paths
+        body: Callable[[int, int], dict[str, object]] = shipped_body,  # a POST's body, by worker and count
     ):
+        self.requests, self.body = requests, body
         self.deployed, self.rate, self.workers, self.keepalive = deployed, rate, workers, keepalive
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self._stop = threading.Event()
@@ -152,7 +165,7 @@ class LoadLoop:
             self._deaths.append(f"worker {worker}: {type(death).__name__}: {death}")
 
     def _run(self, worker: int) -> None:
-        requests = [("GET", "api", "/"), ("GET", "app", "/"), ("POST", "api", "/tasks")]
+        requests = self.requests
         interval = self.workers / self.rate
         deadline = self.started + self.max_seconds
         client = self.deployed.keepalive() if worker < self.keepalive else None
@@ -163,7 +176,7 @@ class LoadLoop:
             while not self._stop.is_set() and time.monotonic() < deadline and n * self.workers < self.max_requests:
                 method, service, path = requests[(n + worker) % len(requests)]
                 at = time.monotonic() - self.started
-                body: dict[str, object] | None = {"title": f"load {worker}-{n}"} if method == "POST" else None
+                body = self.body(worker, n) if method == "POST" else None
                 try:
                     status, text = send(method, service, path, body=body, timeout=10)
                     version, error = judge(method, service, status, text)

@@ -18,9 +18,9 @@ from infra.config import PROJECT_DIR, ConfigError
 from infra.services import http_probe
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.mocks import Run
-from proof.provider import SERVICE, reveal
+from proof.provider import IMAGE, PROVIDER, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack
-from tests.unit.test_program import config_of, containers, env_of
+from tests.unit.test_program import config_of, containers, env_of, is_secret
 from tests.unit.test_swarm import SWARM
 
 
@@ -138,3 +138,55 @@ def test_the_ledgers_pins_are_the_shipped_apps() -> None:
     shipped = pins("app/requirements.txt")
     assert len(ledger) == 5 and all("--hash=sha256:" in hashes for hashes in ledger.values())
     assert all(shipped.get(name) == hashes for name, hashes in ledger.items()), "same versions, same hashes"
+
+
+# --- a prebuilt image ------------------------------------------------------------------------------
+
+DIGEST = "sha256:" + "ab" * 32
+PREBUILT = f"registry.example.com/team/ledger@{DIGEST}"
+
+
+def test_a_prebuilt_image_by_digest_is_pulled_and_run_instead_of_a_build(run_stack: RunStack) -> None:
+    run = run_stack("prod", **LEDGER_CONTRACT, appImage=PREBUILT)
+    assert not run.of_type(IMAGE), "nothing is built"
+    pulled = run.named(REMOTE_IMAGE, "app-image")
+    assert pulled.inputs["name"] == PREBUILT and pulled.inputs["keepLocally"] is True
+    # Containers run it by the engine's image id, as every pulled image.
+    image_id = run.outputs["image_digest"]
+    assert image_id and containers(run)["api"].inputs["image"] != PREBUILT
+    assert {containers(run)[n].inputs["image"] for n in ("api", "migrate")} == {containers(run)["api"].inputs["image"]}
+
+
+def test_on_swarm_every_node_pulls_the_prebuilt_image_by_its_digest(run_stack: RunStack) -> None:
+    overrides = {**SWARM, "imageRegistry": "", "appImage": PREBUILT}
+    run = run_stack("prod", **overrides)
+    api = reveal(run.of_type(SERVICE)["api"].inputs["taskSpec"])["containerSpec"]
+    assert api["image"].endswith(DIGEST) and not run.of_type(IMAGE)
+
+
+def test_the_pull_logs_in_with_the_registry_credentials_as_a_secret(run_stack: RunStack) -> None:
+    run = run_stack("prod", appImage=PREBUILT, registryUsername="ci", secrets={"registryPassword": "pull-secret-1b2c"})
+    provider = run.named(PROVIDER, "docker").inputs
+    # A provider's inputs reach it as JSON text; these, with the password, as one secret.
+    assert is_secret(provider["registryAuth"]), "the password stays a secret in state and plans"
+    (auth,) = json.loads(reveal(provider["registryAuth"]))
+    assert auth["address"] == "registry.example.com" and auth["username"] == "ci"
+    assert auth["password"] == "pull-secret-1b2c"
+
+
+@pytest.mark.parametrize(
+    ("stack", "reference", "message"),
+    [
+        ("prod", "registry.example.com/team/ledger:1.2.0", "must be pinned by digest in prod"),
+        ("prod", "registry.example.com/team/ledger:latest", "is not pinned"),
+        ("dev", "registry.example.com/team/ledger", "is not pinned"),
+    ],
+)
+def test_an_unpinned_prebuilt_image_is_refused(run_stack: RunStack, stack: str, reference: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"stack '{stack}'(.|\n)*ichrisbirch:appImage: .*{message}"):
+        run_stack(stack, appImage=reference)
+
+
+def test_a_tagged_prebuilt_image_runs_outside_prod(run_stack: RunStack) -> None:
+    run = run_stack("dev", appImage="registry.example.com/team/ledger:1.2.0")
+    assert run.named(REMOTE_IMAGE, "app-image").inputs["name"] == "registry.example.com/team/ledger:1.2.0"
