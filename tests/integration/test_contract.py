@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,9 @@ from proof.engine import UpFailed
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.harness.load import LoadLoop
+from proof.harness.registry import local_registry, push
 from proof.harness.stacks import Deployed, deploy, psql
-from proof.harness.standins import Standins
+from proof.harness.standins import Standins, build_image
 from proof.provider import CONTAINER
 
 pytestmark = pytest.mark.docker
@@ -101,3 +103,35 @@ def test_bad_contract_values_are_refused_before_anything_changes(
     assert failed.value.result.steps == [], "no step: refused before any resource was registered"
     assert {r.urn: r.id for r in ledger.engine.resources.values()} == ids, "nothing created, replaced or deleted"
     assert version(ledger) in ("1.0.0", "2.0.0"), "still serving"
+
+
+def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
+    ledger: Deployed, standins: Standins, tmp_path: Path
+) -> None:
+    # CI's part: a checkout of its own at 3.0.0, built and pushed; the stack names what it pushed.
+    checkout = tmp_path / "ci"
+    shutil.copytree(ledger.app_dir, checkout, ignore=shutil.ignore_patterns("__pycache__"))
+    init = checkout / "ledger" / "__init__.py"
+    init.write_text(re.sub(r'VERSION = ".*"', 'VERSION = "3.0.0"', init.read_text()))
+    build_image(checkout, "production", "icb-ledger-ci:3.0.0", standins.python)
+    running = version(ledger)
+    with local_registry() as registry:
+        prebuilt = push("icb-ledger-ci:3.0.0", f"{registry}/ledger")
+        with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
+            time.sleep(2)
+            result = ledger.up(appImage=prebuilt)
+            time.sleep(3)
+            load = loop.report(min_rate=20)
+    kinds = {(s.name, s.type.rsplit(":", 1)[-1]): s.op for s in result.steps}
+    assert kinds[("app-image", "RemoteImage")] == "create" and kinds[("app-image", "Image")] == "delete", kinds
+    assert result.ops()["api"] == "replace", result.preview()
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    assert load.versions() == [running, "3.0.0"], load.versions()
+    assert str(ledger.run.outputs["image_digest"]) == prebuilt, "the digest it runs, as exported"
+    # A later normal `up` (appImage unset) builds from the source again, as configured.
+    result = ledger.up(appImage="")
+    assert result.ops()["api"] == "replace" and version(ledger) == running
+    report(
+        f"ledger from a prebuilt image by digest under load: {len(load.outcomes)} requests, "
+        f"{len(load.failed)} failed; back to building after"
+    )
