@@ -61,6 +61,13 @@ def _pinned_image_or_empty(value: str) -> str:
     return value and _pinned_image(value)
 
 
+def _address_or_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False)) if "/" in value else str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network (for example 172.18.0.5 or 10.0.0.0/24)") from None
+
+
 def _repository_or_empty(value: str) -> str:
     if value and not _REPOSITORY.match(value):
         raise ValueError(f"{value!r} is not a valid registry repository (for example registry.example.com/team)")
@@ -213,6 +220,16 @@ class StackSettings(BaseModel):
         pattern=r"^https://\S+$",
         description="ACME directory URL (Let's Encrypt by default; its staging URL while trying things out).",
     )
+    tls_termination: Literal["ingress", "front"] = Field(
+        "ingress",
+        description="Where TLS ends: ingress (the stack's CA, or ACME with acmeEmail), or front: a tunnel or"
+        " proxy you run ends it, and the ingress serves plain HTTP on bindAddress:httpPort only.",
+    )
+    front_proxies: list[Annotated[str, AfterValidator(_address_or_network)]] = Field(
+        default_factory=list,
+        description="With tlsTermination front: the addresses (or networks) the proxy in front connects"
+        " from; only their X-Forwarded-For, -Proto and -Host are trusted.",
+    )
     request_body_limit_kb: Positive = Field(
         1024, description="Largest request body the ingress accepts, in KiB; larger ones get a 413."
     )
@@ -331,6 +348,11 @@ class StackSettings(BaseModel):
         value = getattr(self, name)
         assert isinstance(value, SecretStr), f"{name} is validated as required where it is read"
         return value.get_secret_value()
+
+    @property
+    def trusted_front_proxies(self) -> list[str]:
+        """The proxies whose X-Forwarded-* the router trusts: none unless TLS ends in front."""
+        return self.front_proxies if self.tls_termination == "front" else []
 
     @property
     def hosts(self) -> HostNames:
@@ -557,6 +579,27 @@ def _acme_needs_a_public_domain(settings: StackSettings) -> list[Problem]:
     return []
 
 
+def _tls_in_front_is_declared_whole(settings: StackSettings) -> list[Problem]:
+    key = f"{PROJECT}:tlsTermination"
+    if settings.tls_termination != "front":
+        if settings.front_proxies:
+            return [(f"{PROJECT}:frontProxies", f"only applies with {key} front")]
+        return []
+    problems = []
+    if not settings.front_proxies:
+        message = f"is required with {key} front: the proxies whose X-Forwarded-* headers are trusted"
+        problems.append((f"{PROJECT}:frontProxies", message))
+    if settings.acme_email:
+        message = f"cannot be set with {key} front: the proxy in front holds the certificate"
+        problems.append((f"{PROJECT}:acmeEmail", message))
+    if not PROFILES[settings.environment].ingress:
+        problems.append((key, f"front needs an ingress, which the {settings.environment} environment does not run"))
+    if settings.bind_address in ("0.0.0.0", "::"):
+        message = f"must be the address the proxy in front reaches (not every interface) with {key} front"
+        problems.append((f"{PROJECT}:bindAddress", message))
+    return problems
+
+
 def _a_suite_in_the_stack_needs_a_domain(settings: StackSettings) -> list[Problem]:
     if PROFILES[settings.environment].runs_test_suite and settings.domain == "localhost":
         message = (
@@ -666,6 +709,7 @@ CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
     _ssh_options_need_an_ssh_host,
     _acme_needs_a_public_domain,
     _a_suite_in_the_stack_needs_a_domain,
+    _tls_in_front_is_declared_whole,
     _swarm_runs_prod_from_a_registry,
     _data_node_is_for_swarm,
     _offsite_copy_is_complete,

@@ -83,17 +83,58 @@ def _https_redirect(https_port: int) -> str:
     return "" if https_port == 443 else f":{https_port}"
 
 
-def router_config(routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool) -> str:
+FRONT_MARK = "# TLS ends in front of this stack (tlsTermination: front)"
+
+
+def _serving(routes: list[Route], body_limit_bytes: int) -> str:
+    """What a serving frontend does, over TLS or behind a proxy that ended it: the body limit, the
+    security headers, routing by Host (any other host goes to the first route)."""
+    use = "\n".join(f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes)
+    return f"""    capture request header Host len 64
+    # The body limit is decided on Content-Length alone, before any of the body is read (the
+    # backends still buffer the body, so that a retry can send it again).
+    no option http-buffer-request
+    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
+    http-response set-header Strict-Transport-Security "{HSTS}"
+    http-response set-header X-Content-Type-Options nosniff
+    http-response set-header X-Frame-Options DENY
+    http-response set-header Referrer-Policy strict-origin-when-cross-origin
+{use}
+    default_backend {routes[0].service}"""
+
+
+def _plain_http(accept: str, https_port: int, front_proxies: list[str]) -> str:
+    """Port 80's frontend head: a redirect to HTTPS, or, where TLS ends in front of the stack, the
+    headers that say what the client asked for, trusted only from the proxies in front."""
+    if not front_proxies:
+        https_host = "%[req.hdr(host),field(1,:)]" + _https_redirect(https_port)
+        return f"""frontend http
+    bind :{HTTP_PORT}{accept}
+    http-request redirect location https://{https_host}%[capture.req.uri] code 301"""
+    return f"""frontend http
+    bind :{HTTP_PORT}{accept}
+    {FRONT_MARK}: plain HTTP is served,
+    # and the client's address, scheme and host are taken from X-Forwarded-* only from those proxies.
+    acl from_front src {" ".join(front_proxies)}
+    http-request del-header X-Forwarded-For unless from_front
+    http-request del-header X-Forwarded-Proto unless from_front
+    http-request del-header X-Forwarded-Host unless from_front
+    http-request set-header X-Forwarded-Proto http unless from_front
+    option forwardfor if-none"""
+
+
+def router_config(
+    routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool, front_proxies: list[str]
+) -> str:
     """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
 
-    Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`). With
+    Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`), unless TLS ends in
+    front of the stack (`front_proxies`: the proxies' addresses), where it is served. With
     `proxy_protocol`, connections come from the TCP ingress with the client's address first.
     """
     accept = " accept-proxy" if proxy_protocol else ""
-    https_host = "%[req.hdr(host),field(1,:)]" + _https_redirect(https_port)
-    frontend_rules = "\n".join(
-        f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes
-    )
+    plain = _plain_http(accept, https_port, front_proxies)
+    http_serving = f"\n{_serving(routes, body_limit_bytes)}" if front_proxies else ""
     backends = "\n\n".join(
         f"""backend {r.service}
     option httpchk GET {r.health_path}
@@ -131,26 +172,14 @@ defaults
     timeout check 6s
     {_SERVERS}
 
-frontend http
-    bind :{HTTP_PORT}{accept}
-    http-request redirect location https://{https_host}%[capture.req.uri] code 301
+{plain}{http_serving}
 
 frontend https
     bind :{HTTPS_PORT}{accept} ssl crt "${{HAPROXY_TLS_PEM_FILE}}" alpn http/1.1 ssl-min-ver TLSv1.2
     # In a soft stop (this router replaced), a client's idle kept-alive connection is not cut under
     # it: its next request is answered, with `Connection: close`, and it reconnects to the new router.
     option idle-close-on-response
-    capture request header Host len 64
-    # The body limit is decided on Content-Length alone, before any of the body is read (the
-    # backends still buffer the body, so that a retry can send it again).
-    no option http-buffer-request
-    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
-    http-response set-header Strict-Transport-Security "{HSTS}"
-    http-response set-header X-Content-Type-Options nosniff
-    http-response set-header X-Frame-Options DENY
-    http-response set-header Referrer-Policy strict-origin-when-cross-origin
-{frontend_rules}
-    default_backend {routes[0].service}
+{_serving(routes, body_limit_bytes)}
 
 frontend status
     bind :{STATUS_PORT}

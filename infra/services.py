@@ -587,7 +587,7 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
     routes = [spec.route for spec in routed if spec.route is not None]
     body_limit = s.request_body_limit_kb * 1024
     # HAProxy reads the certificate's path from the environment ("${HAPROXY_TLS_PEM_FILE}").
-    config = router_config(routes, s.https_port, body_limit, proxy_protocol=not s.acme_email)
+    config = router_config(routes, s.https_port, body_limit, not s.acme_email, s.trusted_front_proxies)
     return ServiceSpec(
         name=ROUTER,
         image="haproxy",
@@ -615,9 +615,9 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
 def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
     """The one container that publishes ports (with dev's direct ones, for debugging). Its
     configuration does not depend on the routes: only its image and host ports replace it."""
-    ports = _published(s, profile, "ingress", HTTP_PORT, s.http_port) + _published(
-        s, profile, "ingress", HTTPS_PORT, s.https_port
-    )
+    ports = _published(s, profile, "ingress", HTTP_PORT, s.http_port)
+    if s.tls_termination == "ingress":  # otherwise a proxy in front serves HTTPS, and reaches port 80
+        ports += _published(s, profile, "ingress", HTTPS_PORT, s.https_port)
     # Clients on the stack's network (the test suite) reach the sites by their names, as outside.
     aliases = tuple(s.hosts.all())
     if s.acme_email:

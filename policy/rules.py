@@ -215,9 +215,26 @@ def plain_http_only_redirects(r: Resource) -> list[str]:
         if "    mode tcp\n" in config and lines[1:] == ["default_backend router_http"]:
             return []
         return ["serves plain HTTP itself: the TCP ingress must pass port 80 to the router (infra/ingress.py)"]
+    if "tlsTermination: front" in config:
+        return _plain_http_behind_a_front_proxy(lines)
     serving = [line for line in lines if not line.startswith(("bind ", "http-request redirect "))]
     if not lines or serving or not any(line.startswith("http-request redirect ") for line in lines):
         return ["serves plain HTTP: its `frontend http` must only redirect to HTTPS (infra/ingress.py)"]
+    return []
+
+
+# Where TLS ends in a proxy in front (declared: tlsTermination front), the router serves plain HTTP
+# and must not believe a client that is not that proxy about who or where it is.
+_FRONT_TRUST = [f"http-request del-header X-Forwarded-{name} unless from_front" for name in ("For", "Proto", "Host")]
+
+
+def _plain_http_behind_a_front_proxy(lines: list[str]) -> list[str]:
+    trusted = next((line for line in lines if line.startswith("acl from_front src ")), "")
+    if not trusted.split()[3:] or not all(rule in lines for rule in _FRONT_TRUST):
+        return [
+            "serves plain HTTP behind a proxy in front without trusting X-Forwarded-* from that proxy only:"
+            " declare frontProxies (infra/ingress.py)"
+        ]
     return []
 
 
