@@ -28,7 +28,7 @@ from infra.config import PROJECT_DIR, Identity, load_settings
 from infra.ingress import HTTP_PORT, HTTPS_PORT
 from infra.services import SecretName, ServiceSpec, secrets_as_files, services
 from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR
-from proof.engine.handlers.tls import tls_resource
+from proof.harness.certificates import ca_and_server
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
 from proof.harness.stacks import committed_config
 from proof.harness.standins import Standins, build_image, copy_app
@@ -36,37 +36,6 @@ from proof.harness.swarm import host_name
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")
 PROJECT = "icb-bench-compose"
-
-
-def internal_tls(hosts: list[str]) -> tuple[str, str]:
-    """(CA certificate, server certificate + key) made as the program's pulumi-tls resources make them."""
-    _, ca_key = tls_resource("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})
-    _, ca = tls_resource(
-        "tls:index/selfSignedCert:SelfSignedCert",
-        {
-            "privateKeyPem": ca_key["privateKeyPem"],
-            "subject": {"commonName": "bench CA"},
-            "isCaCertificate": True,
-            "validityPeriodHours": 24,
-            "allowedUses": ["cert_signing"],
-        },
-    )
-    _, key = tls_resource("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA", "ecdsaCurve": "P256"})
-    _, csr = tls_resource(
-        "tls:index/certRequest:CertRequest",
-        {"privateKeyPem": key["privateKeyPem"], "subject": {"commonName": hosts[0]}, "dnsNames": hosts},
-    )
-    _, server = tls_resource(
-        "tls:index/locallySignedCert:LocallySignedCert",
-        {
-            "certRequestPem": csr["certRequestPem"],
-            "caPrivateKeyPem": ca_key["privateKeyPem"],
-            "caCertPem": ca["certPem"],
-            "validityPeriodHours": 24,
-            "allowedUses": ["digital_signature", "server_auth"],
-        },
-    )
-    return ca["certPem"], server["certPem"] + key["privateKeyPem"]
 
 
 def _literal(value: str) -> str:
@@ -192,7 +161,7 @@ def compose_project(standins: Standins) -> ComposeStack:
     settings = load_settings("prod", config, secret_keys)
     directory = Path(tempfile.mkdtemp(prefix="icb-bench-compose-"))
     app_dir = copy_app(directory / "app")
-    ca, bundle = internal_tls(settings.hosts.all())
+    ca, bundle = ca_and_server(settings.hosts.all())
     specs = services(settings, PROJECT_DIR)
     # Each secret a service reads: the settings' value, or what the program makes (TLS material).
     made: dict[SecretName, str] = {"router_tls_pem": bundle, "internal_ca_certificate": ca}

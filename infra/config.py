@@ -175,6 +175,12 @@ class StackSettings(BaseModel):
         " pushed, pinned by digest in prod (registry@sha256:...); pulled by the engine (every node, on swarm).",
     )
 
+    keep_releases: Positive = Field(
+        5,
+        description="How many releases (application images) stay on the engine for a rollback; older ones are"
+        " removed by `python -m infra.releases prune` (scripts/deploy and scripts/rollback run it).",
+    )
+
     # Images: every reference is configurable so nothing pulls a fixed name.
     python_base_image: ImageRef = Field(
         "python:3.12-slim-bookworm", description="Base image of app/Dockerfile (build argument PYTHON_BASE_IMAGE)."
@@ -418,9 +424,6 @@ class Identity:
         """What carries a service's configuration file: the Swarm config (Pulumi adds a suffix to its
         physical name), or the holder container and the volume it fills."""
         return f"{self.prefix}-{self.config_component(service, path)}"
-
-    def image(self, repository: str) -> str:
-        return f"{repository}:{self.stack}"
 
     def labels(self, environment: str, component: str) -> dict[str, str]:
         return {

@@ -11,6 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import PROJECT_DIR, Identity, StackSettings, load_settings
 from infra.containers import Deployment
+from infra.releases import refuse_a_foreign_release, requested_release
 from infra.services import ServiceSpec, services
 from infra.swarm import SwarmDeployment
 
@@ -47,6 +48,9 @@ def main(specs_for: SpecsFor = services) -> None:
     values, secret_keys = raw_config()
     stack = pulumi.get_stack()
     settings = load_settings(stack, values, secret_keys)
+    release = requested_release()
+    if release:  # a rollback: that release, instead of the image the stack is configured with
+        refuse_a_foreign_release(settings, stack, release)
     specs = specs_for(settings, PROJECT_DIR)
     if settings.orchestrator == "swarm":
         main_on_swarm(settings, Identity(stack), specs)

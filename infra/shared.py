@@ -12,8 +12,9 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
-from infra.config import Identity, StackSettings
+from infra.config import PROJECT_DIR, Identity, StackSettings
 from infra.profiles import PROFILES
+from infra.releases import release_key, release_tag, requested_release
 from infra.services import ImageName, ServiceSpec, pulled_image
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
@@ -65,12 +66,15 @@ def app_image(
     child: pulumi.ResourceOptions,
     by: Literal["image_id", "repo_digest"],
 ) -> AppImage:
-    """The application image: `appImage` pulled by the engine (by every node, on swarm), or else
-    built from `appDirectory` for `target` and pushed where a registry is set."""
-    if settings.app_image:
-        pulled = docker.RemoteImage("app-image", name=settings.app_image, keep_locally=True, opts=child)
+    """The application image: a release put back (`ICHRISBIRCH_RELEASE`, infra/releases.py) or
+    `appImage`, pulled by the engine (by every node, on swarm); or else built from `appDirectory`
+    for `target`, tagged as its release and pushed where a registry is set."""
+    prebuilt = requested_release() or settings.app_image
+    if prebuilt:
+        pulled = docker.RemoteImage("app-image", name=prebuilt, keep_locally=True, opts=child)
         return AppImage(pulled, getattr(pulled, by), pulled.repo_digest)
-    repository = f"{settings.image_registry}/ichrisbirch" if settings.image_registry else "ichrisbirch"
+    build_args = {"PYTHON_BASE_IMAGE": settings.python_base_image}
+    key = release_key(PROJECT_DIR / settings.app_directory, target, build_args)
     registry = None
     if settings.image_registry and settings.registry_username and settings.registry_password:
         registry = docker.RegistryArgs(
@@ -80,13 +84,14 @@ def app_image(
         )
     built = docker.Image(
         "app-image",
-        image_name=identity.image(repository),
+        # A tag per release (what it is built from), so earlier releases keep theirs: the rollback's.
+        image_name=release_tag(settings, identity, key),
         build=docker.DockerBuildArgs(
             # Relative to the project directory, where `pulumi` runs the program.
             context=settings.app_directory,
             dockerfile=f"{settings.app_directory}/Dockerfile",
             target=target,
-            args={"PYTHON_BASE_IMAGE": settings.python_base_image},
+            args=build_args,
             builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
         ),
         skip_push=not settings.image_registry,

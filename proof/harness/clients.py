@@ -102,6 +102,24 @@ def https_to(
         connection.close()
 
 
+def exchange(
+    port: int, host: str, path: str, headers: dict[str, str], ca: str | None = None, timeout: float = 10
+) -> tuple[int, dict[str, str], str]:
+    """One GET to 127.0.0.1:`port` for `host` with extra `headers`, over HTTPS verified against `ca`
+    where given, plain HTTP otherwise: (status, response headers, body)."""
+    connection: HTTPConnection
+    if ca is not None:
+        connection = _PinnedHTTPSConnection("127.0.0.1", host, port, ssl.create_default_context(cadata=ca), timeout)
+    else:
+        connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Host": host, **headers})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        connection.close()
+
+
 class KeepAlive:
     """A client that keeps its connection open between requests, as browsers and SDKs do: one
     connection per service (Host), opened again only after the server said it would close it

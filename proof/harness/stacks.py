@@ -113,13 +113,15 @@ class Deployed:
 
 
 @contextmanager
-def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed]:
+def deploy(stack: str, standins: Standins, name: str | None = None, **settings: str) -> Iterator[Deployed]:
     """Deploy `stack` from its committed stack file on the real engine; remove all of it afterwards.
 
     Overrides: the image references (local stand-ins), test secrets, a copy of app/ as the
-    application, and a host port only where the committed one is taken on this machine.
+    application, and a host port only where the committed one is taken on this machine. `name`:
+    a stack of another name with `stack`'s file (its containers, network and releases its own).
     """
-    workspace = Path(tempfile.mkdtemp(prefix=f"icb-{stack}-"))
+    name = name or stack
+    workspace = Path(tempfile.mkdtemp(prefix=f"icb-{name}-"))
     workspace.chmod(0o755)  # the dev stack bind-mounts the copied source into containers running as 10001
     app_dir = copy_app(workspace / "app")
     overrides = {**standins.config(), "appDirectory": str(app_dir), **settings}
@@ -136,12 +138,12 @@ def deploy(stack: str, standins: Standins, **settings: str) -> Iterator[Deployed
         ports[service] = port
     engine = DockerEngine(workspace / "state.json")
     try:
-        first = engine.up(stack, config, secret_keys)
+        first = engine.up(name, config, secret_keys)
         report(
-            f"{stack}: first resource to all healthy {engine.time_to_healthy():.1f} s "
+            f"{name}: first resource to all healthy {engine.time_to_healthy():.1f} s "
             f"(image build {first.timings.build_seconds:.1f} s of it)"
         )
-        yield Deployed(stack, engine, config, secret_keys, ports, app_dir, first)
+        yield Deployed(name, engine, config, secret_keys, ports, app_dir, first)
     finally:
         engine.sweep()
         shutil.rmtree(workspace, ignore_errors=True)

@@ -4,9 +4,11 @@ the ingress on the real engine; a new release under the request loop; bad values
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from infra.config import ConfigError
+from infra.releases import RELEASE_ENV, StackReleases
 from proof.engine import UpFailed
+from proof.engine.handlers.base import LOCAL_ENGINE
+from proof.harness.certificates import ca_and_server
+from proof.harness.cli import TEST_LABEL, docker, until
+from proof.harness.clients import exchange, free_port
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.harness.load import LoadLoop
@@ -36,7 +43,8 @@ def entry(worker: int, n: int) -> dict[str, object]:
 def ledger(standins: Standins, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     source = tmp_path_factory.mktemp("ledger") / "ledger"
     shutil.copytree(LEDGER_DIR, source, ignore=shutil.ignore_patterns("__pycache__"))
-    with deploy("prod", standins, **{**LEDGER_CONTRACT, "appDirectory": str(source)}) as deployed:
+    # A stack of its own name with the prod stack file: its containers, network and releases its own.
+    with deploy("prod", standins, name="ledger", **{**LEDGER_CONTRACT, "appDirectory": str(source)}) as deployed:
         deployed.app_dir = source  # edits go to the ledger's copy
         yield deployed
 
@@ -66,6 +74,7 @@ def test_the_ledger_serves_through_the_ingress_from_its_contract(ledger: Deploye
 
 
 def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deployed) -> None:
+    # (The release this one replaces stays on the engine under its own tag: the rollback's, below.)
     before = psql(ledger, "SELECT count(*) FROM entries").strip()
     init = ledger.app_dir / "ledger" / "__init__.py"
     init.write_text(re.sub(r'VERSION = ".*"', 'VERSION = "2.0.0"', init.read_text()))
@@ -100,7 +109,7 @@ def test_bad_contract_values_are_refused_before_anything_changes(
     with pytest.raises(UpFailed) as failed:
         ledger.up(**change)
     assert isinstance(failed.value.__cause__, ConfigError), failed.value
-    assert re.search(rf"stack 'prod'.*nothing was created:\n.*ichrisbirch:{key}:", str(failed.value.__cause__))
+    assert re.search(rf"stack 'ledger'.*nothing was created:\n.*ichrisbirch:{key}:", str(failed.value.__cause__))
     assert failed.value.result.steps == [], "no step: refused before any resource was registered"
     assert {r.urn: r.id for r in ledger.engine.resources.values()} == ids, "nothing created, replaced or deleted"
     assert version(ledger) in ("1.0.0", "2.0.0"), "still serving"
@@ -136,3 +145,127 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
         f"ledger from a prebuilt image by digest under load: {len(load.outcomes)} requests, "
         f"{len(load.failed)} failed; back to building after"
     )
+
+
+def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data(
+    ledger: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    releases = StackReleases.of("ledger", LOCAL_ENGINE)
+    listed = releases.releases()
+    assert [r.running for r in listed].count(True) == 1 and listed[0].running, [r.line() for r in listed]
+    running, previous = listed[0], releases.previous()
+    assert version(ledger) == "2.0.0" and previous.tag != running.tag
+    status, body = ledger.http("POST", "api", "/entries", {"memo": "written by 2.0.0", "cents": 1})
+    assert status == 201, body
+    with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
+        time.sleep(2)
+        began = time.monotonic()
+        monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
+        result = ledger.up()
+        monkeypatch.delenv(RELEASE_ENV)
+        took = time.monotonic() - began
+        time.sleep(3)
+        load = loop.report(min_rate=20)
+    assert result.ops()["api"] == "replace" and not any(s.delete_first for s in result.steps if s.name == "api")
+    assert result.timings.build_seconds == 0, "nothing built: the release was on the engine"
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    assert load.versions()[-1] == "1.0.0" and version(ledger) == "1.0.0", load.versions()
+    assert "written by 2.0.0" in psql(ledger, "SELECT memo FROM entries"), "the data written since are kept"
+    assert [r.tag for r in releases.releases() if r.running] == [previous.tag]
+    # A later normal `up` builds the source again, as configured: the release rolled back from.
+    ledger.up()
+    assert version(ledger) == "2.0.0" and [r.tag for r in releases.releases() if r.running] == [running.tag]
+    # Keep one: the older release's tag goes, never the running one's.
+    pruned = dataclasses.replace(releases, keep=1).prune()
+    assert previous.tag in pruned and running.tag not in pruned
+    with pytest.raises(LookupError, match="no release of the ledger stack before the running one"):
+        releases.previous()
+    report(
+        f"ledger rollback 2.0.0 -> 1.0.0 under load: {len(load.outcomes)} requests, {len(load.failed)} failed;"
+        f" the `up` took {took:.1f} s, nothing built"
+    )
+
+
+FRONT_CONFIG = """global
+    log stdout format raw local0
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    hold valid 1s
+frontend tls
+    bind :8443 ssl crt /front/front.pem
+    http-request set-header X-Forwarded-Proto https
+    option forwardfor
+    default_backend stack
+backend stack
+    server-template ingress 1 ingress:8080 check resolvers docker init-addr none
+"""
+
+
+@pytest.fixture
+def proxy_in_front(ledger: Deployed, standins: Standins, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
+    """A stand-in for the tunnel or proxy a user runs in front of the stack: HAProxy on the stack's
+    network, ending TLS with a certificate of its own and passing requests to the ingress's plain
+    HTTP with X-Forwarded-For and -Proto. (its address, its published HTTPS port, its CA)"""
+    ca, bundle = ca_and_server([str(ledger.host("app")), str(ledger.host("api"))], name="front")
+    folder = tmp_path / "front"
+    folder.mkdir()
+    (folder / "haproxy.cfg").write_text(FRONT_CONFIG)
+    (folder / "front.pem").write_text(bundle)
+    for path in (folder, *folder.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    port = free_port()
+    name = f"icb-front-{port}"
+    network = str(ledger.run.outputs["network"])
+    docker(
+        "run", "-d", "--name", name, "--label", TEST_LABEL, "--network", network,
+        "-p", f"127.0.0.1:{port}:8443", "-v", f"{folder}:/front:ro",
+        standins.haproxy, "haproxy", "-W", "-db", "-f", "/front/haproxy.cfg",
+    )  # fmt: skip
+    try:
+        address = docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', name)
+        yield address.stdout.strip(), port, ca
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def test_tls_ended_in_front_plain_http_served_and_forwarded_headers_trusted_from_it_only(
+    ledger: Deployed, proxy_in_front: tuple[str, int, str]
+) -> None:
+    address, front_port, front_ca = proxy_in_front
+    result = ledger.up(tlsTermination="front", frontProxies=json.dumps([address]))
+    assert result.ops()["router"] == "replace", result.preview()
+    host = str(ledger.host("api"))
+    claimed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+
+    def whoami(port: int, ca: str | None) -> tuple[dict[str, object], dict[str, str]]:
+        def answered() -> tuple[dict[str, object], dict[str, str]] | None:
+            try:
+                status, headers, body = exchange(port, host, "/whoami", claimed, ca)
+            except OSError:
+                return None
+            return (json.loads(body), headers) if status == 200 else None
+
+        return until(answered, 60, f"/whoami through port {port}")
+
+    # Through the proxy in front: what it passed on is believed, over HTTPS it ended.
+    seen, headers = whoami(front_port, front_ca)
+    forwarded = seen["forwarded"]
+    assert isinstance(forwarded, dict) and "203.0.113.9" in str(forwarded["for"]) and forwarded["proto"] == "https"
+    assert headers["strict-transport-security"].startswith("max-age=") and headers["x-frame-options"] == "DENY"
+    # Straight to the ingress's plain HTTP: the same claims are dropped, the scheme is http.
+    seen, headers = whoami(ledger.ports["ingress"], None)
+    forwarded = seen["forwarded"]
+    assert isinstance(forwarded, dict) and "203.0.113.9" not in str(forwarded["for"]), forwarded
+    assert forwarded["proto"] == "http" and forwarded["for"], forwarded
+    assert headers["x-content-type-options"] == "nosniff", "the security headers stay on plain HTTP"
+    # Plain HTTP on the bind address only: the HTTPS port is no longer published.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", ledger.ports["ingress_https"]), timeout=3).close()
+    published = docker("port", ledger.container("ingress")).stdout
+    assert published.strip().splitlines() == [f"8080/tcp -> 127.0.0.1:{ledger.ports['ingress']}"], published
+    report(f"TLS ended in front: served via a stand-in proxy ({address}); its X-Forwarded-* kept, a client's dropped")

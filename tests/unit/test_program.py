@@ -101,7 +101,8 @@ def test_image_is_built_from_the_one_dockerfile_with_the_stack_target(
     assert build["context"] == "app" and build["dockerfile"] == "app/Dockerfile"
     assert build["args"] == {"PYTHON_BASE_IMAGE": "registry.example.com/python:3.12.7-slim"}
     assert build["builderVersion"] == "BuilderBuildKit"
-    assert image.inputs["imageName"] == f"ichrisbirch:{stack_name}"
+    # A tag per release: what the image is built from, digested (infra/releases.py).
+    assert re.fullmatch(rf"ichrisbirch:{stack_name}-[0-9a-f]{{12}}", image.inputs["imageName"]), image.inputs
     assert image.inputs["skipPush"] is True
     assert "registry" not in image.inputs
 
@@ -127,7 +128,7 @@ def test_prod_pushes_to_a_configured_registry_with_secret_credentials(run_stack:
         secrets={"registryPassword": "hunter2-test"},
     )
     (image,) = run.of_type(IMAGE).values()
-    assert image.inputs["imageName"] == "registry.example.com/team/ichrisbirch:prod"
+    assert re.fullmatch(r"registry\.example\.com/team/ichrisbirch:prod-[0-9a-f]{12}", image.inputs["imageName"])
     assert image.inputs["skipPush"] is False
     assert is_secret(image.inputs["registry"]), "the registry credentials must reach the engine as a secret"
     registry = unwrap(image.inputs["registry"])

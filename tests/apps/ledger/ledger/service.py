@@ -1,7 +1,8 @@
 """The ledger's one HTTP service, plain WSGI: `gunicorn ledger.service:application`.
 
 GET /livez (health: the process serves and its database answers), GET / (name and version),
-GET /entries, POST /entries {"memo": str, "cents": int}.
+GET /entries, POST /entries {"memo": str, "cents": int}, GET /whoami (who the request says it is
+from, and over which scheme, as the proxies in front of it passed them on).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def application(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes
             return _reply(start, "200 OK", {"status": "ok", "version": VERSION})
         if path == "/":
             return _reply(start, "200 OK", {"name": "ledger", "version": VERSION})
+        if path == "/whoami":
+            forwarded = {"for": environ.get("HTTP_X_FORWARDED_FOR"), "proto": environ.get("HTTP_X_FORWARDED_PROTO")}
+            return _reply(start, "200 OK", {"forwarded": forwarded, "peer": environ.get("REMOTE_ADDR")})
         if path == "/entries" and method == "GET":
             with connect() as conn:
                 rows = conn.execute("SELECT id, memo, cents FROM entries ORDER BY id").fetchall()
