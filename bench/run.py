@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.compose import check_compose_project, compose_stack
 from infra.config import PROJECT_DIR, load_settings
+from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import StackEngine, restore
 from proof.engine import UpResult
 from proof.harness.buildkit import step_states
@@ -56,6 +57,7 @@ ROLLOUT_HEADING = "## A prod update under load"
 SWARM_HEADING = "## A rolling update on the swarm"
 SWARM_API_REPLICAS = (2, 4)
 BACKUP_HEADING = "## Backup and restore"
+ROLLBACK_HEADING = "## A rollback against a rebuild"
 BACKUP_ROWS = 100_000
 ADDED_DEPENDENCY = "six"  # small and pure Python: the rebuild measures the tooling, not a compile
 
@@ -673,6 +675,86 @@ def render_backup(figures: BackupFigures, origin: str) -> str:
     )
 
 
+@dataclass
+class Putback:
+    """One way back to the previous version: its `up`, how long it took, and the request loop meanwhile."""
+
+    result: UpResult
+    seconds: float
+    load: LoadReport
+
+
+@dataclass
+class RollbackFigures:
+    rollback: Putback
+    rebuild: Putback
+
+
+def measure_rollback(standins: Standins) -> RollbackFigures:
+    """prod at v1, then v2; back to v1 two ways under the request loop: a rollback (the v1 release
+    kept on the engine, `up` with ICHRISBIRCH_RELEASE) and, after v2 again, a rebuild of v1's source
+    (as reverting the commit and deploying it does; the engine's build cache as it is)."""
+    print("a rollback against a rebuild ...", file=sys.stderr)
+    with deploy("prod", standins) as prod:
+        init = prod.app_dir / "ichrisbirch" / "__init__.py"
+        v1_source = init.read_text()
+        previous = StackReleases.of(prod.stack).releases()[0].tag
+        bump_version(prod)
+        prod.up()
+
+        def timed(change: Callable[[], UpResult]) -> Putback:
+            with LoadLoop(prod) as loop:
+                time.sleep(2)
+                started = time.perf_counter()
+                result = change()
+                seconds = time.perf_counter() - started
+                time.sleep(2)
+                return Putback(result, seconds, loop.report(min_rate=5))
+
+        def rollback() -> UpResult:
+            os.environ[RELEASE_ENV] = previous
+            try:
+                return prod.up()
+            finally:
+                del os.environ[RELEASE_ENV]
+
+        rolled = timed(rollback)
+        prod.up()  # v2 again, built as configured
+
+        def rebuild() -> UpResult:
+            init.write_text(v1_source)
+            return prod.up()
+
+        rebuilt = timed(rebuild)
+    return RollbackFigures(rolled, rebuilt)
+
+
+def render_rollback(figures: RollbackFigures, origin: str) -> str:
+    def row(what: str, back: Putback) -> str:
+        return (
+            f"| {what} | {back.seconds:.1f} s | {back.result.timings.build_seconds:.1f} s | "
+            f"{len(back.load.failed)} of {len(back.load.outcomes)} |"
+        )
+
+    return "\n".join(
+        [
+            ROLLBACK_HEADING,
+            "",
+            origin,
+            "",
+            "prod (the shipped app) at v2, put back to v1 under the request loop: by a rollback (`up` with "
+            "ICHRISBIRCH_RELEASE, the v1 release kept on the engine), and by a rebuild of v1's source (as a "
+            "revert deploys it; the engine's build cache as the earlier builds left it), one run:",
+            "",
+            "| back to v1 by | the `up` | of it building | requests failed |",
+            "| --- | --- | --- | --- |",
+            row("rollback", figures.rollback),
+            row("rebuild of the previous source", figures.rebuild),
+            "",
+        ]
+    )
+
+
 def replace_section(heading: str, section: str) -> None:
     """Print `section` and put it in RESULTS.md in place of the one under `heading` (or at the end)."""
     print(section)
@@ -751,6 +833,11 @@ SECTIONS: dict[str, Section] = {
         f"prod v1 -> v2 under the request loop on one engine and on the test swarm with {SWARM_API_REPLICAS} api "
         "tasks (one run)",
         lambda standins, _runs, command: render_swarm_rollouts(measure_swarm_rollouts(standins), origin(command, 1)),
+    ),
+    "rollback": Section(
+        ROLLBACK_HEADING,
+        "prod v2 back to v1 under the request loop: a rollback against a rebuild of the previous source (one run)",
+        lambda standins, _runs, command: render_rollback(measure_rollback(standins), origin(command, 1)),
     ),
     "backup": Section(
         BACKUP_HEADING,

@@ -92,10 +92,17 @@ class Deployed:
         return HostNames.of(self.config.get("ichrisbirch:domain", "localhost")).of_service(service)
 
     def http(
-        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, **kwargs: Any
+        self,
+        method: str,
+        service: str,
+        path: str = "",
+        body: dict[str, object] | None = None,
+        timeout: float = 5,
+        **kwargs: Any,
     ) -> tuple[int, str]:
         ca = self.run.outputs.get("ingress_ca_certificate") if self.ingress else None
-        return http(method, self.url(service, path), body=body, host=self.host(service), ca=ca, **kwargs)
+        url = self.url(service, path)
+        return http(method, url, body=body, host=self.host(service), ca=ca, timeout=timeout, **kwargs)
 
     def keepalive(self) -> KeepAlive:
         """A client that keeps its connections open, to the ingress (HTTPS) or the published ports."""
