@@ -687,7 +687,8 @@ class Putback:
 @dataclass
 class RollbackFigures:
     rollback: Putback
-    rebuild: Putback
+    rebuild: Putback  # the engine's build cache holding the previous source's layers
+    cold_rebuild: Putback  # the build cache emptied first, as on a new builder
 
 
 def measure_rollback(standins: Standins) -> RollbackFigures:
@@ -726,7 +727,15 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
             return prod.up()
 
         rebuilt = timed(rebuild)
-    return RollbackFigures(rolled, rebuilt)
+        bump_version(prod)
+        prod.up()  # a v2 again, so that the cold rebuild has the same way back
+
+        def cold_rebuild() -> UpResult:
+            run(DOCKER, "builder", "prune", "--all", "--force")
+            return rebuild()
+
+        cold = timed(cold_rebuild)
+    return RollbackFigures(rolled, rebuilt, cold)
 
 
 def render_rollback(figures: RollbackFigures, origin: str) -> str:
@@ -744,12 +753,16 @@ def render_rollback(figures: RollbackFigures, origin: str) -> str:
             "",
             "prod (the shipped app) at v2, put back to v1 under the request loop: by a rollback (`up` with "
             "ICHRISBIRCH_RELEASE, the v1 release kept on the engine), and by a rebuild of v1's source (as a "
-            "revert deploys it; the engine's build cache as the earlier builds left it), one run:",
+            "revert deploys it), once with the engine's build cache as the earlier builds left it and once "
+            "with it emptied first (a new builder: dependencies downloaded and installed again), one run. The "
+            "`up` is mostly the create-first rollout (new containers healthy before the old go), the same for all "
+            "three; what differs is the build, and that a rollback needs neither the cache nor the package index:",
             "",
             "| back to v1 by | the `up` | of it building | requests failed |",
             "| --- | --- | --- | --- |",
             row("rollback", figures.rollback),
-            row("rebuild of the previous source", figures.rebuild),
+            row("rebuild of the previous source, build cache warm", figures.rebuild),
+            row("rebuild of the previous source, build cache empty", figures.cold_rebuild),
             "",
         ]
     )
