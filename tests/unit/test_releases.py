@@ -11,9 +11,10 @@ import pytest
 
 from infra.config import PROJECT_DIR, ConfigError
 from infra.releases import RELEASE_ENV, release_key
-from proof.provider import IMAGE, REMOTE_IMAGE
+from proof.provider import IMAGE, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack
 from tests.unit.test_program import containers
+from tests.unit.test_swarm import SWARM
 
 
 @pytest.fixture
@@ -66,3 +67,14 @@ def test_a_release_by_digest_is_taken(run_stack: RunStack, monkeypatch: pytest.M
     reference = "registry.example.com/team/ichrisbirch@sha256:" + "cd" * 32
     monkeypatch.setenv(RELEASE_ENV, reference)
     assert run_stack("prod").named(REMOTE_IMAGE, "app-image").inputs["name"] == reference
+
+
+def test_on_swarm_a_rollback_has_every_node_pull_the_release_by_its_digest(
+    run_stack: RunStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = f"{SWARM['imageRegistry']}/ichrisbirch:prod-0123456789ab"
+    monkeypatch.setenv(RELEASE_ENV, release)
+    run = run_stack("prod", **SWARM)
+    assert not run.of_type(IMAGE) and run.named(REMOTE_IMAGE, "app-image").inputs["name"] == release
+    api = reveal(run.of_type(SERVICE)["api"].inputs["taskSpec"])["containerSpec"]["image"]
+    assert api.startswith(f"{SWARM['imageRegistry']}/ichrisbirch@sha256:"), "by the digest the manager resolved"
