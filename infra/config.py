@@ -298,6 +298,12 @@ class StackSettings(BaseModel):
         default_factory=lambda: ["python", "-m", "ichrisbirch.healthcheck", "scheduler"],
         description="Docker's health check of the scheduler (a JSON list).",
     )
+    test_command: Command = Field(
+        # -rfEp: each failed, erroring and passed test by name in the log, for checking what ran.
+        default_factory=lambda: ["python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEp", "tests"],
+        description="The application's own test suite, run once against the deployed test stack in the"
+        " development image (a JSON list); empty: none.",
+    )
     migration_command: Command = Field(
         default_factory=lambda: ["python", "-m", "ichrisbirch.migrate"],
         description="Run to completion before a release serves, in the application image (a JSON list);"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from infra.config import StackSettings, schedule_seconds
+from infra.config import SHIPPED_PACKAGE, StackSettings, schedule_seconds
 from infra.ingress import (
     CADDY_CA_PATH,
     CERT_PATH,
@@ -260,10 +260,12 @@ def _data_hardening(profile: Profile) -> Hardening:
 
 
 def _source_mounts(profile: Profile, app_dir: Path) -> tuple[Mount, ...]:
-    # Only the package is mounted: the virtual environment lives in /opt/venv and stays visible.
-    if not profile.hot_reload:
+    """dev's hot reload of the shipped application: its package bind-mounted over the image's (the
+    virtual environment lives in /opt/venv and stays visible). Another application runs its image."""
+    package = app_dir / SHIPPED_PACKAGE
+    if not profile.hot_reload or not package.is_dir():
         return ()
-    return (Mount(target="/app/ichrisbirch", host_path=str(app_dir / "ichrisbirch"), read_only=True),)
+    return (Mount(target=f"/app/{SHIPPED_PACKAGE}", host_path=str(package), read_only=True),)
 
 
 def _writable_tmp(profile: Profile, *extra: str) -> dict[str, str]:
@@ -685,8 +687,7 @@ def tests(s: StackSettings, profile: Profile) -> ServiceSpec:
     return ServiceSpec(
         name="tests",
         image="app",
-        # -rfEp: each failed, erroring and passed test by name in the log, for checking what ran.
-        command=("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEp", "tests"),
+        command=tuple(s.test_command),
         env=env,
         secret_env=secrets,
         limits=Limits(memory_mb=s.memory_mb, cpus=s.cpus, processes=s.process_limit),
@@ -730,7 +731,7 @@ def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
     if profile.ingress:
         specs.append(router(s, profile, [spec for spec in specs if spec.route is not None]))
         specs.append(ingress(s, profile))
-    if profile.runs_test_suite:
+    if profile.runs_test_suite and s.test_command:
         specs.append(tests(s, profile))
     for spec in specs:
         # Old and new run side by side during a create-first replacement: no host port, no fixed name.

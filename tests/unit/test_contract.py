@@ -190,3 +190,15 @@ def test_an_unpinned_prebuilt_image_is_refused(run_stack: RunStack, stack: str, 
 def test_a_tagged_prebuilt_image_runs_outside_prod(run_stack: RunStack) -> None:
     run = run_stack("dev", appImage="registry.example.com/team/ledger:1.2.0")
     assert run.named(REMOTE_IMAGE, "app-image").inputs["name"] == "registry.example.com/team/ledger:1.2.0"
+
+
+def test_another_application_in_dev_and_test(run_stack: RunStack) -> None:
+    dev = containers(run_stack("dev", **LEDGER_CONTRACT))
+    assert not any(v.get("hostPath") for v in dev["api"].inputs.get("volumes") or []), "hot reload is the shipped app's"
+    suite = ["python", "-m", "ledger.selftest"]
+    test = run_stack("test", **LEDGER_CONTRACT, testCommand=json.dumps(suite))
+    assert containers(test)["tests"].inputs["command"] == suite
+    after = {d.rsplit("::", 1)[-1] for d in containers(test)["tests"].dependencies}
+    assert {"api", "ingress"} <= after and not {"app", "scheduler"} & after, "after what the ledger runs"
+    without = run_stack("test", **LEDGER_CONTRACT, testCommand="[]")
+    assert "tests" not in containers(without) and "tests_exit_code" not in without.outputs
