@@ -32,6 +32,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -126,8 +127,13 @@ class StackReleases:
             ["docker", "-H", self.docker_host, *args], capture_output=True, text=True, timeout=300, check=False
         )
 
-    def running_image(self) -> str | None:
-        """The image id the stack's api containers run (the newest, during a rollout)."""
+    def running(self) -> str | None:
+        """What the stack's api runs: on a swarm, the digest its service is pinned to; on one engine,
+        the image id of its newest api container."""
+        api = Identity(self.stack).container("api")
+        service = self.docker("service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", api)
+        if service.returncode == 0 and "@sha256:" in service.stdout:
+            return service.stdout.strip().rpartition("@")[2]
         found = self.docker(
             "ps", "--filter", f"label=ichrisbirch.stack={self.stack}", "--filter",
             "label=ichrisbirch.service=api", "--format", "{{.ID}}",
@@ -144,7 +150,7 @@ class StackReleases:
         tags = sorted(set(listed.stdout.split()))
         if not tags:
             return []
-        running = self.running_image()
+        running = self.running()
         infos = json.loads(self.docker("image", "inspect", *tags).stdout or "[]")
         found = []
         for tag, info in zip(tags, infos, strict=True):
@@ -156,7 +162,7 @@ class StackReleases:
                     version=labels.get("org.opencontainers.image.version", ""),
                     commit=labels.get("org.opencontainers.image.revision", ""),
                     tagged_at=(info.get("Metadata") or {}).get("LastTagTime") or info.get("Created", ""),
-                    running=info["Id"] == running,
+                    running=running is not None and _is(info, running),
                 )
             )
         return sorted(found, key=lambda r: r.tagged_at, reverse=True)
@@ -181,6 +187,11 @@ class StackReleases:
             if self.docker("rmi", release.tag).returncode == 0:
                 removed.append(release.tag)
         return removed
+
+
+def _is(image: Mapping[str, Any], running: str) -> bool:
+    """Whether an image (as `docker image inspect` shows it) is what runs: by id, or by a digest."""
+    return bool(image["Id"] == running or any(d.endswith(f"@{running}") for d in image.get("RepoDigests") or []))
 
 
 def main(argv: list[str] | None = None) -> int:

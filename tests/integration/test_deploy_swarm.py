@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.config import PROJECT_DIR
+from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
 from proof.engine import UpFailed
 from proof.harness.cli import until
@@ -194,6 +195,39 @@ def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> 
         f"swarm rolling update v1 -> v2 under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
         f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
         f"the `up` took {took:.1f} s"
+    )
+
+
+def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
+    swarm_prod: SwarmProd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prod = swarm_prod
+    releases = StackReleases("prod", prod.manager, f"{prod.config['ichrisbirch:imageRegistry']}/ichrisbirch", keep=5)
+    listed = releases.releases()
+    assert len(listed) >= 2 and listed[0].running, [r.line() for r in listed]
+    running, previous = listed[0], releases.previous()
+    serving = api_version(prod)  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+        time.sleep(2)
+        monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
+        began = time.monotonic()
+        result = prod.up()
+        took = time.monotonic() - began
+        monkeypatch.delenv(RELEASE_ENV)
+        time.sleep(3)
+        load = loop.report(min_rate=SWARM_MIN_RATE)
+    assert result.timings.build_seconds == 0, "nothing built: every node pulls the release by its digest"
+    assert result.ops()["api"] == "update", result.preview()
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    rolled_back = api_version(prod)  # type: ignore[arg-type]
+    assert rolled_back != serving and load.versions()[-1] == rolled_back, load.versions()
+    assert [r.tag for r in releases.releases() if r.running] == [previous.tag]
+    # The next plain `up` builds (here: the same source as before, from the cache) and rolls forward.
+    prod.up()
+    assert api_version(prod) == serving and [r.tag for r in releases.releases() if r.running] == [running.tag]  # type: ignore[arg-type]
+    report(
+        f"swarm rollback to the previous release under load: {len(load.outcomes)} requests, "
+        f"{len(load.failed)} failed; the `up` took {took:.1f} s, nothing built"
     )
 
 
