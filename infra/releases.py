@@ -11,7 +11,8 @@ same release and every release keeps a name of its own on the engine (and in the
 the stack pushes). A prebuilt one (`appImage`) is its digest, kept by the registry CI pushed it to.
 What a release is, is read from the image: its version and source commit (the OCI labels
 `org.opencontainers.image.version` and `.revision`, where the Dockerfile sets them) and when it
-went out (when the engine tagged it).
+went out (when the engine tagged it). The one running is what the api runs: on one engine its
+newest container's image, on a swarm the digest its service is pinned to.
 
 A rollback is a `pulumi up` with `ICHRISBIRCH_RELEASE=<release>` in its environment: the program
 runs that image instead of building, through the same path as any release (create-first, health-

@@ -1,8 +1,10 @@
 """What each environment runs, as plain data: one `ServiceSpec` per container, no Pulumi calls.
 
 `PROFILES` is the one place where dev, test and prod differ in kind; `services()` turns a stack's
-settings into the specs that `infra.containers` and `infra.swarm` declare. Read a service's function to see its
-image, command, environment, ports, volumes, health check and dependencies in one place.
+settings (the application's contract among them) into the specs that `infra.containers` and
+`infra.swarm` declare. Read a service's function to see its image, command, environment, ports,
+volumes, health check and dependencies in one place. A spec never asks which orchestrator runs it:
+it names its secrets and configuration files, and each renderer decides how they get there.
 """
 
 from __future__ import annotations
