@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, get_args
 
+import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -438,6 +439,15 @@ class Identity:
             "ichrisbirch.service": component,
             "ichrisbirch.managed-by": "pulumi",
         }
+
+
+def committed_stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` of Pulumi.<stack>.yaml as committed (empty when there is no such file): what
+    the command-line tools (scripts/restore, scripts/rollback) read a stack's engine and names from."""
+    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        return {}
+    return dict((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {})
 
 
 def check_stack_name(stack: str) -> str | None:

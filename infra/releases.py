@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
-from infra.config import PROJECT_DIR, ConfigError, Identity, StackSettings
+from infra.config import ConfigError, Identity, StackSettings, committed_stack_config
 
 RELEASE_ENV = "ICHRISBIRCH_RELEASE"  # the release one `pulumi up` runs instead of building
 KEY_LENGTH = 12
@@ -115,8 +113,7 @@ class StackReleases:
 
     @classmethod
     def of(cls, stack: str, docker_host: str | None = None) -> StackReleases:
-        stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
-        config = (yaml.safe_load(stack_file.read_text()) or {}).get("config", {}) if stack_file.exists() else {}
+        config = committed_stack_config(stack)
         fields = StackSettings.model_fields
         host = docker_host or str(config.get("ichrisbirch:dockerHost", fields["docker_host"].default))
         registry = str(config.get("ichrisbirch:imageRegistry", ""))

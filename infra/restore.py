@@ -33,9 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import yaml
-
-from infra.config import PROJECT_DIR, Identity, StackSettings
+from infra.config import Identity, StackSettings, committed_stack_config
 
 WRITERS = ("api", "app", "scheduler")
 BACKUP_MODE = 'exec sh -c "$BACKUP_SCRIPT" backup "$@"'  # the backup service's script, one mode
@@ -61,8 +59,7 @@ class StackEngine:
         """`docker_host`, or the one in Pulumi.<stack>.yaml, or the program's default; a SwarmStack
         where that engine is a swarm manager with the stack's backup service."""
         if docker_host is None:
-            stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
-            config = (yaml.safe_load(stack_file.read_text()) or {}).get("config", {}) if stack_file.exists() else {}
+            config = committed_stack_config(stack)
             docker_host = str(config.get("ichrisbirch:dockerHost", StackSettings.model_fields["docker_host"].default))
         swarm = SwarmStack(stack, docker_host)
         if swarm.docker("service", "inspect", swarm.identity.container("backup")).returncode == 0:
