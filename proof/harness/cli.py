@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 DOCKER = os.environ.get("DOCKER_BIN", "/usr/bin/docker")  # the client that can build with BuildKit
+LOCAL_ENGINE = "unix:///var/run/docker.sock"
 TEST_LABEL = "ichrisbirch.test=1"  # on everything the suite runs beside the stacks (stand-in bucket, builds)
+
+
+def engine_host() -> str:
+    """The Docker engine the suite deploys to: DOCKER_HOST (.ci/run starts one of the run's own), else
+    the local one. The Docker CLI, the stacks (their dockerHost) and the stand-in provider all use it."""
+    return os.environ.get("DOCKER_HOST") or LOCAL_ENGINE
 
 
 def docker(*args: str, check: bool = True, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:

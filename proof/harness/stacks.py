@@ -1,9 +1,10 @@
-"""A stack deployed through the program by the engine stand-in, from its committed stack file with
-test secrets and local stand-in images, and what tests and benchmarks do to it between runs."""
+"""A stack deployed by the real Pulumi CLI, from its committed stack file with test secrets and
+local stand-in images, on the suite's Docker engine; and what tests and benchmarks do to it between runs."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -11,22 +12,22 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
 import infra.program
-from infra.config import Identity, StackSettings
+from infra.config import PROJECT, PROJECT_DIR, Identity, StackSettings
 from infra.ingress import HostNames
 from infra.profiles import PROFILES
 from infra.services import ServiceSpec, services
-from proof.engine import DockerEngine, UpResult
-from proof.harness.cli import DOCKER
+from proof.harness.cli import DOCKER, docker, engine_host
 from proof.harness.clients import KeepAlive, free_port, http, keepalive_https, port_is_free
 from proof.harness.figures import report
+from proof.harness.pulumi import ProjectStack, RunFailed, RunResult
 from proof.harness.standins import Standins, copy_app
-from proof.mocks import Run, stack_config
+from proof.provider import CONTAINER
 
 # Test values for the secrets: never real, and distinctive so a leak is easy to grep for.
 TEST_SECRETS = {
@@ -37,47 +38,63 @@ TEST_SECRETS = {
     "backupOffsiteAccessKeyId": "offsite-id-test-3d9a",
     "backupOffsiteSecretAccessKey": "offsite-key-test-7e41b08c",
 }
+ALWAYS_SECRET = ("postgresPassword", "redisPassword", "flaskSecretKey")
 
 
-def committed_config(
-    stack: str, overrides: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
-) -> tuple[dict[str, str], set[str]]:
-    """The committed stack file's config with test secrets, plus `overrides` (short key -> value)."""
-    config, secret_keys = stack_config(stack, TEST_SECRETS if secrets is None else secrets)
-    for key, value in (overrides or {}).items():
-        config[f"ichrisbirch:{key}"] = value
-    return config, secret_keys
+def full(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
 
 
 @dataclass
 class Deployed:
-    """A stack deployed by the test engine: run `up()` again to go on from the state it left."""
+    """A stack deployed by the real CLI: `up()` again goes on from the state the last run left."""
 
     stack: str
-    engine: DockerEngine
-    config: dict[str, str]
-    secret_keys: set[str]
+    project: ProjectStack
+    config: dict[str, str]  # the settings this suite gave on top of the committed stack file (full keys)
     ports: dict[str, int]
     app_dir: Path  # this deployment's own copy of app/ (its appDirectory): edit it to change the source
-    last: UpResult
+    last: RunResult
+    secret_keys: set[str] = field(default_factory=set)
 
     @property
-    def run(self) -> Run:
-        assert self.last.run is not None
-        return self.last.run
+    def outputs(self) -> dict[str, Any]:
+        return self.last.outputs or self.project.outputs()
 
-    def up(
-        self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str
-    ) -> UpResult:
+    def up(self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str) -> RunResult:
         """`pulumi up` again with config `overrides` (short key -> value), from the last run's state."""
-        config = {**self.config, **{f"ichrisbirch:{key}": value for key, value in overrides.items()}}
-        self.last = self.engine.up(self.stack, config, self.secret_keys, replace=replace, program=program)
-        self.config = config
+        self.set(**overrides)
+        self.last = self.project.up(replace=replace, program=program)
         return self.last
+
+    def set(self, **overrides: str) -> None:
+        values = {full(k): v for k, v in overrides.items()}
+        self.project.set_config(values, self.secret_keys)
+        self.config.update(values)
+
+    def refresh(self) -> RunResult:
+        return self.project.refresh()
+
+    def preview(self, **options: Any) -> RunResult:
+        return self.project.preview(**options)
+
+    def unprotect(self, *names: str) -> None:
+        """`pulumi state unprotect <urn>` of these resources: the next update may delete or replace them."""
+        for name in names:
+            self.project.cli("state", "unprotect", self.project.urn(name), "--yes")
+
+    def resource(self, name: str, type_token: str = CONTAINER) -> dict[str, Any]:
+        return self.project.resource(name, type_token)
+
+    def ids(self, type_token: str = CONTAINER) -> dict[str, str]:
+        """Resource name -> id of every resource of a type in state."""
+        return {r["urn"].split("::")[-1]: r["id"] for r in self.project.resources()
+                if r["type"] == type_token and not r.get("delete")}  # fmt: skip
 
     @property
     def ingress(self) -> bool:
-        return PROFILES[self.config["ichrisbirch:environment"]].ingress
+        environment = self.config.get(full("environment")) or _committed(self.project)["environment"]
+        return PROFILES[environment].ingress
 
     def url(self, service: str, path: str = "") -> str:
         """Where a request for `service` goes: through the ingress (HTTPS) where the stack has one."""
@@ -89,7 +106,7 @@ class Deployed:
         """The Host header the ingress routes on (the app at <domain>, the api at api.<domain>)."""
         if not self.ingress:
             return None
-        return HostNames.of(self.config.get("ichrisbirch:domain", "localhost")).of_service(service)
+        return HostNames.of(self.config.get(full("domain"), "localhost")).of_service(service)
 
     def http(
         self,
@@ -100,7 +117,7 @@ class Deployed:
         timeout: float = 5,
         **kwargs: Any,
     ) -> tuple[int, str]:
-        ca = self.run.outputs.get("ingress_ca_certificate") if self.ingress else None
+        ca = self.outputs.get("ingress_ca_certificate") if self.ingress else None
         url = self.url(service, path)
         return http(method, url, body=body, host=self.host(service), ca=ca, timeout=timeout, **kwargs)
 
@@ -108,52 +125,112 @@ class Deployed:
         """A client that keeps its connections open, to the ingress (HTTPS) or the published ports."""
         if not self.ingress:
             return KeepAlive(lambda service, timeout: HTTPConnection("127.0.0.1", self.ports[service], timeout=timeout))
-        ca = self.run.outputs["ingress_ca_certificate"]
+        ca = self.outputs["ingress_ca_certificate"]
         return keepalive_https("127.0.0.1", self.ports["ingress_https"], ca, lambda service: str(self.host(service)))
 
     def container(self, service: str) -> str:
-        """The container's name now: from state (a create-first container's name changes with it)."""
-        for resource in self.engine.resources.values():
-            if resource.type == "docker:index/container:Container" and resource.name == service:
-                return str(resource.state["name"])
+        """The container's name now, from state (a create-first container's name changes with it)."""
+        for resource in self.project.resources():
+            if resource["type"] == CONTAINER and resource["urn"].endswith(f"::{service}") and not resource.get("delete"):
+                return str(resource["outputs"]["name"])
         return Identity(self.stack).container(service)
+
+    def image(self) -> str:
+        """The application image the stack runs, by the digest its outputs give (the image's id)."""
+        digest = self.outputs.get("image_digest")
+        assert digest, f"the {self.stack} stack exports no image_digest: {sorted(self.outputs)}"
+        found = docker("image", "inspect", "--format", "{{.Id}}", str(digest), check=False)
+        assert found.returncode == 0, f"the {self.stack} stack's image {digest} is not on the engine: {found.stderr}"
+        return found.stdout.strip()
+
+
+def _committed(project: ProjectStack) -> dict[str, Any]:
+    import yaml
+
+    document = yaml.safe_load((project.dir / f"Pulumi.{project.name}.yaml").read_text()) or {}
+    return {k.split(":", 1)[1]: v for k, v in (document.get("config") or {}).items() if k.startswith(f"{PROJECT}:")}
+
+
+def test_settings(standins: Standins, app_dir: Path, **settings: str) -> dict[str, str]:
+    """What every deployment of the suite sets on top of its committed stack file (short keys): the
+    suite's engine, stand-in images, its own copy of the application, test secrets."""
+    return {"dockerHost": engine_host(), **standins.config(), "appDirectory": str(app_dir),
+            **{k: TEST_SECRETS[k] for k in ALWAYS_SECRET}, **settings}  # fmt: skip
 
 
 @contextmanager
 def deploy(stack: str, standins: Standins, name: str | None = None, **settings: str) -> Iterator[Deployed]:
-    """Deploy `stack` from its committed stack file on the real engine; remove all of it afterwards.
+    """Deploy `stack` from its committed stack file with the real CLI; destroy it afterwards.
 
-    Overrides: the image references (local stand-ins), test secrets, a copy of app/ as the
-    application, and a host port only where the committed one is taken on this machine. `name`:
+    Overrides: the engine, the image references (local stand-ins), test secrets, a copy of app/ as
+    the application, and a host port only where the committed one is taken on this machine. `name`:
     a stack of another name with `stack`'s file (its containers, network and releases its own).
     """
     name = name or stack
     workspace = Path(tempfile.mkdtemp(prefix=f"icb-{name}-"))
     workspace.chmod(0o755)  # the dev stack bind-mounts the copied source into containers running as 10001
     app_dir = copy_app(workspace / "app")
-    overrides = {**standins.config(), "appDirectory": str(app_dir), **settings}
-    config, secret_keys = committed_config(stack, overrides)
+    project = ProjectStack(workspace, name, PROJECT_DIR / f"Pulumi.{stack}.yaml")
+    values = {full(k): v for k, v in test_settings(standins, app_dir, **settings).items()}
+    committed = _committed(project)
     ports: dict[str, int] = {}
     published = (("api", "api"), ("app", "app"), ("postgres", "postgres"), ("redis", "redis"))
     for service, field_name in (*published, ("ingress", "http"), ("ingress_https", "https")):
-        key = f"ichrisbirch:{field_name}Port"
-        port = int(config.get(key, StackSettings.model_fields[f"{field_name}_port"].default))
+        key = f"{field_name}Port"
+        port = int(values.get(full(key)) or committed.get(key) or StackSettings.model_fields[f"{field_name}_port"].default)
         if not port_is_free(port):
             port = free_port()
-            config[key] = str(port)
-            report(f"{stack}: host port {config[key]} used for {service} (the committed one is taken here)")
+            values[full(key)] = str(port)
+            report(f"{stack}: host port {port} used for {service} (the committed one is taken here)")
         ports[service] = port
-    engine = DockerEngine(workspace / "state.json")
+    secret_keys = {full(k) for k in TEST_SECRETS}
+    project.set_config(values, secret_keys)
+    deployed: Deployed | None = None
     try:
-        first = engine.up(name, config, secret_keys)
-        report(
-            f"{name}: first resource to all healthy {engine.time_to_healthy():.1f} s "
-            f"(image build {first.timings.build_seconds:.1f} s of it)"
-        )
-        yield Deployed(name, engine, config, secret_keys, ports, app_dir, first)
+        first = project.up()
+        report(f"{name}: first `pulumi up` {first.seconds:.1f} s (the image build {first.duration('app-image'):.1f} s of it)")
+        deployed = Deployed(name, project, values, ports, app_dir, first, secret_keys)
+        yield deployed
     finally:
-        engine.sweep()
-        shutil.rmtree(workspace, ignore_errors=True)
+        try:
+            tear_down(project)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+def tear_down(project: ProjectStack) -> None:
+    """`pulumi destroy` of the stack (its protected data unprotected first), then the release images
+    it built (the native Image's delete leaves them, as pulumi-docker's does). What the destroy left
+    on the engine fails the teardown by name."""
+    try:
+        project.unprotect_all()
+        project.destroy()
+    finally:
+        left = left_on_engine(project.name)
+        remove_objects(left)
+        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        releases = [i for i in images if re.fullmatch(rf"(.*/)?ichrisbirch:{re.escape(project.name)}-[0-9a-f]+", i)]
+        if releases:
+            docker("rmi", "-f", *releases, check=False)
+    assert not left, f"`pulumi destroy` of {project.name} left these on the engine: {left}"
+
+
+def left_on_engine(stack: str) -> list[tuple[str, str]]:
+    """(kind, name) of every container, volume and network on the engine labelled with `stack`."""
+    found = []
+    for kind in ("container", "volume", "network"):
+        listed = docker(kind, "ls", *(["-a"] if kind == "container" else []), "--filter",
+                        f"label=ichrisbirch.stack={stack}", "--format", "{{.Names}}" if kind == "container" else "{{.Name}}")  # fmt: skip
+        found += [(kind, item) for item in listed.stdout.split()]
+    return found
+
+
+def remove_objects(objects: list[tuple[str, str]]) -> None:
+    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
+    for kind, command in removal.items():  # containers first: they hold the others
+        names = [name for k, name in objects if k == kind]
+        if names:
+            docker(kind, *command, *names, check=False)
 
 
 def psql(deployed: Deployed, sql: str) -> str:

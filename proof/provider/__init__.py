@@ -34,6 +34,7 @@ from proof.provider.diff import (
     deletes_before_replace,
     diff_fields,
     replaced_by_unknowns,
+    with_ignored,
 )
 from proof.provider.schema import (
     CERT_REQUEST,
@@ -121,4 +122,5 @@ __all__ = [
     "resolve_path",
     "reveal",
     "secret_fields",
+    "with_ignored",
 ]

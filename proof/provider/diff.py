@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -214,3 +215,28 @@ def deletes_before_replace(type_token: str, option: bool | None, inputs: Mapping
         return option
     explicit_name = "name" in inputs and type_token != REMOTE_IMAGE
     return type_token in PROVIDER_DELETES_BEFORE_REPLACE or explicit_name
+
+
+def with_ignored(recorded: Mapping[str, Any], inputs: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """The bridge's Diff with `ignoreChanges` (pulumi-terraform-bridge drops those paths from its
+    plan): an ignored attribute (a top-level key or a dotted path into nested blocks) keeps the
+    recorded value, so it is neither a diff nor removed by the next update."""
+    result = copy.deepcopy(dict(inputs))
+    for path in paths:
+        keys = path.split(".")
+        found: Any = recorded
+        for key in keys:
+            found = found.get(key) if isinstance(found, Mapping) else None
+        target = result
+        for key in keys[:-1]:
+            if not isinstance(target.get(key), dict):
+                if found is None:
+                    break
+                target[key] = {}
+            target = target[key]
+        else:
+            if found is None:
+                target.pop(keys[-1], None)
+            else:
+                target[keys[-1]] = copy.deepcopy(found)
+    return result

@@ -15,11 +15,9 @@ import requests
 
 from infra.canonical import parse_go_duration
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler
-from proof.engine.handlers.service_spec import from_engine, to_engine
-from proof.engine.report import DeploymentError
-from proof.engine.state import Resource
 from proof.provider import SERVICE, reveal
+from proof.provider.handlers.base import Docker, Handler, ProviderError, Resource
+from proof.provider.handlers.service_spec import from_engine, to_engine
 
 # What this stand-in applies to a Swarm service (pulumi-docker's names).
 SERVICE_APPLIED = frozenset(
@@ -32,7 +30,6 @@ class ServiceHandler(Handler):
     known_inputs = SERVICE_APPLIED
 
     def create(self, resource: Resource, inputs: dict[str, Any], engine: Docker) -> tuple[str, dict[str, Any]]:
-        engine.started()
         client = engine.client()
         spec = query_registry(client, to_engine(inputs))
         response = client._post_json(client._url("/services/create"), data=spec)  # noqa: SLF001 (raw API, as the provider sends it)
@@ -40,13 +37,11 @@ class ServiceHandler(Handler):
         if "convergeConfig" in inputs:
             try:
                 converge(client, service_id, inputs)
-            except DeploymentError:
+            except ProviderError:
                 # As the provider does: a service that did not converge is removed, nothing recorded.
                 with contextlib.suppress(docker.errors.NotFound):
                     client.remove_service(service_id)
                 raise
-        with engine.lock:
-            engine.timings.healthy[inputs["name"]] = time.monotonic()
         return service_id, self._read(service_id, resource.inputs, engine)
 
     def read_now(self, resource: Resource, engine: Docker) -> dict[str, Any]:
@@ -136,11 +131,11 @@ def update_service(client: docker.APIClient, service_id: str, inputs: dict[str, 
         elif state == "completed":
             return
         elif state == "paused":
-            raise DeploymentError(f"service {inputs['name']}: service update paused: {message}")
+            raise ProviderError(f"service {inputs['name']}: service update paused: {message}")
         elif state in ("rollback_completed", "rollback_paused"):
-            raise DeploymentError(f"service {inputs['name']}: update failed and was rolled back ({state}): {message}")
+            raise ProviderError(f"service {inputs['name']}: update failed and was rolled back ({state}): {message}")
         if time.monotonic() > deadline:
-            raise DeploymentError(f"service {inputs['name']} did not converge: update {state}: {message}")
+            raise ProviderError(f"service {inputs['name']} did not converge: update {state}: {message}")
         time.sleep(5)
 
 
@@ -159,7 +154,7 @@ def converge(client: docker.APIClient, service_id: str, inputs: dict[str, Any]) 
             states = sorted(
                 f"{t['Status']['State']}: {t['Status'].get('Err') or t['Status'].get('Message')}" for t in tasks
             )
-            raise DeploymentError(
+            raise ProviderError(
                 f"service {inputs['name']} did not converge: {len(running)} of {replicas} tasks running"
                 f" ({'; '.join(states)})"
             )

@@ -1,51 +1,60 @@
-"""What every handler shares: the Docker engine it talks to, and the provider's calls as methods.
+"""What every handler shares: the Docker engine it talks to, the resource it is called for, and the
+provider's calls as methods.
 
 A handler is one resource type as pulumi-docker (or pulumi-tls) handles it: Check, Diff, Create,
-Read, Update, Delete. The engine (`proof/engine/engine.py`) decides which of them runs and when;
-a handler only does what the provider does inside each call.
+Read, Update, Delete. The real Pulumi engine decides which of them runs and when; the plugin
+(`proof/provider/plugin.py`) hands each call to its handler, which does what the provider does
+inside that call.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import docker
 
 from proof import provider
-from proof.engine.report import Timings
-from proof.engine.state import Resource
 from proof.provider import NotModelled
 
-# Every object the stand-in creates carries this label (hidden from Read, so it is no diff); the
-# suite's sweep removes exactly those.
+# Every object the stand-in provider creates carries this label (hidden from Read, so it is no
+# diff): what a run left behind can be found by it.
 MARKER = ("ichrisbirch.deployer", "itest")
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
 
+class ProviderError(RuntimeError):
+    """A provider call failed (a build, a pull, a health wait): the engine shows it with the resource."""
+
+
+@dataclass
+class Resource:
+    """The resource a call is for, as the engine hands it over: its id, the inputs it was last
+    created or updated with, and what the provider recorded (its state)."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    init_error: str = ""  # set by a Create whose object exists but failed after (wait, start)
+
+
 @dataclass
 class Docker:
-    """The Docker engine the provider talks to (a provider resource may point it elsewhere), where the
-    program runs (relative build paths start there), and the figures of the current run."""
+    """The Docker engine the provider talks to (a provider resource may point it elsewhere), and
+    where the program runs (relative build paths start there)."""
 
     workdir: Path
     base_url: str = LOCAL_ENGINE
-    timings: Timings = field(default_factory=Timings)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self) -> docker.APIClient:
-        # One client per call: the SDK registers independent resources from several threads.
+        # One client per call: the engine calls the provider from several threads at once.
         return docker.APIClient(base_url=self.base_url, timeout=300)
-
-    def started(self) -> None:
-        """The run's first object is being created (the clock of `time_to_healthy`)."""
-        with self.lock:
-            if self.timings.first_created_at is None:
-                self.timings.first_created_at = time.monotonic()
 
 
 class Handler:

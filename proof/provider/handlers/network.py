@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proof.engine.handlers.base import Docker, Handler, label_blocks, labels, retry
-from proof.engine.state import Resource
 from proof.provider import NETWORK
+from proof.provider.handlers.base import Docker, Handler, Resource, label_blocks, labels, retry
 
 
 class NetworkHandler(Handler):
@@ -14,7 +13,6 @@ class NetworkHandler(Handler):
     known_inputs = frozenset({"name", "driver", "labels", "attachable", "options"})
 
     def create(self, resource: Resource, inputs: dict[str, Any], engine: Docker) -> tuple[str, dict[str, Any]]:
-        engine.started()
         created = engine.client().create_network(
             inputs["name"],
             driver=inputs.get("driver", "bridge"),

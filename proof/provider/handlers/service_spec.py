@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from infra.canonical import parse_go_duration, short_duration
-from proof.engine.handlers.base import label_blocks, labels
 from proof.provider import NotModelled
+from proof.provider.handlers.base import label_blocks, labels
 
 _ns = parse_go_duration  # a Go duration in nanoseconds, as the Engine API takes it
 

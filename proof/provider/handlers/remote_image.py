@@ -8,10 +8,8 @@ from typing import Any
 import docker
 
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler
-from proof.engine.report import DeploymentError
-from proof.engine.state import Resource
 from proof.provider import REMOTE_IMAGE
+from proof.provider.handlers.base import Docker, Handler, ProviderError, Resource
 
 
 class RemoteImageHandler(Handler):
@@ -27,7 +25,7 @@ class RemoteImageHandler(Handler):
                 client.pull(inputs["name"])
                 info = client.inspect_image(inputs["name"])
             except docker.errors.APIError as error:
-                raise DeploymentError(
+                raise ProviderError(
                     f"remote image {resource.name}: {inputs['name']} could not be pulled: {error}"
                 ) from None
         digests = info.get("RepoDigests") or []

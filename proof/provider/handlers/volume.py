@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proof.engine.handlers.base import Docker, Handler, label_blocks, labels, retry
-from proof.engine.state import Resource
 from proof.provider import VOLUME
+from proof.provider.handlers.base import Docker, Handler, Resource, label_blocks, labels, retry
 
 
 class VolumeHandler(Handler):
@@ -14,7 +13,6 @@ class VolumeHandler(Handler):
     known_inputs = frozenset({"name", "labels"})
 
     def create(self, resource: Resource, inputs: dict[str, Any], engine: Docker) -> tuple[str, dict[str, Any]]:
-        engine.started()
         # As the daemon does: creating a volume whose name exists returns the existing one (adopted;
         # Read then records its labels, and a mismatch replaces it on the next run).
         engine.client().create_volume(inputs["name"], labels=labels(inputs.get("labels", [])))

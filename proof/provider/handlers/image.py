@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler, refuse_unknown
-from proof.engine.report import DeploymentError
-from proof.engine.state import Resource
 from proof.provider import IMAGE, NotModelled
+from proof.provider.handlers.base import Docker, Handler, ProviderError, Resource, refuse_unknown
 
 BUILDKIT_DOCKER = "/usr/bin/docker"  # world.md: the only client here that builds with BuildKit
 BUILD_INPUTS = frozenset({"context", "dockerfile", "target", "args", "builderVersion", "platform", "contextDigest"})
@@ -43,7 +40,6 @@ class ImageHandler(Handler):
         command += ["--target", build["target"]] if build.get("target") else []
         for key, value in sorted((build.get("args") or {}).items()):
             command += ["--build-arg", f"{key}={value}"]
-        started = time.monotonic()
         result = subprocess.run(
             [*command, str(context)],
             capture_output=True,
@@ -51,9 +47,8 @@ class ImageHandler(Handler):
             timeout=1200,
             env={"DOCKER_BUILDKIT": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
         )
-        engine.timings.build_seconds += time.monotonic() - started
         if result.returncode != 0:
-            raise DeploymentError(f"image {resource.name}: build failed:\n{result.stderr[-3000:]}")
+            raise ProviderError(f"image {resource.name}: build failed:\n{result.stderr[-3000:]}")
         image_id = engine.client().inspect_image(inputs["imageName"])["Id"]
         repo_digest = image_id  # with skipPush: the local image id
         if not inputs.get("skipPush"):
@@ -78,7 +73,7 @@ class ImageHandler(Handler):
         )
         found = re.search(r"digest: (sha256:[0-9a-f]{64})", pushed.stdout)
         if pushed.returncode != 0 or not found:
-            raise DeploymentError(f"image {name}: push failed:\n{pushed.stdout[-2000:]}{pushed.stderr[-2000:]}")
+            raise ProviderError(f"image {name}: push failed:\n{pushed.stdout[-2000:]}{pushed.stderr[-2000:]}")
         return f"{image_name.rsplit(':', 1)[0]}@{found.group(1)}"
 
     def update(

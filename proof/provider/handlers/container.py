@@ -15,10 +15,8 @@ import docker
 
 from infra.canonical import cpus, go_duration, parse_go_duration
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler, labels
-from proof.engine.report import DeploymentError
-from proof.engine.state import Resource
 from proof.provider import CONTAINER, CONTAINER_FIELDS, CONTAINER_UPDATE_API, NotModelled, reveal
+from proof.provider.handlers.base import Docker, Handler, ProviderError, Resource, labels
 
 MIB = 1024 * 1024
 # What this stand-in applies to a container. CONTAINER_FIELDS lists what the provider knows; any
@@ -48,7 +46,6 @@ class ContainerHandler(Handler):
     def create(self, resource: Resource, inputs: dict[str, Any], engine: Docker) -> tuple[str, dict[str, Any]]:
         client = engine.client()
         client.inspect_image(inputs["image"])  # the provider pulls only what is missing; nothing can be pulled here
-        engine.started()
         config, host_config = self._config(inputs, engine)
         container_id = str(client.create_container(**config, host_config=host_config, use_config_proxy=False)["Id"])
         resource.id = container_id  # from here on the container is in state, even if a later step fails
@@ -64,19 +61,16 @@ class ContainerHandler(Handler):
         for upload in inputs.get("uploads") or []:
             # Copied to `/`, as the provider does: Docker refuses it for a read-only root filesystem.
             client.put_archive(container_id, "/", upload_archive(upload))
-        physical = inputs["name"]
         if inputs.get("start", True):
             client.start(container_id)
-            engine.timings.started[physical] = time.monotonic()
         state = with_defaults(resource.inputs)  # secret-marked, as Pulumi keeps secret inputs in state
         if inputs.get("start", True) and inputs.get("wait"):
             try:
                 self._wait_healthy(container_id, inputs, engine)
-            except DeploymentError as error:
+            except ProviderError as error:
                 resource.state = state  # a failed `wait` returns before the provider's Read: the planned inputs
                 resource.init_error = str(error)
                 raise
-            engine.timings.healthy[physical] = time.monotonic()
         logs = None
         if inputs.get("attach"):
             client.wait(container_id, timeout=600)
@@ -166,14 +160,14 @@ class ContainerHandler(Handler):
             info = client.inspect_container(container_id)
             health = info["State"].get("Health")
             if health is None:
-                raise DeploymentError(f"container {inputs['name']} has no healthcheck to wait for")
+                raise ProviderError(f"container {inputs['name']} has no healthcheck to wait for")
             if health["Status"] == "healthy":
                 return
             if time.monotonic() > deadline:
                 probes = health.get("Log") or []
                 last = probes[-1]["Output"].strip() if probes else "no probe ran"
                 logs = client.logs(container_id, tail=40).decode(errors="replace")
-                raise DeploymentError(
+                raise ProviderError(
                     f"container {inputs['name']} failed to be in healthy state within {timeout:.0f}s "
                     f"(status {info['State']['Status']}, last probe: {last}):\n{logs}"
                 )
@@ -311,7 +305,7 @@ def upload_archive(upload: dict[str, Any]) -> bytes:
     executable, else 0644; owned by uid and gid 0."""
     given = [key for key in ("content", "contentBase64", "source") if upload.get(key)]
     if len(given) != 1:
-        raise DeploymentError(f"upload {upload.get('file')}: exactly one of content, contentBase64, source")
+        raise ProviderError(f"upload {upload.get('file')}: exactly one of content, contentBase64, source")
     if given == ["source"]:
         raise NotModelled("an upload from a source file")
     data = upload["content"].encode() if given == ["content"] else base64.b64decode(upload["contentBase64"])

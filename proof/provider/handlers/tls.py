@@ -13,9 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler, refuse_unknown
-from proof.engine.state import Resource
 from proof.provider import NotModelled
+from proof.provider.handlers.base import Docker, Handler, Resource, refuse_unknown
 
 
 class TlsHandler(Handler):

@@ -9,9 +9,8 @@ from typing import Any
 import docker
 
 from proof import provider
-from proof.engine.handlers.base import Docker, Handler, label_blocks, labels, refuse_unknown, retry
-from proof.engine.state import Resource
 from proof.provider import SECRET, SERVICE_CONFIG
+from proof.provider.handlers.base import Docker, Handler, Resource, label_blocks, labels, refuse_unknown, retry
 
 
 class SwarmObjectHandler(Handler):
@@ -23,7 +22,6 @@ class SwarmObjectHandler(Handler):
         return inputs
 
     def create(self, resource: Resource, inputs: dict[str, Any], engine: Docker) -> tuple[str, dict[str, Any]]:
-        engine.started()
         data = base64.b64decode(inputs["data"])
         given_labels = labels(inputs.get("labels", []))
         client = engine.client()
