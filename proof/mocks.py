@@ -8,6 +8,7 @@ the unit tests and the engine stand-in (proof/engine/) all run the program throu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -20,12 +21,13 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra.config import PROJECT, PROJECT_DIR
 from infra.program import main
+from proof import provider
+from proof.provider.secret_values import SECRET_SIG, SECRET_VALUE_SIG
 
-SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
-SECRET_VALUE_SIG = rpc._special_secret_sig
 
 
 @dataclass
@@ -184,7 +186,7 @@ def run_program(
     """
     runtime_settings.reset_options(project=PROJECT, stack=stack, preview=False)
     monitor = monitor or RecordingMonitor(mocks)
-    if hasattr(mocks, "monitor"):  # mocks that honour resource options (PlanMocks) read them here
+    if hasattr(mocks, "monitor"):  # mocks that honour resource options (ProgramMocks) read them here
         mocks.monitor = monitor
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), sorted(secret_keys))
@@ -198,6 +200,62 @@ def run_program(
 
     pulumi.runtime.test(program_with_outputs)()  # type: ignore[no-untyped-call]
     return monitor.run
+
+
+class ProgramMocks(Mocks):
+    """Deterministic outputs that change exactly when the real ones would.
+
+    An image's digest follows its build context (as the provider's Check hashes it); a resource's
+    id follows the inputs that would replace it; so a reviewer sees a rebuild or a replacement
+    reach what depends on it.
+    """
+
+    monitor: RecordingMonitor | None = None
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        ignored = set(self.monitor.current().ignore_changes) if self.monitor else set()
+        if args.typ == provider.IMAGE:
+            checked = check_image(args.inputs)
+            digest = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
+            # Pushed, the digest the registry returned, by repository; local, the image id.
+            repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
+            state["repoDigest"] = digest if args.inputs.get("skipPush") else f"{repository}@{digest}"
+        elif args.typ == provider.REMOTE_IMAGE:
+            state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
+            # The digest the engine recorded: the one the reference names, or else the pulled manifest's.
+            name = str(args.inputs["name"])
+            state["repoDigest"] = name if "@sha256:" in name else f"{name.rsplit(':', 1)[0]}@{state['imageId']}"
+        elif args.typ in provider.TLS_TYPES:
+            # Stand-in PEMs: what a reviewer needs is which resource feeds which, not key material.
+            for output in ("privateKeyPem", "publicKeyPem", "certPem", "certRequestPem"):
+                state[output] = f"-----BEGIN PLAN {output}-----{args.name}-----END-----\n"
+        elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
+            state.update(exitCode=0, containerLogs="")
+        kept = {k: v for k, v in whole_numbers(dict(args.inputs)).items() if k not in ignored}
+        resource_id = f"{args.name}-{_replacement_key(args.typ, kept)}"
+        if args.typ in (provider.SECRET, provider.SERVICE_CONFIG, provider.CONTAINER) and "name" not in state:
+            state["name"] = resource_id  # Pulumi's generated name: new with every replacement
+        return resource_id, state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise NotImplementedError(f"the program makes no provider calls (got {args.token})")
+
+
+def check_image(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The Image's inputs as the provider's Check completes them, with portable file modes."""
+    return provider.check_image(inputs, PROJECT_DIR, portable_modes=True)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _replacement_key(type_token: str, inputs: dict[str, Any]) -> str:
+    """A hash of the inputs whose change replaces the resource: it changes when the real id would."""
+    fields = provider.FIELDS.get(type_token, {})
+    forcing = {k: provider.reveal(v) for k, v in inputs.items() if k in fields and fields[k].change == "R"}
+    return _digest(forcing)
 
 
 def stack_file(stack: str) -> Path:
@@ -229,4 +287,25 @@ def stack_config(stack: str, secrets: Mapping[str, str] | None = None) -> tuple[
         if full_key not in config:
             config[full_key] = value
             secret_keys.add(full_key)
+    return config, secret_keys
+
+
+# Test values for the secrets: never real, and distinctive so a leak is easy to grep for.
+TEST_SECRETS = {
+    "postgresPassword": "pg-test-5c2f0e1d",
+    "redisPassword": "redis-test-9a7b3c4e",
+    "flaskSecretKey": "flask-test-1f8e6d2a",
+    # Used only where a test sets backupOffsiteEndpoint (the bucket of tests/integration's offsite_bucket).
+    "backupOffsiteAccessKeyId": "offsite-id-test-3d9a",
+    "backupOffsiteSecretAccessKey": "offsite-key-test-7e41b08c",
+}
+
+
+def committed_config(
+    stack: str, overrides: Mapping[str, str] | None = None, secrets: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], set[str]]:
+    """The committed stack file's config with test secrets, plus `overrides` (short key -> value)."""
+    config, secret_keys = stack_config(stack, TEST_SECRETS if secrets is None else secrets)
+    for key, value in (overrides or {}).items():
+        config[f"{PROJECT}:{key}"] = value
     return config, secret_keys

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.mocks import TEST_SECRETS, committed_config
 from proof.mocks import Run, run_program
-from proof.plan import PlanMocks
+from proof.mocks import ProgramMocks
 
 RunStack = Callable[..., Run]
 
@@ -21,9 +21,9 @@ def run_stack() -> RunStack:
     """
 
     def run(
-        stack: str, mocks: PlanMocks | None = None, secrets: Mapping[str, str] | None = None, **overrides: str
+        stack: str, mocks: ProgramMocks | None = None, secrets: Mapping[str, str] | None = None, **overrides: str
     ) -> Run:
         config, secret_keys = committed_config(stack, overrides, secrets={**TEST_SECRETS, **(secrets or {})})
-        return run_program(stack, config, secret_keys, mocks or PlanMocks())
+        return run_program(stack, config, secret_keys, mocks or ProgramMocks())
 
     return run

@@ -61,3 +61,24 @@ def until(check: Callable[[], T | None], timeout: float, what: str, interval: fl
 
 def inspect_container(name: str) -> dict[str, Any]:
     return dict(json.loads(docker("inspect", name).stdout)[0])
+
+
+def wait_healthy(container: str, timeout: float) -> None:
+    """Poll a container until healthy; fail early, with its logs, when it exits or restarts."""
+    deadline = time.monotonic() + timeout
+    restarts_before = inspect_container(container)["RestartCount"]
+    while True:
+        info = inspect_container(container)
+        state = info["State"]
+        if (state.get("Health") or {}).get("Status") == "healthy":
+            return
+        if state["Status"] == "exited" or info["RestartCount"] > restarts_before:
+            logs = docker("logs", "--tail", "40", container, check=False)
+            raise AssertionError(
+                f"{container} exited with {state['ExitCode']} before it was healthy:\n{logs.stdout}{logs.stderr}"
+            )
+        if time.monotonic() > deadline:
+            probes = (state.get("Health") or {}).get("Log") or []
+            last = probes[-1]["Output"].strip() if probes else "no probe ran"
+            raise AssertionError(f"{container} not healthy within {timeout}s (last probe: {last})")
+        time.sleep(0.2)

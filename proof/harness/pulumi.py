@@ -106,7 +106,7 @@ class RunResult:
                 result[name] = "pending"
             elif "refresh" in ops:
                 step = self.of(name)[-1]
-                result[name] = "delete" if step.new is None else "update" if step.diffs else "same"
+                result[name] = "delete" if step.new is None else "update" if self.drift(name) else "same"
             else:
                 result[name] = next(iter(sorted(ops)))
         return result
@@ -114,12 +114,36 @@ class RunResult:
     def touched(self, op: str) -> set[str]:
         return {name for name, done in self.ops().items() if done == op}
 
+    def pending_deleted(self) -> set[str]:
+        """The resources whose old objects an earlier, failed run left pending deletion, deleted by this
+        one: more of their old objects deleted than replacements created."""
+        return {
+            name for name in dict.fromkeys(s.name for s in self.steps)
+            if sum(s.op == "delete-replaced" for s in self.of(name)) > sum(s.op == "create-replacement" for s in self.of(name))
+        }  # fmt: skip
+
+    def drift(self, name: str) -> set[str]:
+        """A refresh: the outputs Read found changed from what state held."""
+        step = self.of(name)[-1]
+        old, new = dict(step.old or {}), dict(step.new or {})
+        return {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+
     def replaced_first_by_delete(self, name: str) -> bool:
         """Whether the engine deleted the old object before it created the new one."""
         order = [s.op for s in self.of(name)]
-        return "delete-replaced" in order and "create-replacement" in order and (
-            order.index("delete-replaced") < order.index("create-replacement")
+        return (
+            "delete-replaced" in order
+            and "create-replacement" in order
+            and (order.index("delete-replaced") < order.index("create-replacement"))
         )
+
+    def cascade(self, name: str) -> set[str]:
+        """The engine's delete-first cascade for `name`: the other resources whose old objects it
+        deleted before creating `name`'s replacement (they are created again after it)."""
+        created = next((s.started for s in self.of(name) if s.op == "create-replacement"), None)
+        if created is None:
+            return set()
+        return {s.name for s in self.steps if s.op == "delete-replaced" and s.name != name and s.started < created}
 
     def replaces(self, name: str) -> set[str]:
         return {key for s in self.of(name) for key in s.keys}
@@ -197,14 +221,20 @@ def _step(metadata: StepEventMetadata, now: float) -> Step:
 class ProjectStack:
     """One stack of a copy of the project, with its own file backend, run by the real CLI."""
 
-    def __init__(self, workspace: Path, name: str, stack_file: Path, extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, workspace: Path, name: str, stack_file: Path, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.dir = workspace / "project"
         self.dir.mkdir(parents=True)
         for entry in PROGRAM:
             source = PROJECT_DIR / entry
             copy = shutil.copytree if source.is_dir() else shutil.copy2
-            copy(source, self.dir / entry, **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}))  # type: ignore[operator]
+            copy(
+                source,
+                self.dir / entry,
+                **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}),
+            )  # type: ignore[operator]
         shutil.copy2(stack_file, self.dir / f"Pulumi.{name}.yaml")
         backend = workspace / "state"
         backend.mkdir()
@@ -238,7 +268,9 @@ class ProjectStack:
 
     # --- runs -----------------------------------------------------------------------------------
 
-    def up(self, *, replace: Iterable[str] = (), program: Callable[[], None] | None = None, **options: Any) -> RunResult:
+    def up(
+        self, *, replace: Iterable[str] = (), program: Callable[[], None] | None = None, **options: Any
+    ) -> RunResult:
         """`pulumi up --yes` against the state the last run left; `replace`: resource names."""
         urns = [self.urn(name) for name in replace]
         return self._run(

@@ -4,13 +4,12 @@ local stand-in images, on the suite's Docker engine; and what tests and benchmar
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
@@ -25,20 +24,11 @@ from infra.services import ServiceSpec, services
 from proof.harness.cli import DOCKER, docker, engine_host
 from proof.harness.clients import KeepAlive, free_port, http, keepalive_https, port_is_free
 from proof.harness.figures import report
-from proof.harness.pulumi import ProjectStack, RunFailed, RunResult
+from proof.harness.pulumi import ProjectStack, RunResult
 from proof.harness.standins import Standins, copy_app
+from proof.mocks import TEST_SECRETS
 from proof.provider import CONTAINER
 
-# Test values for the secrets: never real, and distinctive so a leak is easy to grep for.
-TEST_SECRETS = {
-    "postgresPassword": "pg-test-5c2f0e1d",
-    "redisPassword": "redis-test-9a7b3c4e",
-    "flaskSecretKey": "flask-test-1f8e6d2a",
-    # Used only where a test sets backupOffsiteEndpoint (the bucket of tests/integration's offsite_bucket).
-    "backupOffsiteAccessKeyId": "offsite-id-test-3d9a",
-    "backupOffsiteSecretAccessKey": "offsite-key-test-7e41b08c",
-}
-ALWAYS_SECRET = ("postgresPassword", "redisPassword", "flaskSecretKey")
 
 
 def full(key: str) -> str:
@@ -51,7 +41,7 @@ class Deployed:
 
     stack: str
     project: ProjectStack
-    config: dict[str, str]  # the settings this suite gave on top of the committed stack file (full keys)
+    config: dict[str, str]  # the stack's config as the program gets it: the committed file, then the suite's settings
     ports: dict[str, int]
     app_dir: Path  # this deployment's own copy of app/ (its appDirectory): edit it to change the source
     last: RunResult
@@ -61,7 +51,9 @@ class Deployed:
     def outputs(self) -> dict[str, Any]:
         return self.last.outputs or self.project.outputs()
 
-    def up(self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str) -> RunResult:
+    def up(
+        self, *, replace: tuple[str, ...] = (), program: Callable[[], None] | None = None, **overrides: str
+    ) -> RunResult:
         """`pulumi up` again with config `overrides` (short key -> value), from the last run's state."""
         self.set(**overrides)
         self.last = self.project.up(replace=replace, program=program)
@@ -93,8 +85,7 @@ class Deployed:
 
     @property
     def ingress(self) -> bool:
-        environment = self.config.get(full("environment")) or _committed(self.project)["environment"]
-        return PROFILES[environment].ingress
+        return PROFILES[self.config[full("environment")]].ingress
 
     def url(self, service: str, path: str = "") -> str:
         """Where a request for `service` goes: through the ingress (HTTPS) where the stack has one."""
@@ -131,7 +122,11 @@ class Deployed:
     def container(self, service: str) -> str:
         """The container's name now, from state (a create-first container's name changes with it)."""
         for resource in self.project.resources():
-            if resource["type"] == CONTAINER and resource["urn"].endswith(f"::{service}") and not resource.get("delete"):
+            if (
+                resource["type"] == CONTAINER
+                and resource["urn"].endswith(f"::{service}")
+                and not resource.get("delete")
+            ):
                 return str(resource["outputs"]["name"])
         return Identity(self.stack).container(service)
 
@@ -155,7 +150,7 @@ def test_settings(standins: Standins, app_dir: Path, **settings: str) -> dict[st
     """What every deployment of the suite sets on top of its committed stack file (short keys): the
     suite's engine, stand-in images, its own copy of the application, test secrets."""
     return {"dockerHost": engine_host(), **standins.config(), "appDirectory": str(app_dir),
-            **{k: TEST_SECRETS[k] for k in ALWAYS_SECRET}, **settings}  # fmt: skip
+            **TEST_SECRETS, **settings}  # fmt: skip
 
 
 @contextmanager
@@ -177,7 +172,9 @@ def deploy(stack: str, standins: Standins, name: str | None = None, **settings: 
     published = (("api", "api"), ("app", "app"), ("postgres", "postgres"), ("redis", "redis"))
     for service, field_name in (*published, ("ingress", "http"), ("ingress_https", "https")):
         key = f"{field_name}Port"
-        port = int(values.get(full(key)) or committed.get(key) or StackSettings.model_fields[f"{field_name}_port"].default)
+        port = int(
+            values.get(full(key)) or committed.get(key) or StackSettings.model_fields[f"{field_name}_port"].default
+        )
         if not port_is_free(port):
             port = free_port()
             values[full(key)] = str(port)
@@ -188,8 +185,11 @@ def deploy(stack: str, standins: Standins, name: str | None = None, **settings: 
     deployed: Deployed | None = None
     try:
         first = project.up()
-        report(f"{name}: first `pulumi up` {first.seconds:.1f} s (the image build {first.duration('app-image'):.1f} s of it)")
-        deployed = Deployed(name, project, values, ports, app_dir, first, secret_keys)
+        report(
+            f"{name}: first `pulumi up` {first.seconds:.1f} s (the image build {first.duration('app-image'):.1f} s of it)"
+        )
+        effective = {full(k): v if isinstance(v, str) else json.dumps(v) for k, v in committed.items()} | values
+        deployed = Deployed(name, project, effective, ports, app_dir, first, secret_keys)
         yield deployed
     finally:
         try:

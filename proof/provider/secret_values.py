@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG
+from pulumi.runtime import rpc
+
+SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+SECRET_VALUE_SIG = rpc._special_secret_sig
 
 
 def reveal(value: Any) -> Any:

@@ -17,16 +17,21 @@ from pathlib import Path
 import pytest
 
 from infra.config import PROJECT_DIR
-from proof.engine import MARKER
 from proof.harness.cli import DOCKER, TEST_LABEL, docker, labelled, until
 from proof.harness.clients import free_port
 from proof.harness.figures import FIGURES, report
 from proof.harness.machine import MachineProblem, host_address
+from proof.harness.pulumi import ToolchainMissing, check_toolchain
 from proof.harness.stacks import TEST_SECRETS, Deployed
 from proof.harness.standins import APP_DIR, Build, Standins, build_image
+from proof.provider.handlers.base import MARKER
 
 
 def engine_problem() -> str | None:
+    try:
+        check_toolchain()
+    except ToolchainMissing as missing:
+        return str(missing)
     if not Path(DOCKER).exists():
         return f"{DOCKER} not found (apt-get install docker.io)"
     try:
@@ -158,13 +163,14 @@ def scratch_network() -> Iterator[str]:
 
 
 def assert_no_secret_leak(deployed: Deployed) -> None:
-    """No secret value of the stack's config in the app image's history or config, or any container's logs."""
-    image = f"ichrisbirch:{deployed.stack}"
+    """No secret value of the stack's config in the history or config of the image the stack runs
+    (found by the digest it exports), or in any container's logs."""
+    image = deployed.image()
     texts = {
         "image history": docker("history", "--no-trunc", image).stdout,
         "image config": docker("image", "inspect", image).stdout,
     }
-    for name in deployed.run.outputs["containers"].values():
+    for name in deployed.outputs["containers"].values():
         logs = docker("logs", name, check=False)
         texts[f"logs of {name}"] = logs.stdout + logs.stderr
     leaks = [where for where, text in texts.items() if any(secret in text for secret in TEST_SECRETS.values())]

@@ -1,7 +1,7 @@
 """Checks of the second and later `pulumi up` of a deployed stack, shared by the per-stack modules.
 
-Each runs the program again through the test engine against the state the previous run left, and
-checks what the run did (its steps) and what the engine shows (container ids, data, logs).
+Each runs `pulumi up` again against the state the previous run left, and checks what the run did
+(its steps, from the engine's events) and what Docker shows (container ids, data, logs).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from proof.engine import UpFailed, UpResult
 from proof.harness.cli import DOCKER, inspect_container
 from proof.harness.figures import report
+from proof.harness.pulumi import RunFailed, RunResult
 from proof.harness.stacks import Deployed, bump_version, changed, edit_source, program_with, psql, without
 from proof.provider import CONTAINER
 
@@ -27,13 +27,15 @@ APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
 def container_identity(deployed: Deployed) -> dict[str, tuple[str, str]]:
     """Service -> (container id, start time) of every container the stack has on the engine."""
     identity = {}
-    for name in deployed.engine.ids(CONTAINER):
+    for name in deployed.ids(CONTAINER):
         info = inspect_container(deployed.container(name))
         identity[name] = (info["Id"], info["State"]["StartedAt"])
     return identity
 
 
 def assert_second_up_changes_nothing(deployed: Deployed) -> None:
+    """`pulumi preview --expect-no-changes` passes, and a second `up` takes no step but `same`."""
+    deployed.preview(expect_no_changes=True)
     before = container_identity(deployed)
     result = deployed.up()
     assert set(result.ops().values()) == {"same"}, result.preview()
@@ -105,7 +107,7 @@ def task_titles(deployed: Deployed) -> set[str]:
     return {task["title"] for task in json.loads(body)}
 
 
-def assert_source_change_rolls_out_the_application_only(deployed: Deployed) -> UpResult:
+def assert_source_change_rolls_out_the_application_only(deployed: Deployed) -> RunResult:
     title = write_task(deployed)
     before = container_identity(deployed)
     version = bump_version(deployed)
@@ -144,8 +146,8 @@ def replace_migration(deployed: Deployed, old_sql: str, new_sql: str) -> None:
     edit_source(deployed, "ichrisbirch/migrate.py", lambda text: text.replace(old_sql, new_sql))
 
 
-def failed_up(deployed: Deployed, **kwargs: Any) -> UpFailed:
-    with pytest.raises(UpFailed) as failure:
+def failed_up(deployed: Deployed, **kwargs: Any) -> RunFailed:
+    with pytest.raises(RunFailed) as failure:
         deployed.up(**kwargs)
     return failure.value
 
@@ -163,12 +165,11 @@ def assert_removing_a_service_deletes_its_container(deployed: Deployed, service:
     assert back.ops()[service] == "create", back.preview()
 
 
-def assert_change_replaces(deployed: Deployed, service: str, field: str, **spec_fields: Any) -> UpResult:
+def assert_change_replaces(deployed: Deployed, service: str, field: str, **spec_fields: Any) -> RunResult:
     before = container_identity(deployed)
     result = deployed.up(program=program_with(changed(service, **spec_fields)))
     assert result.ops()[service] == "replace", result.preview()
-    step = next(s for s in result.steps if s.name == service)
-    assert field in step.replaces, step.line()
+    assert field in result.replaces(service), result.preview()
     assert container_identity(deployed)[service] != before[service]
     return result
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from infra.services import HealthCheck
-from proof.harness.cli import docker, inspect_container, until
+from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.figures import report
 from proof.harness.stacks import Deployed, deploy
 from proof.harness.standins import Standins
@@ -104,8 +104,8 @@ def test_removing_a_service_from_the_program_deletes_its_container(dev: Deployed
 
 
 def test_a_changed_health_check_replaces_the_container(dev: Deployed) -> None:
-    api = dev.run.of_type("docker:index/container:Container")["api"]
-    health = HealthCheck(test=tuple(api.inputs["healthcheck"]["tests"]), interval_seconds=4)
+    api = dev.resource("api")
+    health = HealthCheck(test=tuple(api["inputs"]["healthcheck"]["tests"]), interval_seconds=4)
     result = day2.assert_change_replaces(dev, "api", "healthcheck", health=health)
     assert inspect_container(dev.container("api"))["Config"]["Healthcheck"]["Interval"] == 4_000_000_000
     assert result.ops()["app"] == "same", "the app depends on the api only by order: not replaced"
@@ -117,9 +117,9 @@ def test_refresh_forgets_a_container_removed_by_hand_and_records_those_stopped_b
     scheduler, app = (inspect_container(dev.container(name))["Id"] for name in ("scheduler", "app"))
     docker("rm", "-f", redis)
     docker("stop", scheduler, app)
-    refreshed = dev.engine.refresh("dev")
-    assert refreshed.ops()["redis"] == "delete" and "redis" not in dev.engine.ids(), refreshed.preview()
-    changed = {s.name: set(s.changed) for s in refreshed.steps if s.op == "update"}
+    refreshed = dev.refresh()
+    assert refreshed.ops()["redis"] == "delete" and "redis" not in dev.ids(), refreshed.preview()
+    changed = {name: refreshed.drift(name) for name in refreshed.touched("update")}
     assert changed.keys() == {"scheduler", "app"}, refreshed.preview()
     assert {"exitCode", "mustRun"} <= changed["scheduler"] and "ports" not in changed["scheduler"]
     assert {"exitCode", "mustRun", "ports"} <= changed["app"], "a stopped container reads back no ports"
@@ -132,5 +132,5 @@ def test_refresh_forgets_a_container_removed_by_hand_and_records_those_stopped_b
     assert inspect_container(dev.container("scheduler"))["Id"] == scheduler, "the same scheduler, started again"
     assert inspect_container(dev.container("app"))["Id"] != app
     for name in ("redis", "scheduler", "app"):
-        dev.engine.wait_healthy(dev.container(name), timeout=120)
+        wait_healthy(dev.container(name), timeout=120)
     until(lambda: True if dev.http("GET", "api", "/health")[0] == 200 else None, 60, "the api healthy again")

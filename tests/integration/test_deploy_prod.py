@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from proof.harness.cli import docker, inspect_container, until
+from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.figures import report
 from proof.harness.load import LoadLoop
 from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source
@@ -88,7 +88,7 @@ def test_only_the_ingress_listens_on_the_host(prod: Deployed) -> None:
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
     ports = {int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines()}
     assert {prod.ports["ingress"], prod.ports["ingress_https"]} <= ports
-    for name in prod.engine.ids():
+    for name in prod.ids():
         published = inspect_container(prod.container(name))["HostConfig"]["PortBindings"] or {}
         assert name == "ingress" or not published, f"{name} publishes {published}"
     status, body = prod.http("GET", "api", "/")
@@ -105,7 +105,7 @@ def test_plain_http_only_redirects_and_https_carries_hsts(prod: Deployed) -> Non
     suffix = "" if https_port == 443 else f":{https_port}"
     assert response.status == 301 and response.getheader("Location") == f"https://api.localhost{suffix}/tasks?x=1"
     connection.close()
-    ca = prod.run.outputs["ingress_ca_certificate"]
+    ca = prod.outputs["ingress_ca_certificate"]
     context = ssl.create_default_context(cadata=ca)
     raw = socket.create_connection(("127.0.0.1", https_port), timeout=5)
     with context.wrap_socket(raw, server_hostname="api.localhost") as tls:
@@ -124,7 +124,7 @@ def post_of_size(prod: Deployed, size: int) -> str:
     Only the head is sent: the router decides on Content-Length before it reads any body. (Sending
     body bytes it never reads would make its close a reset, which can overtake the 413.)
     """
-    context = ssl.create_default_context(cadata=prod.run.outputs["ingress_ca_certificate"])
+    context = ssl.create_default_context(cadata=prod.outputs["ingress_ca_certificate"])
     raw = socket.create_connection(("127.0.0.1", prod.ports["ingress_https"]), timeout=10)
     head = f"POST /tasks HTTP/1.1\r\nHost: api.localhost\r\nContent-Length: {size}\r\n\r\n".encode()
     with context.wrap_socket(raw, server_hostname="api.localhost") as tls:
@@ -162,7 +162,7 @@ def test_killing_the_api_main_process_brings_it_back_healthy(prod: Deployed) -> 
         timeout=30,
         what="Docker restarting the api",
     )
-    prod.engine.wait_healthy(name, timeout=60)
+    wait_healthy(name, timeout=60)
     assert health(prod)[0] == 200
 
 
@@ -179,7 +179,7 @@ def test_stopping_postgres_turns_health_into_a_503_naming_it(prod: Deployed) -> 
         assert body["down"] == ["postgres"]
     finally:
         docker("start", name)
-    prod.engine.wait_healthy(name, timeout=60)
+    wait_healthy(name, timeout=60)
     until(lambda: True if health(prod)[0] == 200 else None, timeout=60, what="the api healthy again")
 
 
@@ -208,7 +208,7 @@ def test_secrets_are_files_only_their_readers_mount_and_never_in_docker_inspect(
         "volumes": docker("volume", "inspect", *docker("volume", "ls", "-q", "--filter", "label=ichrisbirch.stack=prod")
                           .stdout.split()).stdout,
         "network": docker("network", "inspect", "icb-prod").stdout,
-        "image": docker("image", "inspect", "ichrisbirch:prod").stdout,
+        "image": docker("image", "inspect", prod.image()).stdout,  # the one the stack runs, by its digest
     }  # fmt: skip
     for what, text in shown.items():
         leaked = [name for name, value in TEST_SECRETS.items() if value in text]
@@ -245,7 +245,7 @@ def test_a_rotated_secret_replaces_exactly_its_readers_which_read_the_new_value(
     result = prod.up(flaskSecretKey=rotated)
     touched = {name for name, op in result.ops().items() if op != "same"}
     assert touched == {"app", "icb-prod-secret-flask-secret-key"}, result.preview()
-    assert result.ops()["app"] == "replace" and not any(s.delete_first for s in result.steps if s.name == "app")
+    assert result.ops()["app"] == "replace" and not result.replaced_first_by_delete("app"), result.preview()
     after = day2.container_identity(prod)
     for name in set(before) & set(after) - touched:
         assert after[name] == before[name], f"{name} was touched"
@@ -292,11 +292,11 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
         load = loop.report(min_rate=5)  # requests fail fast while nothing serves; none may hang
     ops = result.ops()
     assert ops["postgres"] == "replace" and ops["postgres-data"] == "same", result.preview()
-    # The accepted cascade (tests/unit/test_replacement_order.py): migrate takes Postgres's id to run
+    # The accepted cascade (docs/concepts.md): migrate takes Postgres's id to run
     # again against the new server, and api, scheduler and backup take migrate's exit gate, so the
     # engine deletes all four before Postgres and creates them again after it. The app, the router
     # and the ingress depend on them by order only: untouched, they answer 503s meanwhile.
-    cascaded = {s.name for s in result.steps if s.note == "a dependent of postgres"}
+    cascaded = result.cascade("postgres")
     assert cascaded == {"migrate", "api", "scheduler", "backup"}, result.preview()
     assert ops["app"] == ops["router"] == ops["ingress"] == "same", result.preview()
     assert cluster_identifier(prod) == cluster_before, "the same database cluster: the protected volume was kept"
@@ -317,8 +317,8 @@ def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_go
     day2.add_migration(prod, "task priority", broken)
     before = day2.container_identity(prod)
     failure = day2.failed_up(prod)
-    assert "migrate exited with code 1" in str(failure.__cause__)
-    assert "no_such_function() does not exist" in str(failure.__cause__), "the error shows migrate's logs"
+    assert "migrate exited with code 1" in failure.result.error, failure
+    assert "no_such_function() does not exist" in failure.result.error, "the error shows migrate's logs"
     after = day2.container_identity(prod)
     assert {s: after[s] for s in ("api", "app", "scheduler")} == {s: before[s] for s in ("api", "app", "scheduler")}
     assert health(prod)[0] == 200, "the old api keeps serving"
@@ -343,9 +343,8 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
         ended = time.monotonic() - loop.started
         time.sleep(3)
         load = loop.report(min_rate=20)
-    rolled = {s.name: s for s in result.steps if s.op == "replace"}
-    assert {"api", "app", "scheduler"} <= set(rolled), result.preview()
-    assert not any(rolled[name].delete_first for name in ("api", "app", "scheduler")), "created before deleted"
+    assert {"api", "app", "scheduler"} <= result.touched("replace"), result.preview()
+    assert not any(result.replaced_first_by_delete(name) for name in ("api", "app", "scheduler")), "created first"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
     moved = load.first(v2)
@@ -383,8 +382,7 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
         load = loop.report(min_rate=20)
     ops = result.ops()
     assert ops["router"] == "replace" and ops["ingress"] == "same", result.preview()
-    (step,) = [s for s in result.steps if s.name == "router"]
-    assert not step.delete_first, "the new router starts before the old one stops"
+    assert not result.replaced_first_by_delete("router"), "the new router starts before the old one stops"
     after = day2.container_identity(prod)
     assert after["ingress"] == before["ingress"], "the ingress, which holds the host's ports, kept running"
     assert after["router"][0] != before["router"][0]
@@ -417,7 +415,7 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         failure = day2.failed_up(prod, waitTimeoutSeconds="40")
         time.sleep(2)
         load = loop.report(min_rate=20)
-    message = str(failure.__cause__)
+    message = failure.result.error
     assert "failed to be in healthy state" in message and prod.container("api").startswith("icb-prod-api-"), message
     assert "answered 500" in message, "the error shows the probe and the new container's logs"
     after = day2.container_identity(prod)
@@ -445,8 +443,8 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         load = loop.report(min_rate=20)
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == v4 and set(load.versions()) <= {serving, v4}, load.versions()
-    pending = [s for s in fixed.steps if s.note == "pending"]
-    assert pending and fixed.steps[-len(pending) :] == pending, "what the failure left pending goes at the end"
+    assert "api" in fixed.pending_deleted(), fixed.preview()
+    assert fixed.steps[-1].op == "delete-replaced", "what the failure left pending goes at the end"
     for gone in (old_api, failed_api):
         assert docker("container", "inspect", gone, check=False).returncode != 0, f"{gone[:12]} is left"
     names = docker(

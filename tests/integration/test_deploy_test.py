@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from proof.harness.cli import inspect_container
+from proof.harness.cli import docker, inspect_container
 from proof.harness.figures import report
 from proof.harness.stacks import TEST_SECRETS, Deployed, deploy, psql
 from proof.harness.standins import Standins
@@ -25,15 +25,15 @@ def test_stack(standins: Standins) -> Iterator[Deployed]:
 
 
 def test_the_suite_runs_against_the_live_stack_and_passes(test_stack: Deployed) -> None:
-    tests = test_stack.run.named("docker:index/container:Container", "tests")
-    logs = test_stack.engine.client().logs(test_stack.container("tests")).decode(errors="replace")
+    tests = test_stack.resource("tests")
+    logs = docker("logs", test_stack.container("tests")).stdout
     print(f"--- output of {test_stack.container('tests')} ---\n{logs}")
     summary = next((line for line in reversed(logs.splitlines()) if " passed" in line), "no summary line")
     report(f"test: the application's suite in {test_stack.container('tests')}: {summary.strip()}")
-    assert test_stack.run.outputs["tests_exit_code"] == 0, logs
+    assert test_stack.outputs["tests_exit_code"] == 0, logs
     assert " passed" in logs and " failed" not in logs
     assert not any(secret in logs for secret in TEST_SECRETS.values())
-    assert tests.inputs["command"][:3] == ["python", "-m", "pytest"]
+    assert tests["inputs"]["command"][:3] == ["python", "-m", "pytest"]
     # Its `stack` tests reached the deployed api and app through the ingress, by name, over TLS.
     through_ingress = re.findall(r"^PASSED tests/test_through_the_ingress.py::(\w+)", logs, re.MULTILINE)
     assert len(through_ingress) == 3, logs
@@ -50,12 +50,7 @@ def test_postgres_keeps_throwaway_data_on_tmpfs_without_fsync(test_stack: Deploy
     postgres = inspect_container(test_stack.container("postgres"))
     assert "/var/lib/postgresql/data" in postgres["HostConfig"]["Tmpfs"]
     assert not postgres["Mounts"] or all(m["Type"] != "volume" for m in postgres["Mounts"])
-    fsync = test_stack.engine.client().exec_create(
-        test_stack.container("postgres"),
-        ["psql", "-U", "ichrisbirch", "-d", "ichrisbirch", "-Atc", "SHOW fsync"],
-        user="postgres",
-    )
-    assert test_stack.engine.client().exec_start(fsync).decode().strip() == "off"
+    assert psql(test_stack, "SHOW fsync").strip() == "off"
 
 
 def test_no_secret_in_image_history_config_or_logs(test_stack: Deployed) -> None:
@@ -71,12 +66,12 @@ def test_a_second_up_with_nothing_changed_touches_nothing(test_stack: Deployed) 
 
 def test_changing_an_environment_value_replaces_exactly_its_readers(test_stack: Deployed) -> None:
     day2.assert_env_change_replaces_its_readers(test_stack, readers={"scheduler", "tests"})
-    assert test_stack.run.outputs["tests_exit_code"] == 0, "the suite ran again against the new scheduler"
+    assert test_stack.outputs["tests_exit_code"] == 0, "the suite ran again against the new scheduler"
 
 
 def test_a_source_change_rebuilds_and_replaces_the_application_only(test_stack: Deployed) -> None:
     result = day2.assert_source_change_rolls_out_the_application_only(test_stack)
-    assert result.ops()["tests"] == "replace" and test_stack.run.outputs["tests_exit_code"] == 0
+    assert result.ops()["tests"] == "replace" and test_stack.outputs["tests_exit_code"] == 0
 
 
 def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_replace(test_stack: Deployed) -> None:
@@ -85,8 +80,8 @@ def test_a_migration_failing_for_a_reason_outside_the_source_recovers_with_repla
     day2.add_migration(test_stack, "audit log", "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, note TEXT)")
     api_before = day2.container_identity(test_stack)["api"]
     failure = day2.failed_up(test_stack)
-    assert "migrate exited with code 1" in str(failure.__cause__), failure
-    assert 'relation "audit_log" already exists' in str(failure.__cause__), "the error shows migrate's logs"
+    assert "migrate exited with code 1" in failure.result.error, failure
+    assert 'relation "audit_log" already exists' in failure.result.error, "the error shows migrate's logs"
     assert day2.container_identity(test_stack)["api"] == api_before, "the old api keeps running"
     # The cause is removed outside the source: the recorded exit code still fails the next `up` ...
     psql(test_stack, "DROP TABLE audit_log")
@@ -106,9 +101,9 @@ def test_a_changed_tmpfs_replaces_postgres_and_migrations_run_again(test_stack: 
     tmpfs = inspect_container(test_stack.container("postgres"))["HostConfig"]["Tmpfs"]
     assert tmpfs == {"/var/lib/postgresql/data": "rw,size=384m"}
     # The new database is empty: migrate ran against it again, so the api can write. The engine's
-    # cascade (accepted, tests/unit/test_replacement_order.py): what takes Postgres's outputs
-    # through migrate goes first, the stack's own suite with it.
-    cascaded = {s.name for s in result.steps if s.note == "a dependent of postgres"}
+    # delete-first cascade: what takes Postgres's outputs through migrate goes first, the stack's
+    # own suite with it (docs/concepts.md).
+    cascaded = result.cascade("postgres")
     assert cascaded == {"migrate", "api", "scheduler", "tests"}, result.preview()
     assert result.ops()["app"] == result.ops()["router"] == "same", result.preview()
     day2.write_task(test_stack)

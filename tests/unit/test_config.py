@@ -8,7 +8,7 @@ from pydantic_core import PydanticUndefined
 
 from infra.config import PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
 from proof import reference
-from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.mocks import TEST_SECRETS, committed_config
 from proof.mocks import run_program
 from proof.plan import PlanMocks
 

@@ -12,7 +12,7 @@ import pytest
 from infra.config import PROJECT_DIR, ConfigError, load_settings
 from infra.containers import replacement_key
 from infra.services import HealthCheck, Port, services
-from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.mocks import TEST_SECRETS, committed_config
 from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
 from proof.plan import PlanMocks
 from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME

@@ -17,7 +17,7 @@ import pytest
 from proof import provider
 from proof.engine import rules
 from proof.engine.handlers.service_spec import from_engine, to_engine
-from proof.harness.stacks import TEST_SECRETS, committed_config
+from proof.mocks import TEST_SECRETS, committed_config
 from proof.mocks import Run, run_program
 from proof.plan import PlanMocks
 from proof.provider import SERVICE, reveal
