@@ -16,7 +16,15 @@ from infra import canonical
 from infra.config import Identity, StackSettings
 from infra.profiles import PROFILES
 from infra.services import HealthCheck, ImageName, SecretName, ServiceSpec, app_directory, secrets_as_files
-from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR, InternalTls, StackComponent, app_image
+from infra.shared import (
+    LOG_OPTIONS,
+    PROGRAM_VALUES,
+    SECRETS_DIR,
+    InternalTls,
+    StackComponent,
+    app_image,
+    one_per_name,
+)
 
 
 def secret_file(name: SecretName) -> str:
@@ -104,7 +112,7 @@ class Deployment(StackComponent):
         child = self.child
 
         self.network = docker.Network(
-            "network", name=identity.network, driver="bridge", labels=self.network_labels(), opts=child
+            "network", name=identity.network, driver="bridge", labels=self.network_labels(), opts=one_per_name(child)
         )
 
         volume_names = sorted({m.volume for spec in specs for m in spec.mounts if m.volume})
@@ -188,11 +196,11 @@ class Deployment(StackComponent):
             component,
             name=name,
             labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in labels.items()],
-            opts=child,
+            opts=one_per_name(child),
         )
         directory = str(PurePosixPath(path).parent)
         holder = docker.Container(
-            name,
+            component,  # autonamed by the project's pattern: icb-<stack>-<component>-<hex>
             image=image,
             command=["true"],
             start=False,
@@ -204,7 +212,13 @@ class Deployment(StackComponent):
             uploads=[docker.ContainerUploadArgs(file=path, content=content, permissions="0444")],
             # It never runs: a new Postgres image must not make a new holder (and replace every reader).
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(delete_before_replace=False, ignore_changes=["image"])
+                child,
+                pulumi.ResourceOptions(
+                    delete_before_replace=False,
+                    ignore_changes=["image"],
+                    # Its earlier name, the carrier's full name: stacks deployed before keep their holders.
+                    aliases=[pulumi.Alias(name=name)],
+                ),
             ),
         )
         self.holders[key] = FileHolder(holder, volume, directory)

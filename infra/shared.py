@@ -25,6 +25,13 @@ SECRETS_DIR = "/run/secrets"
 PROGRAM_VALUES = frozenset({"router_tls_pem", "internal_ca_certificate"})
 
 
+def one_per_name(opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """For an object whose name the program gives (a network, a volume): Docker cannot hold two of
+    one name, so a replacement deletes the old one first, and what uses it before that. The provider
+    says so itself only when a property forces the replacement, not for `pulumi up --replace`."""
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True))
+
+
 def docker_provider(
     settings: StackSettings, parent: pulumi.Resource, name: str = "docker", host: str | None = None
 ) -> docker.Provider:
@@ -187,7 +194,7 @@ class StackComponent(pulumi.ComponentResource):
             short,
             name=self.identity.volume(short),
             labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in self._labels(short).items()],
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
+            opts=one_per_name(pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))),
         )
 
     def network_labels(self) -> list[docker.NetworkLabelArgs]:

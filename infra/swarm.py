@@ -32,6 +32,7 @@ from infra.shared import (
     StackComponent,
     app_image,
     docker_provider,
+    one_per_name,
 )
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
@@ -110,7 +111,7 @@ class SwarmDeployment(StackComponent):
             attachable=True,
             options={"encrypted": "true"} if settings.overlay_encrypted else None,
             labels=self.network_labels(),
-            opts=child,
+            opts=one_per_name(child),
         )
 
         # A named volume lives on one node: each is declared on the engine of the node its services

@@ -29,7 +29,6 @@ from proof import provider
 from proof.provider.secret_values import SECRET_SIG, SECRET_VALUE_SIG
 
 
-
 @dataclass
 class Registration:
     type: str

@@ -3,7 +3,7 @@ program's pulumi-tls resources make them."""
 
 from __future__ import annotations
 
-from proof.engine.handlers.tls import tls_resource
+from proof.provider.handlers.tls import tls_resource
 
 
 def ca_and_server(hosts: list[str], name: str = "bench") -> tuple[str, str]:

@@ -9,6 +9,7 @@ events, never from a model of the engine.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,12 +96,14 @@ class RunResult:
 
     def ops(self) -> dict[str, str]:
         """Resource name -> what the run did to it: same, create, update, replace, delete (refresh:
-        same, update when Read found it changed, delete when it was gone), or pending (the old object of
-        an earlier run's failed replacement, deleted now)."""
+        same, update when Read found it changed, delete when it was gone), pending (the old object of
+        an earlier run's failed replacement, deleted now), or failed (a step of it failed)."""
         result: dict[str, str] = {}
         for name in dict.fromkeys(s.name for s in self.steps):
             ops = {s.op for s in self.of(name)}
-            if ops & {"replace", "create-replacement"}:
+            if any(s.failed for s in self.of(name)):
+                result[name] = "failed"
+            elif ops & {"replace", "create-replacement"}:
                 result[name] = "replace"
             elif ops == {"delete-replaced"}:
                 result[name] = "pending"
@@ -152,6 +155,10 @@ class RunResult:
         """The names in the order the engine began their first step that changed something."""
         begun = [s.name for s in self.steps if s.op not in ("same", "read") and (not names or s.name in names)]
         return list(dict.fromkeys(begun))
+
+    def built(self) -> bool:
+        """Whether the run built an image: a create or update of the native Image."""
+        return any(s.type.endswith(":Image") and s.op in ("create", "update", "create-replacement") for s in self.steps)
 
     def duration(self, name: str) -> float:
         """Seconds from the start of a resource's first step to the end of its last."""
@@ -257,10 +264,21 @@ class ProjectStack:
     # --- config ---------------------------------------------------------------------------------
 
     def set_config(self, values: Mapping[str, str], secret_keys: Iterable[str] = ()) -> None:
-        """Full keys (`ichrisbirch:postgresImage`) -> values; those in `secret_keys` set as secrets."""
+        """Full keys (`ichrisbirch:postgresImage`) -> values; those in `secret_keys` set as secrets. A
+        value that is a JSON list or object is set as one (the CLI checks a key's declared type)."""
+        if not values:
+            return
         secret = set(secret_keys)
-        if values:
-            self.stack.set_all_config({k: auto.ConfigValue(v, secret=k in secret) for k, v in values.items()})
+        entries: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            entry: dict[str, Any] = {"value": value, "secret": key in secret}
+            if value[:1] in ("[", "{"):
+                try:
+                    entry["objectValue"] = json.loads(value)
+                except ValueError:
+                    pass
+            entries[key] = entry
+        self.stack.set_all_config_json(json.dumps(entries))
 
     def remove_config(self, *keys: str) -> None:
         if keys:

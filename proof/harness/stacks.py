@@ -30,7 +30,6 @@ from proof.mocks import TEST_SECRETS
 from proof.provider import CONTAINER
 
 
-
 def full(key: str) -> str:
     return key if ":" in key else f"{PROJECT}:{key}"
 

@@ -1,5 +1,5 @@
-"""The three-node test swarm (tests/swarm/up.sh) and prod deployed on it through the test engine:
-shared by the swarm tests and the benchmark."""
+"""The three-node test swarm (tests/swarm/up.sh) and prod deployed on it by the real CLI: shared by
+the swarm tests and the benchmark."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from pathlib import Path
 
 from infra.config import PROJECT_DIR
 from infra.ingress import HostNames
-from proof.engine import DockerEngine, UpResult
 from proof.harness.cli import DOCKER, docker
 from proof.harness.clients import KeepAlive, https_to, keepalive_https
-from proof.harness.stacks import committed_config
+from proof.harness.pulumi import ProjectStack, RunResult
+from proof.harness.stacks import full, test_settings
 from proof.harness.standins import Standins, copy_app
+from proof.mocks import TEST_SECRETS
 
 SWARM = PROJECT_DIR / "tests" / "swarm"  # the harness scripts: up.sh, down.sh, stop-node.sh
 NODES = ("icb-manager", "icb-worker1", "icb-worker2")
@@ -57,8 +58,8 @@ def https(
 class SwarmProd:
     """The deployed swarm stack, reachable like a deployed one-engine stack (for day2's helpers)."""
 
-    engine: DockerEngine
-    first: UpResult
+    project: ProjectStack
+    first: RunResult
     config: dict[str, str]
     secret_keys: set[str]
     manager: str
@@ -68,12 +69,13 @@ class SwarmProd:
 
     @property
     def ca(self) -> str:
-        assert self.first.run is not None
-        return str(self.first.run.outputs["ingress_ca_certificate"])
+        return str(self.first.outputs["ingress_ca_certificate"])
 
-    def up(self, **overrides: str) -> UpResult:
-        self.config.update({f"ichrisbirch:{key}": value for key, value in overrides.items()})
-        return self.engine.up("prod", self.config, self.secret_keys)
+    def up(self, **overrides: str) -> RunResult:
+        values = {full(key): value for key, value in overrides.items()}
+        self.project.set_config(values, self.secret_keys)
+        self.config.update(values)
+        return self.project.up()
 
     def http(
         self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
@@ -101,28 +103,28 @@ def swarm_prod(standins: Standins, workspace: Path, **overrides: str) -> Iterato
     try:
         # The base image the manager builds on, and the images every node pulls from the registry.
         to_registry(manager, registry, standins.python)
-        config, secret_keys = committed_config(
-            "prod",
-            {
-                "orchestrator": "swarm",
-                "dockerHost": manager,
-                "dataNodeHost": env["ICB_SWARM_DATA_NODE"],
-                "imageRegistry": f"{registry}/icb",
-                "pythonBaseImage": standins.python,
-                "postgresImage": to_registry(manager, registry, standins.postgres),
-                "redisImage": to_registry(manager, registry, standins.redis),
-                "haproxyImage": to_registry(manager, registry, standins.haproxy),
-                "appDirectory": str(copy_app(workspace / "app")),
-                "waitTimeoutSeconds": "150",
-                **overrides,
-            },
+        app_dir = copy_app(workspace / "app")
+        settings = test_settings(
+            standins,
+            app_dir,
+            orchestrator="swarm",
+            dockerHost=manager,
+            dataNodeHost=env["ICB_SWARM_DATA_NODE"],
+            imageRegistry=f"{registry}/icb",
+            postgresImage=to_registry(manager, registry, standins.postgres),
+            redisImage=to_registry(manager, registry, standins.redis),
+            haproxyImage=to_registry(manager, registry, standins.haproxy),
+            waitTimeoutSeconds="150",
+            **overrides,
         )
-        engine = DockerEngine(workspace / "state.json")
+        project = ProjectStack(workspace, "prod", PROJECT_DIR / "Pulumi.prod.yaml")
+        config = {full(k): v for k, v in settings.items()}
+        secret_keys = {full(k) for k in TEST_SECRETS}
+        project.set_config(config, secret_keys)
         started = time.monotonic()
-        first = engine.up("prod", config, secret_keys)
+        first = project.up()
         took = time.monotonic() - started
         addresses = env["ICB_SWARM_ADDRESSES"].split(",")
-        app_dir = Path(config["ichrisbirch:appDirectory"])
-        yield SwarmProd(engine, first, config, secret_keys, manager, addresses, app_dir, took)
+        yield SwarmProd(project, first, config, secret_keys, manager, addresses, app_dir, took)
     finally:
         swarm_script("down.sh")

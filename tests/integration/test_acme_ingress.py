@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from proof.harness.cli import TEST_LABEL, docker
-from proof.harness.stacks import committed_config
 from proof.harness.standins import Standins
-from proof.mocks import run_program
-from proof.plan import PlanMocks
+from proof.mocks import ProgramMocks, committed_config, run_program
 from proof.provider import CONTAINER, reveal
 
 pytestmark = pytest.mark.docker
@@ -23,7 +21,7 @@ def acme_ingress(tmp_path: Path) -> tuple[list[str], dict[str, str], list[str]]:
     written to a folder mounted where the ingress mounts the holder's volume), as the program
     declares them with ACME on. The Caddyfile is at tmp_path/<its volume>/Caddyfile."""
     config, secret_keys = committed_config("prod", {"domain": "example.org", "acmeEmail": "ops@example.org"})
-    run = run_program("prod", config, secret_keys, PlanMocks())
+    run = run_program("prod", config, secret_keys, ProgramMocks())
     containers = run.of_type(CONTAINER)
     ingress = containers["ingress"]
     env = dict(str(entry).split("=", 1) for entry in reveal(ingress.inputs["envs"]))

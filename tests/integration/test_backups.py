@@ -18,14 +18,14 @@ import pytest
 
 from infra.config import PROJECT_DIR
 from infra.restore import RestoreRefused, StackEngine, restore
-from proof.harness.cli import docker, inspect_container, until
+from proof.harness.cli import docker, engine_host, inspect_container, until
 from proof.harness.figures import report
 from proof.harness.stacks import Deployed, deploy, psql
 from proof.harness.standins import Standins
 from tests.integration.conftest import Bucket
 
 pytestmark = pytest.mark.docker
-DOCKER_HOST = "unix:///var/run/docker.sock"
+DOCKER_HOST = engine_host()  # the suite's engine
 
 
 @pytest.fixture(scope="module")

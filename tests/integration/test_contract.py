@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError
 from infra.releases import RELEASE_ENV, StackReleases
-from proof.engine import UpFailed
-from proof.engine.handlers.base import LOCAL_ENGINE
 from proof.harness.certificates import ca_and_server
-from proof.harness.cli import TEST_LABEL, docker, until
+from proof.harness.cli import TEST_LABEL, docker, engine_host, until
 from proof.harness.clients import exchange, free_port
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.harness.load import LoadLoop
+from proof.harness.pulumi import RunFailed
 from proof.harness.registry import local_registry, push
 from proof.harness.stacks import Deployed, deploy, psql
 from proof.harness.standins import Standins, build_image
@@ -58,7 +56,7 @@ def version(deployed: Deployed) -> str:
 
 
 def test_the_ledger_serves_through_the_ingress_from_its_contract(ledger: Deployed) -> None:
-    containers = {r.name for r in ledger.engine.resources.values() if r.type == CONTAINER and "secret" not in r.name}
+    containers = {name for name in ledger.ids(CONTAINER) if "secret" not in name}
     assert {"api", "migrate", "postgres", "redis", "router", "ingress"} <= containers
     assert not {"app", "scheduler"} & containers, "the ledger has neither"
     assert version(ledger) == "1.0.0"
@@ -85,7 +83,7 @@ def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deplo
         load = loop.report(min_rate=20)
     ops = result.ops()
     assert ops["api"] == "replace" and ops["migrate"] == "replace", result.preview()
-    assert not any(s.delete_first for s in result.steps if s.name == "api"), "created before deleted"
+    assert not result.replaced_first_by_delete("api"), "created before deleted"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     # Old and new both answer while the new is admitted and the old drains; the new one last.
     assert set(load.versions()) == {"1.0.0", "2.0.0"} and load.versions()[-1] == "2.0.0", load.versions()
@@ -105,13 +103,16 @@ def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deplo
 def test_bad_contract_values_are_refused_before_anything_changes(
     ledger: Deployed, change: dict[str, str], key: str
 ) -> None:
-    ids = {r.urn: r.id for r in ledger.engine.resources.values()}
-    with pytest.raises(UpFailed) as failed:
+    ids = {r["urn"]: r.get("id") for r in ledger.project.resources()}
+    before = {k: ledger.config[f"ichrisbirch:{k}"] for k in change}
+    with pytest.raises(RunFailed) as failed:
         ledger.up(**change)
-    assert isinstance(failed.value.__cause__, ConfigError), failed.value
-    assert re.search(rf"stack 'ledger'.*nothing was created:\n.*ichrisbirch:{key}:", str(failed.value.__cause__))
+    ledger.set(**before)  # the refused value stays in the stack's config until it is put right
+    error = failed.value.result.error
+    assert "infra.config.ConfigError" in error, failed.value
+    assert re.search(rf"stack 'ledger'.*nothing was created:\n.*ichrisbirch:{key}:", error), error
     assert failed.value.result.steps == [], "no step: refused before any resource was registered"
-    assert {r.urn: r.id for r in ledger.engine.resources.values()} == ids, "nothing created, replaced or deleted"
+    assert {r["urn"]: r.get("id") for r in ledger.project.resources()} == ids, "nothing created, replaced or deleted"
     assert version(ledger) in ("1.0.0", "2.0.0"), "still serving"
 
 
@@ -139,7 +140,7 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
     assert set(load.versions()) == {running, "3.0.0"} and load.versions()[-1] == "3.0.0", load.versions()
     # Exported: the engine's record of it, by the digest CI pushed (the provider takes the first of
     # the image's repo digests that starts like the name, so the registry's address may differ).
-    assert str(ledger.run.outputs["image_digest"]).endswith(prebuilt.split("@", 1)[1]), ledger.run.outputs
+    assert str(ledger.outputs["image_digest"]).endswith(prebuilt.split("@", 1)[1]), ledger.outputs
     # A later normal `up` (appImage unset) builds from the source again, as configured.
     result = ledger.up(appImage="")
     assert result.ops()["api"] == "replace" and version(ledger) == running
@@ -152,7 +153,7 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
 def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data(
     ledger: Deployed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    releases = StackReleases.of("ledger", LOCAL_ENGINE)
+    releases = StackReleases.of("ledger", engine_host())
     listed = releases.releases()
     assert [r.running for r in listed].count(True) == 1 and listed[0].running, [r.line() for r in listed]
     running, previous = listed[0], releases.previous()
@@ -168,8 +169,8 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
         took = time.monotonic() - began
         time.sleep(3)
         load = loop.report(min_rate=20)
-    assert result.ops()["api"] == "replace" and not any(s.delete_first for s in result.steps if s.name == "api")
-    assert result.timings.build_seconds == 0, "nothing built: the release was on the engine"
+    assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
+    assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == "1.0.0" and version(ledger) == "1.0.0", load.versions()
     assert "written by 2.0.0" in psql(ledger, "SELECT memo FROM entries"), "the data written since are kept"
@@ -222,7 +223,7 @@ def proxy_in_front(ledger: Deployed, standins: Standins, tmp_path: Path) -> Iter
         path.chmod(0o755 if path.is_dir() else 0o644)
     port = free_port()
     name = f"icb-front-{port}"
-    network = str(ledger.run.outputs["network"])
+    network = str(ledger.outputs["network"])
     docker(
         "run", "-d", "--name", name, "--label", TEST_LABEL, "--network", network,
         "-p", f"127.0.0.1:{port}:8443", "-v", f"{folder}:/front:ro",

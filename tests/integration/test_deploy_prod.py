@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -52,6 +53,14 @@ def test_every_container_is_healthy(prod: Deployed, offsite_bucket: Bucket) -> N
     name = str(backup["file"])  # type: ignore[index]
     copied = until(lambda: offsite_bucket.objects("prod") or None, 60, "the first dump in the bucket")
     assert set(copied) == {name, f"{name}.sha256"} and copied[name] == backup["sha256"], copied  # type: ignore[index]
+
+
+def test_what_the_program_leaves_unnamed_is_named_by_the_stack(prod: Deployed) -> None:
+    # The engine's autonaming (Pulumi.yaml, pulumi:autonaming): a create-first one-shot and the
+    # holders of secret files carry the stack, with a suffix of their own.
+    assert re.fullmatch(r"icb-prod-migrate-[0-9a-f]{7}", prod.container("migrate")), prod.container("migrate")
+    holder = prod.container("secret-flask-secret-key")
+    assert re.fullmatch(r"icb-prod-secret-flask-secret-key-[0-9a-f]{7}", holder), holder
 
 
 def test_application_containers_are_hardened(prod: Deployed) -> None:
@@ -244,7 +253,7 @@ def test_a_rotated_secret_replaces_exactly_its_readers_which_read_the_new_value(
     rotated = "flask-rotated-6c1e0b9d"
     result = prod.up(flaskSecretKey=rotated)
     touched = {name for name, op in result.ops().items() if op != "same"}
-    assert touched == {"app", "icb-prod-secret-flask-secret-key"}, result.preview()
+    assert touched == {"app", "secret-flask-secret-key"}, result.preview()
     assert result.ops()["app"] == "replace" and not result.replaced_first_by_delete("app"), result.preview()
     after = day2.container_identity(prod)
     for name in set(before) & set(after) - touched:

@@ -1,4 +1,4 @@
-"""Prod with `orchestrator: swarm`, deployed through the test engine on the three-node test swarm
+"""Prod with `orchestrator: swarm`, deployed by the real CLI on the three-node test swarm
 (tests/swarm/up.sh): the image built and pushed by the manager's engine, Swarm secrets and configs,
 services converged and spread over the nodes, requests through the ingress on the manager."""
 
@@ -14,13 +14,14 @@ import pytest
 from infra.config import PROJECT_DIR
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
-from proof.engine import UpFailed
 from proof.harness.cli import until
 from proof.harness.figures import report
 from proof.harness.load import LoadLoop
-from proof.harness.stacks import TEST_SECRETS, api_version, bump_version, edit_source
+from proof.harness.pulumi import RunFailed
+from proof.harness.stacks import api_version, bump_version, edit_source
 from proof.harness.standins import Standins
 from proof.harness.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
+from proof.mocks import TEST_SECRETS
 
 pytestmark = pytest.mark.docker
 # The request loop's floor here: each request is a new TLS connection into a namespace, answered by
@@ -126,15 +127,16 @@ def test_a_second_up_with_nothing_changed_touches_nothing(swarm_prod: SwarmProd)
     the swarm reports them, with the platforms the registry query added), then again after a refresh."""
     prod = swarm_prod
     before = versions(prod)
-    result = prod.engine.up("prod", prod.config, prod.secret_keys)
+    prod.project.preview(expect_no_changes=True)
+    result = prod.up()
     assert set(result.ops().values()) == {"same"}, result.preview()
-    services = [r for r in prod.engine.resources.values() if r.type == "docker:index/service:Service"]
-    assert services and all(r.state["taskSpec"]["containerSpec"]["image"] for r in services)
-    platforms = {r.name: r.state["taskSpec"].get("placement", {}).get("platforms") for r in services}
+    services = [r for r in prod.project.resources() if r["type"] == "docker:index/service:Service"]
+    assert services and all(r["outputs"]["taskSpec"]["containerSpec"]["image"] for r in services)
+    platforms = {r["urn"]: r["outputs"]["taskSpec"].get("placement", {}).get("platforms") for r in services}
     assert all(platforms.values()), f"the registry query wrote no platforms for some: {platforms}"
-    refreshed = prod.engine.refresh("prod")
+    refreshed = prod.project.refresh()
     assert set(refreshed.ops().values()) == {"same"}, refreshed.preview()
-    result = prod.engine.up("prod", prod.config, prod.secret_keys)
+    result = prod.up()
     assert set(result.ops().values()) == {"same"}, result.preview()
     assert versions(prod) == before, "no service was updated"
 
@@ -216,7 +218,7 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
         monkeypatch.delenv(RELEASE_ENV)
         time.sleep(3)
         load = loop.report(min_rate=SWARM_MIN_RATE)
-    assert result.timings.build_seconds == 0, "nothing built: every node pulls the release by its digest"
+    assert not result.built(), "nothing built: every node pulls the release by its digest"
     assert result.ops()["api"] == "update", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     rolled_back = api_version(prod)  # type: ignore[arg-type]
@@ -243,11 +245,11 @@ def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: Swa
         lambda t: t.replace("status_code=503 if down else 200", "status_code=500"),
     )
     with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
-        with pytest.raises(UpFailed) as failed:
+        with pytest.raises(RunFailed) as failed:
             prod.up()
         time.sleep(2)
         load = loop.report(min_rate=SWARM_MIN_RATE)
-    message = str(failed.value.__cause__)
+    message = failed.value.result.error
     assert "icb-prod-api" in message and "rolled back" in message, message
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) == {serving}, "only the old version answered"
@@ -333,8 +335,8 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
     assert up.returncode == 0, up.stdout + up.stderr
 
 
-def test_teardown_through_the_program_keeps_the_protected_data_until_unprotected(swarm_prod: SwarmProd) -> None:
-    # Last: `pulumi destroy` is `up` with a program that declares nothing.
+def test_teardown_keeps_the_protected_data_until_unprotected(swarm_prod: SwarmProd) -> None:
+    # Last: `pulumi destroy`.
     prod = swarm_prod
     data_node = node_socket("icb-worker1")
     data = {"icb-prod-postgres-data", "icb-prod-redis-data", "icb-prod-backups"}
@@ -344,29 +346,28 @@ def test_teardown_through_the_program_keeps_the_protected_data_until_unprotected
 
     assert data <= volumes_on_data_node(), "declared on the data node's engine, through its own provider"
     began = time.monotonic()
-    # Deletes run dependents first; the first protected volume's delete step fails the update
-    # (pulumi/pulumi DeleteStep.Apply), and no step starts after it.
-    with pytest.raises(UpFailed, match="is protected") as refused:
-        prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
-    deleted = refused.value.result.touched("delete")
-    assert {"api", "app", "scheduler", "postgres", "redis", "router", "ingress"} <= deleted, deleted
+    with pytest.raises(RunFailed, match="protect") as refused:
+        prod.project.destroy()
     assert data <= volumes_on_data_node(), "the data outlive a careless `pulumi destroy`"
-    kept = {r.name for r in prod.engine.resources.values() if r.type == "docker:index/volume:Volume"}
+    kept = {r["urn"].split("::")[-1] for r in prod.project.resources() if r["type"] == "docker:index/volume:Volume"}
     assert kept == {"postgres-data", "redis-data", "backups"}, "in state still, protected"
+    report(
+        f"swarm: `pulumi destroy` refused at the protected data, having deleted {sorted(refused.value.result.touched('delete'))}"
+    )
+    # On purpose, the data go too: `pulumi state unprotect`, then destroy again.
+    prod.project.unprotect_all()
+    result = prod.project.destroy()
+    took = time.monotonic() - began
+    assert kept <= result.touched("delete") | refused.value.result.touched("delete"), result.preview()
+    assert [r for r in prod.project.resources() if r.get("custom")] == [], "nothing left in state"
 
     def no_containers() -> bool | None:
         left = [n for n in NODES if on(node_socket(n), "ps", "-aq").stdout.split()]
         return not left or None
 
     until(no_containers, 60, "every task's container removed on every node")
-    # On purpose, the data go too: `pulumi state unprotect`, then destroy again.
-    prod.engine.unprotect(*kept)
-    result = prod.engine.up("prod", prod.config, prod.secret_keys, program=lambda: None)
-    took = time.monotonic() - began
-    assert kept <= result.touched("delete"), result.preview()
-    assert prod.engine.resources == {}, "nothing left in state"
     for kind in ("service", "secret", "config"):
         assert on(prod.manager, kind, "ls", "-q").stdout.split() == [], f"a {kind} is left"
     assert "icb-prod" not in on(prod.manager, "network", "ls", "--format", "{{.Name}}").stdout.split()
     assert not data & volumes_on_data_node(), "deleted on the data node, by the provider that declared them"
-    report(f"swarm teardown through the program: refused at the protected data, then all gone in {took:.1f} s")
+    report(f"swarm teardown: refused at the protected data, then all gone in {took:.1f} s")
