@@ -30,9 +30,9 @@ from infra.services import SecretName, ServiceSpec, secrets_as_files, services
 from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR
 from proof.harness.certificates import ca_and_server
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
-from proof.harness.stacks import committed_config
 from proof.harness.standins import Standins, build_image, copy_app
 from proof.harness.swarm import host_name
+from proof.mocks import committed_config
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")
 PROJECT = "icb-bench-compose"

@@ -34,14 +34,14 @@ from bench.compose import check_compose_project, compose_stack
 from infra.config import PROJECT_DIR, load_settings
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import StackEngine, restore
-from proof.engine import UpResult
 from proof.harness.buildkit import step_states
+from proof.harness.cli import engine_host
 from proof.harness.load import LoadLoop, LoadReport
-from proof.harness.stacks import bump_version, changed_all, committed_config, deploy, program_with, psql
+from proof.harness.pulumi import RunResult
+from proof.harness.stacks import bump_version, changed_all, deploy, program_with, psql
 from proof.harness.standins import Standins, copy_app
 from proof.harness.swarm import swarm_prod
-from proof.mocks import run_program
-from proof.plan import PlanMocks
+from proof.mocks import ProgramMocks, committed_config, run_program
 
 BENCH = PROJECT_DIR / "bench"
 DOCKER = "/usr/bin/docker"
@@ -249,16 +249,18 @@ def measure_builds(runs: int, base: str, workdir: Path) -> dict[str, Measured]:
 
 @dataclass
 class SecondUp:
-    """One stack's later `up`s through the engine stand-in: wall time and containers touched."""
+    """One stack's later `up`s by the real CLI: wall time and containers touched."""
 
     unchanged: list[float] = field(default_factory=list)
     unchanged_touched: list[int] = field(default_factory=list)
     source: list[float] = field(default_factory=list)
     source_touched: list[int] = field(default_factory=list)
+    preview_unchanged: list[float] = field(default_factory=list)  # `pulumi preview --expect-no-changes`
 
 
-def _containers_touched(result: UpResult) -> int:
-    return sum(1 for s in result.steps if s.type.endswith("container:Container") and s.op != "same")
+def _containers_touched(result: RunResult) -> int:
+    containers = {s.name for s in result.steps if s.type.endswith("container:Container")}
+    return sum(1 for name, op in result.ops().items() if name in containers and op != "same")
 
 
 def measure_deployments(runs: int, standins: Standins) -> tuple[dict[str, list[float]], dict[str, SecondUp]]:
@@ -268,12 +270,15 @@ def measure_deployments(runs: int, standins: Standins) -> tuple[dict[str, list[f
     for stack in ("dev", "test", "prod"):
         for _ in range(runs):
             with deploy(stack, standins) as deployed:
-                healthy.setdefault(stack, []).append(deployed.engine.time_from_first_container_to_healthy())
+                healthy.setdefault(stack, []).append(deployed.last.span("container:Container"))
                 measured = later.setdefault(stack, SecondUp())
                 started = time.perf_counter()
                 result = deployed.up()
                 measured.unchanged.append(time.perf_counter() - started)
                 measured.unchanged_touched.append(_containers_touched(result))
+                started = time.perf_counter()
+                deployed.preview(expect_no_changes=True)
+                measured.preview_unchanged.append(time.perf_counter() - started)
                 source = deployed.app_dir / "ichrisbirch" / "tasks.py"
                 source.write_text(source.read_text() + f"\n# source change {uuid.uuid4()}\n")
                 started = time.perf_counter()
@@ -281,6 +286,17 @@ def measure_deployments(runs: int, standins: Standins) -> tuple[dict[str, list[f
                 measured.source.append(time.perf_counter() - started)
                 measured.source_touched.append(_containers_touched(result))
     return healthy, later
+
+
+def measure_compose_unchanged(runs: int, standins: Standins) -> list[float]:
+    """The prod services under Compose (bench/compose.py): `docker compose up -d` with nothing to do."""
+    timings = []
+    for _ in range(runs):
+        with compose_stack(standins) as stack:
+            started = time.perf_counter()
+            stack.up()
+            timings.append(time.perf_counter() - started)
+    return timings
 
 
 @dataclass
@@ -353,7 +369,7 @@ def render_rollouts(rollouts: dict[str, Rollout], origin: str) -> str:
         "",
         origin,
         "",
-        "prod from v1 to v2 (a source change) through the engine stand-in, under the request loop of the tests "
+        "prod from v1 to v2 (a source change) by `pulumi up` (the real CLI), under the request loop of the tests "
         "(8 threads, 2 of them keeping their connections open, 32 requests a second through the ingress over "
         "HTTPS: GETs of an api and an app page, a POST that writes).",
         "",
@@ -393,30 +409,35 @@ def rollout_ratios(ours: Rollout, others: dict[str, Rollout]) -> list[str]:
     return lines
 
 
-def render_second_up(later: dict[str, SecondUp], origin: str) -> str:
+def render_second_up(later: dict[str, SecondUp], compose_unchanged: list[float], origin: str) -> str:
     lines = [
         SECOND_UP_HEADING,
         "",
         origin,
         "",
-        "Through the engine stand-in (`proof/engine/`): the wall time of "
-        "`up` against the state the first deploy left, and the containers it created, replaced or deleted.",
+        "By the real CLI (`pulumi up --yes --skip-preview` through the Automation API, its Python language "
+        "host and the stand-in providers): the wall time of `up` against the state the first deploy left, the "
+        "containers it created, replaced or deleted, and `pulumi preview --expect-no-changes`; beside them, "
+        "the same prod services under Compose (`bench/compose.py`), `docker compose up -d` with nothing to do.",
         "",
-        "| stack | `up` with nothing changed | containers touched | `up` after a source-only change | "
-        "containers touched |",
-        "| --- | --- | --- | --- | --- |",
+        "| stack | `up` with nothing changed | containers touched | `preview --expect-no-changes` | "
+        "`up` after a source-only change | containers touched |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for stack, m in later.items():
         lines.append(
             f"| {stack} | {median(m.unchanged):.2f} s | {median(m.unchanged_touched):.0f} | "
-            f"{median(m.source):.1f} s | {median(m.source_touched):.0f} |"
+            f"{median(m.preview_unchanged):.2f} s | {median(m.source):.1f} s | {median(m.source_touched):.0f} |"
         )
+    if compose_unchanged:
+        lines.append(f"| prod under Compose | {median(compose_unchanged):.2f} s | 0 | | | |")
     lines += [
         "",
-        "A source-only change rebuilds the image (one source layer) and replaces the application's containers: "
-        "delete-first in dev and test (each stopped within its graceful stop time, then created again once its "
-        "dependencies are healthy), create-first in prod (the old one stopped once the new one is healthy); "
-        "Postgres and Redis are left alone.",
+        "A later `up` runs the program (the language host starts Python, which imports the SDKs), asks the "
+        "providers to diff each resource, and writes the checkpoint; Compose compares its project with the "
+        "containers' labels. A source-only change rebuilds the image (one source layer) and replaces the "
+        "application's containers: delete-first in dev and test, create-first in prod (the old one stopped "
+        "once the new one is healthy); Postgres and Redis are left alone.",
         "",
     ]
     return "\n".join(lines)
@@ -428,7 +449,7 @@ def measure_mocks(runs: int) -> dict[str, list[float]]:
         config, secret_keys = committed_config(stack)
         for _ in range(runs):
             started = time.perf_counter()
-            run_program(stack, config, secret_keys, PlanMocks())
+            run_program(stack, config, secret_keys, ProgramMocks())
             timings.setdefault(stack, []).append(time.perf_counter() - started)
     return timings
 
@@ -460,6 +481,7 @@ def render(
     healthy: dict[str, list[float]],
     later: dict[str, SecondUp],
     mocks: dict[str, list[float]],
+    compose_unchanged: list[float],
     origin: str,
     second_up_origin: str,
 ) -> str:
@@ -542,7 +564,7 @@ def render(
         "- Time to healthy counts from the first container's start to the last container healthy, with images "
         "built; the health checks probe every 3 s, which sets most of it.",
         "",
-        render_second_up(later, second_up_origin),
+        render_second_up(later, compose_unchanged, second_up_origin),
     ]
     return "\n".join(lines)
 
@@ -641,7 +663,7 @@ def measure_backup(standins: Standins) -> BackupFigures:
         )
         rows = int(psql(deployed, "SELECT count(*) FROM tasks"))
         database_bytes = int(psql(deployed, "SELECT pg_database_size('ichrisbirch')"))
-        engine = StackEngine(deployed.stack, "unix:///var/run/docker.sock")
+        engine = StackEngine(deployed.stack, engine_host())
         started = time.perf_counter()
         engine.backup("once").check_returncode()
         backup_seconds = time.perf_counter() - started
@@ -679,7 +701,7 @@ def render_backup(figures: BackupFigures, origin: str) -> str:
 class Putback:
     """One way back to the previous version: its `up`, how long it took, and the request loop meanwhile."""
 
-    result: UpResult
+    result: RunResult
     seconds: float
     load: LoadReport
 
@@ -699,11 +721,11 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
     with deploy("prod", standins) as prod:
         init = prod.app_dir / "ichrisbirch" / "__init__.py"
         v1_source = init.read_text()
-        previous = StackReleases.of(prod.stack).releases()[0].tag
+        previous = StackReleases.of(prod.stack, engine_host()).releases()[0].tag
         bump_version(prod)
         prod.up()
 
-        def timed(change: Callable[[], UpResult]) -> Putback:
+        def timed(change: Callable[[], RunResult]) -> Putback:
             with LoadLoop(prod) as loop:
                 time.sleep(2)
                 started = time.perf_counter()
@@ -712,7 +734,7 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
                 time.sleep(2)
                 return Putback(result, seconds, loop.report(min_rate=5))
 
-        def rollback() -> UpResult:
+        def rollback() -> RunResult:
             os.environ[RELEASE_ENV] = previous
             try:
                 return prod.up()
@@ -722,7 +744,7 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
         rolled = timed(rollback)
         prod.up()  # v2 again, built as configured
 
-        def rebuild() -> UpResult:
+        def rebuild() -> RunResult:
             init.write_text(v1_source)
             return prod.up()
 
@@ -730,7 +752,7 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
         bump_version(prod)
         prod.up()  # a v2 again, so that the cold rebuild has the same way back
 
-        def cold_rebuild() -> UpResult:
+        def cold_rebuild() -> RunResult:
             run(DOCKER, "builder", "prune", "--all", "--force")
             return rebuild()
 
@@ -741,7 +763,7 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
 def render_rollback(figures: RollbackFigures, origin: str) -> str:
     def row(what: str, back: Putback) -> str:
         return (
-            f"| {what} | {back.seconds:.1f} s | {back.result.timings.build_seconds:.1f} s | "
+            f"| {what} | {back.seconds:.1f} s | {back.result.build_seconds():.1f} s | "
             f"{len(back.load.failed)} of {len(back.load.outcomes)} |"
         )
 
@@ -818,10 +840,11 @@ def _builds_section(standins: Standins, runs: int, command: str) -> str:
         builds = measure_builds(runs, standins.python, Path(tmp))
     print("time to healthy and later `up`s ...", file=sys.stderr)
     healthy, later = measure_deployments(runs, standins)
+    compose_unchanged = measure_compose_unchanged(runs, standins)
     print("program under mocks ...", file=sys.stderr)
     mocks = measure_mocks(max(runs, 5))
     here = origin(command, runs)
-    return render(builds, image_size(standins.python), healthy, later, mocks, here, here)
+    return render(builds, image_size(standins.python), healthy, later, mocks, compose_unchanged, here, here)
 
 
 SECTIONS: dict[str, Section] = {
@@ -834,7 +857,9 @@ SECTIONS: dict[str, Section] = {
     "second-up": Section(
         SECOND_UP_HEADING,
         "each stack deployed, then `up` with nothing changed and after a source change",
-        lambda standins, runs, command: render_second_up(measure_deployments(runs, standins)[1], origin(command, runs)),
+        lambda standins, runs, command: render_second_up(
+            measure_deployments(runs, standins)[1], measure_compose_unchanged(runs, standins), origin(command, runs)
+        ),
     ),
     "rollout": Section(
         ROLLOUT_HEADING,

@@ -24,7 +24,8 @@ def _value(value: Any) -> str:
 
 
 def render() -> str:
-    declared: dict[str, dict[str, Any]] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    config: dict[str, dict[str, Any]] = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    declared = {key: spec for key, spec in config.items() if not key.startswith("pulumi:")}  # the engine's own keys
     stacks = {
         stack: (yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
         for stack in ENVIRONMENTS

@@ -6,9 +6,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from proof.mocks import TEST_SECRETS, committed_config
-from proof.mocks import Run, run_program
-from proof.mocks import ProgramMocks
+from proof.mocks import TEST_SECRETS, ProgramMocks, Run, committed_config, run_program
 
 RunStack = Callable[..., Run]
 

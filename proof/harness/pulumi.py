@@ -9,6 +9,7 @@ events, never from a model of the engine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -120,10 +121,12 @@ class RunResult:
     def pending_deleted(self) -> set[str]:
         """The resources whose old objects an earlier, failed run left pending deletion, deleted by this
         one: more of their old objects deleted than replacements created."""
-        return {
-            name for name in dict.fromkeys(s.name for s in self.steps)
-            if sum(s.op == "delete-replaced" for s in self.of(name)) > sum(s.op == "create-replacement" for s in self.of(name))
-        }  # fmt: skip
+
+        def count(name: str, op: str) -> int:
+            return sum(s.op == op for s in self.of(name))
+
+        names = dict.fromkeys(s.name for s in self.steps)
+        return {name for name in names if count(name, "delete-replaced") > count(name, "create-replacement")}
 
     def drift(self, name: str) -> set[str]:
         """A refresh: the outputs Read found changed from what state held."""
@@ -160,6 +163,20 @@ class RunResult:
         """Whether the run built an image: a create or update of the native Image."""
         return any(s.type.endswith(":Image") and s.op in ("create", "update", "create-replacement") for s in self.steps)
 
+    def build_seconds(self) -> float:
+        """Seconds the run spent building images (its native Image steps that built)."""
+        return sum(
+            (s.finished or s.started) - s.started
+            for s in self.steps
+            if s.type.endswith(":Image") and s.op in ("create", "update", "create-replacement")
+        )
+
+    def span(self, type_suffix: str) -> float:
+        """Seconds from the first step of that type beginning to the last one ending: for containers,
+        which the provider creates once healthy, the time from the first start to all healthy."""
+        steps = [s for s in self.steps if s.type.endswith(type_suffix) and s.finished is not None]
+        return (max(s.finished or 0.0 for s in steps) - min(s.started for s in steps)) if steps else 0.0
+
     def duration(self, name: str) -> float:
         """Seconds from the start of a resource's first step to the end of its last."""
         steps = self.of(name)
@@ -185,7 +202,7 @@ class EventLog:
 
     def __init__(self, stack: str) -> None:
         self.result = RunResult(stack)
-        self._open: dict[tuple[str, str], Step] = {}
+        self._open: dict[tuple[str, str], Step | None] = {}
         self._lock = threading.Lock()
 
     def __call__(self, event: EngineEvent) -> None:
@@ -196,15 +213,18 @@ class EventLog:
                 step = _step(pre.metadata, now)
                 self.result.steps.append(step)
                 self._open[(step.urn, step.op)] = step
-            for metadata, is_failure in ((done and done.metadata, False), (failed and failed.metadata, True)):
-                if metadata is None or not self._counts(metadata):
+            ended = [(done.metadata, False)] if done is not None else []
+            ended += [(failed.metadata, True)] if failed is not None else []
+            for metadata, is_failure in ended:
+                if not self._counts(metadata):
                     continue
-                step = self._open.pop((metadata.urn, metadata.op.value), None)
-                if step is None:
-                    step = _step(metadata, now)
-                    self.result.steps.append(step)
-                step.finished, step.failed = now, is_failure
-                step.new = metadata.new.outputs if metadata.new is not None else None
+                key = (metadata.urn, str(metadata.op.value))
+                begun = self._open.pop(key, None)
+                if begun is None:
+                    begun = _step(metadata, now)
+                    self.result.steps.append(begun)
+                begun.finished, begun.failed = now, is_failure
+                begun.new = metadata.new.outputs if metadata.new is not None else None
 
     @staticmethod
     def _counts(metadata: StepEventMetadata) -> bool:
@@ -236,12 +256,10 @@ class ProjectStack:
         self.dir.mkdir(parents=True)
         for entry in PROGRAM:
             source = PROJECT_DIR / entry
-            copy = shutil.copytree if source.is_dir() else shutil.copy2
-            copy(
-                source,
-                self.dir / entry,
-                **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}),
-            )  # type: ignore[operator]
+            if source.is_dir():
+                shutil.copytree(source, self.dir / entry, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, self.dir / entry)
         shutil.copy2(stack_file, self.dir / f"Pulumi.{name}.yaml")
         backend = workspace / "state"
         backend.mkdir()
@@ -273,10 +291,8 @@ class ProjectStack:
         for key, value in values.items():
             entry: dict[str, Any] = {"value": value, "secret": key in secret}
             if value[:1] in ("[", "{"):
-                try:
+                with contextlib.suppress(ValueError):  # not JSON: a plain string that starts so
                     entry["objectValue"] = json.loads(value)
-                except ValueError:
-                    pass
             entries[key] = entry
         self.stack.set_all_config_json(json.dumps(entries))
 
@@ -333,7 +349,8 @@ class ProjectStack:
 
     def resources(self) -> list[dict[str, Any]]:
         """The resources in the stack's checkpoint, as the engine wrote it."""
-        return list(self.stack.export_stack().deployment.get("resources") or [])
+        deployment = self.stack.export_stack().deployment or {}
+        return list(deployment.get("resources") or [])
 
     def resource(self, name: str, type_token: str | None = None) -> dict[str, Any]:
         found = [r for r in self.resources() if r["urn"].split("::")[-1] == name and r.get("custom")

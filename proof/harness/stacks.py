@@ -184,9 +184,7 @@ def deploy(stack: str, standins: Standins, name: str | None = None, **settings: 
     deployed: Deployed | None = None
     try:
         first = project.up()
-        report(
-            f"{name}: first `pulumi up` {first.seconds:.1f} s (the image build {first.duration('app-image'):.1f} s of it)"
-        )
+        report(f"{name}: first `pulumi up` {first.seconds:.1f} s (building {first.build_seconds():.1f} s of it)")
         effective = {full(k): v if isinstance(v, str) else json.dumps(v) for k, v in committed.items()} | values
         deployed = Deployed(name, project, effective, ports, app_dir, first, secret_keys)
         yield deployed
@@ -218,8 +216,9 @@ def left_on_engine(stack: str) -> list[tuple[str, str]]:
     """(kind, name) of every container, volume and network on the engine labelled with `stack`."""
     found = []
     for kind in ("container", "volume", "network"):
-        listed = docker(kind, "ls", *(["-a"] if kind == "container" else []), "--filter",
-                        f"label=ichrisbirch.stack={stack}", "--format", "{{.Names}}" if kind == "container" else "{{.Name}}")  # fmt: skip
+        every = ["-a"] if kind == "container" else []
+        name = "{{.Names}}" if kind == "container" else "{{.Name}}"
+        listed = docker(kind, "ls", *every, "--filter", f"label=ichrisbirch.stack={stack}", "--format", name)
         found += [(kind, item) for item in listed.stdout.split()]
     return found
 

@@ -32,6 +32,7 @@ from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 from proof import provider
 from proof.provider.handlers import handlers_of
 from proof.provider.handlers.base import LOCAL_ENGINE, Docker, Handler, ProviderError, Resource
+from proof.provider.handlers.docker_provider import ProviderHandler
 from proof.provider.schema import PROVIDER
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's sentinel for a value not known in preview
@@ -45,7 +46,7 @@ def to_plain(struct: struct_pb2.Struct | None) -> dict[str, Any]:
     """A property struct as plain values; protobuf carries every number as a double."""
     if struct is None:
         return {}
-    return whole_numbers(MessageToDict(struct))
+    return dict(whole_numbers(MessageToDict(struct)))
 
 
 def whole_numbers(value: Any) -> Any:
@@ -69,7 +70,7 @@ def has_unknown(value: Any) -> bool:
         return any(has_unknown(v) for v in value.values())
     if isinstance(value, list):
         return any(has_unknown(v) for v in value)
-    return value == UNKNOWN
+    return bool(value == UNKNOWN)
 
 
 class Provider(provider_pb2_grpc.ResourceProviderServicer):
@@ -115,8 +116,9 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         return self._call(context, lambda: self._configure())
 
     def _configure(self) -> provider_pb2.ConfigureResponse:
-        if self.package == "docker":
-            self.host = self.handlers[PROVIDER].configure(self.config)
+        configuring = self.handlers.get(PROVIDER)
+        if isinstance(configuring, ProviderHandler):
+            self.host = configuring.configure(self.config)
         return provider_pb2.ConfigureResponse(
             acceptSecrets=False, supportsPreview=False, supports_autonaming_configuration=True
         )
@@ -283,7 +285,7 @@ class Provider(provider_pb2_grpc.ResourceProviderServicer):
         raise AssertionError("unreachable")
 
 
-class _RpcStatus(grpc.Status):
+class _RpcStatus(grpc.Status):  # type: ignore[misc]
     """A gRPC status with rich details (grpcio-status's rpc_status.to_status, without the package)."""
 
     def __init__(self, status: status_pb2.Status) -> None:

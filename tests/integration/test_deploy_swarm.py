@@ -351,9 +351,8 @@ def test_teardown_keeps_the_protected_data_until_unprotected(swarm_prod: SwarmPr
     assert data <= volumes_on_data_node(), "the data outlive a careless `pulumi destroy`"
     kept = {r["urn"].split("::")[-1] for r in prod.project.resources() if r["type"] == "docker:index/volume:Volume"}
     assert kept == {"postgres-data", "redis-data", "backups"}, "in state still, protected"
-    report(
-        f"swarm: `pulumi destroy` refused at the protected data, having deleted {sorted(refused.value.result.touched('delete'))}"
-    )
+    deleted = sorted(refused.value.result.touched("delete"))
+    report(f"swarm: `pulumi destroy` refused at the protected data, having deleted {deleted}")
     # On purpose, the data go too: `pulumi state unprotect`, then destroy again.
     prod.project.unprotect_all()
     result = prod.project.destroy()

@@ -30,9 +30,10 @@ def test_medians_of_runs_take_each_figure_on_its_own() -> None:
 def test_the_backup_and_later_up_sections_carry_their_origin() -> None:
     backup = run.render_backup(run.BackupFigures(100, 2_000_000, 500_000, 0.5, 10.0), ORIGIN).splitlines()
     assert backup[2] == ORIGIN and "| 100 | 2.0 MB | 0.5 MB | 0.5 s | 10.0 s |" in backup
-    later = run.SecondUp([0.5], [0], [30.0], [4])
-    second = run.render_second_up({"prod": later}, ORIGIN).splitlines()
-    assert second[2] == ORIGIN and "| prod | 0.50 s | 0 | 30.0 s | 4 |" in second
+    later = run.SecondUp([0.5], [0], [30.0], [4], [0.4])
+    second = run.render_second_up({"prod": later}, [0.3], ORIGIN).splitlines()
+    assert second[2] == ORIGIN and "| prod | 0.50 s | 0 | 0.40 s | 30.0 s | 4 |" in second
+    assert "| prod under Compose | 0.30 s | 0 | | | |" in second
 
 
 def test_a_section_replaces_its_own_text_only(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -8,12 +8,10 @@ from pydantic_core import PydanticUndefined
 
 from infra.config import PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
 from proof import reference
-from proof.mocks import TEST_SECRETS, committed_config
-from proof.mocks import run_program
-from proof.plan import PlanMocks
+from proof.mocks import TEST_SECRETS, ProgramMocks, committed_config, run_program
 
 
-class CountingMocks(PlanMocks):
+class CountingMocks(ProgramMocks):
     def __init__(self) -> None:
         self.registered: list[str] = []
 
@@ -87,7 +85,7 @@ def test_unknown_key_is_a_typo_not_ignored() -> None:
 def test_keys_of_other_namespaces_are_left_alone() -> None:
     config, secret_keys = committed_config("dev")
     config["docker:host"] = "unix:///var/run/docker.sock"
-    run_program("dev", config, secret_keys, PlanMocks())
+    run_program("dev", config, secret_keys, ProgramMocks())
 
 
 def test_two_services_on_one_host_port() -> None:
@@ -103,7 +101,7 @@ def test_two_services_on_one_host_port() -> None:
 def test_unpublished_ports_do_not_collide_in_prod() -> None:
     # prod publishes only api and app: Postgres's host port is unused there.
     config, secret_keys = committed_config("prod", {"postgresPort": "8000"})
-    run_program("prod", config, secret_keys, PlanMocks())
+    run_program("prod", config, secret_keys, ProgramMocks())
 
 
 @pytest.mark.parametrize("missing", sorted(key_of(name) for name in REQUIRED_SECRETS))
@@ -158,7 +156,8 @@ PULUMI_TYPES = {"array", "boolean", "integer", "string"}
 def _declared() -> dict[str, dict[str, object]]:
     document = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
     assert document["name"] == "ichrisbirch"
-    return dict(document["config"])
+    # The program's own keys; `pulumi:` ones are the engine's (autonaming).
+    return {k: v for k, v in document["config"].items() if not k.startswith("pulumi:")}
 
 
 def test_pulumi_yaml_declares_every_key_and_no_other() -> None:
@@ -211,7 +210,7 @@ def test_two_stacks_of_one_environment_name_everything_apart() -> None:
     config, secret_keys = committed_config("prod")
     names = {}
     for stack in ("prod", "prod-eu"):
-        run = run_program(stack, config, secret_keys, PlanMocks())
+        run = run_program(stack, config, secret_keys, ProgramMocks())
         # Everything the stack owns; base images (RemoteImage, kept locally) are shared on purpose.
         owned = [r for r in run.resources if r.type.startswith("docker:") and "remoteImage" not in r.type]
         # Autonamed resources (prod's secret holders, its migrate) get a random suffix from Pulumi: apart

@@ -12,9 +12,7 @@ import pytest
 from infra.config import PROJECT_DIR, ConfigError, load_settings
 from infra.containers import replacement_key
 from infra.services import HealthCheck, Port, services
-from proof.mocks import TEST_SECRETS, committed_config
-from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, Registration, Run
-from proof.plan import PlanMocks
+from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, TEST_SECRETS, ProgramMocks, Registration, Run, committed_config
 from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
 from tests.conftest import RunStack
 
@@ -109,7 +107,7 @@ def test_image_is_built_from_the_one_dockerfile_with_the_stack_target(
 
 def test_app_containers_run_the_built_image_by_digest(run_stack: RunStack, stack: str) -> None:
     run = run_stack(stack)
-    digest = run.outputs["image_digest"]  # under PlanMocks: derived from the build context's digest
+    digest = run.outputs["image_digest"]  # under ProgramMocks: derived from the build context's digest
     assert digest.startswith("sha256:plan-")
     for name in APP_SERVICES:
         assert containers(run)[name].inputs["image"] == digest, name
@@ -237,8 +235,8 @@ def test_each_container_gets_only_the_environment_it_uses(run_stack: RunStack, s
 
 def test_prod_secrets_are_files_in_volumes_only_their_readers_mount(run_stack: RunStack) -> None:
     run = run_stack("prod")
-    held = {name: h for name, h in holders(run).items() if "-secret-" in name}
-    assert set(held) == {f"icb-prod-secret-{n}" for n in ("postgres-password", "redis-password", "flask-secret-key",
+    held = {name: h for name, h in holders(run).items() if name.startswith("secret-")}
+    assert set(held) == {f"secret-{n}" for n in ("postgres-password", "redis-password", "flask-secret-key",
                                                           "router-tls-pem")}  # fmt: skip
     readers: dict[str, set[str]] = {}
     for name, container in containers(run).items():
@@ -263,7 +261,7 @@ def test_prod_secrets_are_files_in_volumes_only_their_readers_mount(run_stack: R
         (upload,) = unwrap(inputs["uploads"])
         assert upload["permissions"] == "0444" and upload["file"].endswith("/value")
         assert "name" not in inputs and holder.delete_before_replace is False, "autonamed, created before the old goes"
-    flask = held["icb-prod-secret-flask-secret-key"]
+    flask = held["secret-flask-secret-key"]
     assert unwrap(flask.inputs["uploads"])[0]["content"] == TEST_SECRETS["flaskSecretKey"]
     for name in ("dev", "test"):  # environment variables there, as the issue allows
         assert not [h for h in holders(run_stack(name)) if "-secret-" in h]
@@ -406,7 +404,7 @@ def test_health_gated_order(run_stack: RunStack, stack: str) -> None:
     run = containers(run_stack(stack))
 
     def after(name: str) -> set[str]:  # (prod's secret holders aside)
-        return {short(d) for d in run[name].dependencies if "Container::" in d and "-secret-" not in d}
+        return {short(d) for d in run[name].dependencies if "Container::" in d and "::secret-" not in d}
 
     assert after("migrate") == {"postgres"}
     assert after("api") == {"postgres", "redis", "migrate"}
@@ -431,7 +429,7 @@ def test_the_backup_service_dumps_on_its_schedule_into_its_protected_volume(run_
         "volumeName": "icb-prod-backups",
     }
     assert run.named(VOLUME, "backups").protect, "the dumps outlive a careless `pulumi destroy`"
-    assert {short(d) for d in backup.dependencies if "Container::" in d and "-secret-" not in d} == {"migrate"}, (
+    assert {short(d) for d in backup.dependencies if "Container::" in d and "::secret-" not in d} == {"migrate"}, (
         "backup_runs exists"
     )
     assert backup.inputs["user"] == "999:999" and backup.inputs["readOnly"] is True
@@ -440,7 +438,7 @@ def test_the_backup_service_dumps_on_its_schedule_into_its_protected_volume(run_
     assert "backup" not in containers(run_stack("prod", backups="false"))
 
 
-class FailingMigration(PlanMocks):
+class FailingMigration(ProgramMocks):
     def __init__(self) -> None:
         self.created: list[str] = []
 
@@ -518,8 +516,8 @@ def test_prod_publishes_only_the_ingress_and_the_router_routes_by_host(run_stack
     assert {short(d) for d in run["router"].dependencies if "Container::" in d} == {
         "api",
         "app",
-        "icb-prod-secret-router-tls-pem",
-        "icb-prod-router-haproxy-cfg",
+        "secret-router-tls-pem",
+        "router-haproxy-cfg",
     }, "after what it routes to, and the holders of its certificate and configuration"
 
 

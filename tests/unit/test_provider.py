@@ -1,8 +1,6 @@
-"""The provider's rules (proof/provider/) and the plan diff built on them, without an engine.
-
-The figures come from the provider's source (../shared/docs/provider-semantics.md); the
-integration tests check the same rules against a real engine run after run.
-"""
+"""The stand-in provider's rules (proof/provider/), without an engine: what the plugin the real CLI
+loads in place of pulumi-docker answers for Diff and Read. The integration tests run them under
+the real engine, run after run."""
 
 from __future__ import annotations
 
@@ -11,12 +9,10 @@ from typing import Any
 
 import docker.utils.build
 import pytest
-import yaml
 
 from infra import canonical
 from proof import provider
 from proof.harness.standins import copy_app
-from proof.plan import PlannedStep, diff_plans, mismatches, plan
 
 
 @pytest.mark.parametrize(
@@ -101,122 +97,3 @@ def test_containers_delete_first_unless_the_option_says_otherwise() -> None:
 def test_an_unknown_input_is_refused_by_name() -> None:
     with pytest.raises(provider.NotModelled, match="gpuz"):
         provider.diff_fields(provider.CONTAINER, container(), container(gpuz="all"))
-
-
-# --- the plan diff ----------------------------------------------------------------------------------
-
-
-def steps(stack: str, **overrides: str) -> dict[str, PlannedStep]:
-    old = yaml.safe_load(plan(stack))
-    new = yaml.safe_load(plan(stack, overrides))
-    return {step.key.split("::")[-1]: step for step in diff_plans(old, new)}
-
-
-@pytest.mark.parametrize("stack", ["dev", "test", "prod"])
-def test_the_committed_program_has_no_perpetual_diff(stack: str) -> None:
-    # The state an `up` leaves (inputs plus what Read writes back) against the same inputs again.
-    assert steps(stack) == {}
-
-
-def test_a_postgres_image_change_replaces_postgres_and_what_takes_its_outputs_first() -> None:
-    planned = steps("prod", postgresImage="postgres:16.5-bookworm")
-    # The backup runs the same image; migrate takes Postgres's id; api, scheduler and backup take
-    # migrate's exit gate: the engine deletes them before Postgres (its delete-first cascade).
-    assert set(planned) == {"postgres-image", "postgres", "backup", "migrate", "api", "scheduler"}
-    assert planned["postgres"].op == "replace" and planned["postgres"].fields == ("image",)
-    assert planned["postgres"].deletes_first == ("scheduler", "backup", "api", "migrate"), planned["postgres"]
-    assert (
-        "(the old one is deleted first; deletes first: scheduler, backup, api, migrate)" in planned["postgres"].line()
-    )
-    for name in ("migrate", "api", "scheduler", "backup"):
-        assert planned[name].delete_first and planned[name].dependent_of == "postgres", planned[name]
-    assert planned["api"].line().startswith("  +- replaces Container api (icb-prod-api-"), planned["api"].line()
-    assert "deleted before postgres: its labels take outputs" in planned["api"].line()
-
-
-def test_a_release_cascades_nothing_in_prod() -> None:
-    """Under the engine's rules a release takes nothing serving down: migrate is create-first."""
-    planned = steps("prod", memoryMb="1024", heartbeatSeconds="61")
-    assert planned["api"].op == planned["scheduler"].op == "replace", planned
-    assert not any(step.delete_first for step in planned.values()), planned
-    assert not any(step.dependent_of or step.deletes_first for step in planned.values()), planned
-
-
-def test_a_memory_change_updates_in_place_and_rolls_create_first_containers() -> None:
-    planned = steps("dev", memoryMb="1024")
-    assert {s.op for s in planned.values()} == {"update"}
-    assert planned["api"].fields == ("memory", "memorySwap")
-    # In prod, api, app and scheduler take a new name with any change of their spec: a rollout. The
-    # autonamed migrate keeps its name, and memory is updated in place.
-    rolled = steps("prod", memoryMb="1024")
-    assert {n for n, s in rolled.items() if s.op == "replace"} == {"api", "app", "scheduler"}
-    assert not rolled["api"].delete_first and rolled["migrate"].op == "update"
-
-
-def test_a_source_change_rebuilds_and_replaces_the_application(tmp_path: Path) -> None:
-    app = copy_app(tmp_path / "app")
-    (app / "ichrisbirch" / "__init__.py").write_text((app / "ichrisbirch" / "__init__.py").read_text() + "\n# edit\n")
-    old = yaml.safe_load(plan("prod", {"appDirectory": str(copy_app(tmp_path / "base"))}))
-    new = yaml.safe_load(plan("prod", {"appDirectory": str(app)}))
-    planned = {s.key.split("::")[-1]: s.op for s in diff_plans(old, new)}
-    assert planned == {
-        "app-image": "update",
-        "migrate": "replace",
-        "api": "replace",
-        "app": "replace",
-        "scheduler": "replace",
-    }
-
-
-def test_deleting_the_protected_volume_is_flagged_as_refused() -> None:
-    old = yaml.safe_load(plan("prod"))
-    new = yaml.safe_load(plan("prod"))
-    del new["resources"]["docker:index/volume:Volume::postgres-data"]
-    planned = {s.key.split("::")[-1]: s for s in diff_plans(old, new)}
-    assert planned["postgres-data"].op == "delete" and planned["postgres-data"].protected
-    assert "REFUSED" in planned["postgres-data"].line()
-
-
-def test_a_real_preview_is_checked_against_the_prediction() -> None:
-    planned = list(steps("prod", postgresImage="postgres:16.5-bookworm").values())
-    urn = "urn:pulumi:prod::ichrisbirch::ichrisbirch:index:Deployment${kind}::{name}"
-
-    def container(op: str, name: str) -> dict[str, str]:
-        return {"op": op, "urn": urn.format(kind="docker:index/container:Container", name=name)}
-
-    cascade = ["scheduler", "backup", "api", "migrate"]
-    matching = {
-        "steps": [
-            container("same", "app"),
-            {"op": "replace", "urn": urn.format(kind="docker:index/remoteImage:RemoteImage", name="postgres-image")},
-            *(container("delete-replaced", name) for name in cascade),
-            container("delete-replaced", "postgres"),
-            container("replace", "postgres"),
-            container("create-replacement", "postgres"),
-            *(
-                step
-                for name in reversed(cascade)
-                for step in (container("replace", name), container("create-replacement", name))
-            ),
-        ]
-    }
-    assert mismatches(planned, matching) == []
-    differing = {"steps": [*matching["steps"], container("update", "app")]}
-    assert mismatches(planned, differing) == [
-        "docker:index/container:Container::app: predicted no change, the preview says update"
-    ]
-    # The order is compared too: here Postgres is created before it is deleted, and api deleted after it.
-    wrong_order = [
-        container("same", "app"),
-        {"op": "replace", "urn": urn.format(kind="docker:index/remoteImage:RemoteImage", name="postgres-image")},
-        *(container("delete-replaced", name) for name in ("scheduler", "backup", "migrate")),
-        container("create-replacement", "postgres"),
-        container("delete-replaced", "postgres"),
-        *(container("create-replacement", name) for name in ("migrate", "scheduler", "backup")),
-        container("delete-replaced", "api"),
-        container("create-replacement", "api"),
-    ]
-    assert mismatches(planned, {"steps": wrong_order}) == [
-        "docker:index/container:Container::postgres: predicted delete-first, the preview creates the replacement first",
-        "docker:index/container:Container::postgres: predicted to delete api first, the preview deletes it after",
-    ]

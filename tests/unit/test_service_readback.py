@@ -1,4 +1,4 @@
-"""A Swarm service read back as the provider's Read flattens it (proof/engine/handlers/service_spec.py),
+"""A Swarm service read back as the provider's Read flattens it (proof/provider/handlers/service_spec.py),
 diffed against the program's inputs: every prod service of the swarm stack reads back as declared,
 so the second `up` touches nothing, and the diffs the read-back exists to catch are caught.
 
@@ -15,12 +15,9 @@ from typing import Any
 import pytest
 
 from proof import provider
-from proof.engine import rules
-from proof.engine.handlers.service_spec import from_engine, to_engine
-from proof.mocks import TEST_SECRETS, committed_config
-from proof.mocks import Run, run_program
-from proof.plan import PlanMocks
+from proof.mocks import TEST_SECRETS, ProgramMocks, Run, committed_config, run_program
 from proof.provider import SERVICE, reveal
+from proof.provider.handlers.service_spec import from_engine, to_engine
 
 IGNORED = ["taskSpec.placement.platforms"]
 
@@ -34,7 +31,7 @@ def swarm() -> Run:
         "domain": "example.org",
     }
     config, secret_keys = committed_config("prod", overrides, secrets=TEST_SECRETS)
-    return run_program("prod", config, secret_keys, PlanMocks())
+    return run_program("prod", config, secret_keys, ProgramMocks())
 
 
 def daemon_view(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +54,7 @@ def read_back(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def planned(state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     """The inputs as the engine and the bridge diff them, with the program's ignore_changes."""
-    return rules.ignored_in_diff(state, dict(inputs), IGNORED)
+    return provider.with_ignored(state, dict(inputs), IGNORED)
 
 
 def test_every_service_reads_back_as_the_program_declares_it(swarm: Run) -> None:
