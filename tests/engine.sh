@@ -6,7 +6,7 @@
 #   eval "$(bash tests/engine.sh up)"    # starts it; prints `export DOCKER_HOST=unix://...`
 #   bash tests/engine.sh down            # stops it and removes everything it held
 #
-# Needs root and dockerd (Debian's docker.io; installed here when missing).
+# Needs root, dockerd and ip (Debian's docker.io and iproute2; installed here when missing).
 set -euo pipefail
 
 root=${ICB_ENGINE_ROOT:-/tmp/icb-test-engine}
@@ -30,9 +30,12 @@ stop() {
 
 case "${1:-}" in
   up)
-    if ! command -v dockerd >/dev/null || [ ! -x /usr/bin/docker ]; then
-      echo "engine: installing docker.io" >&2
-      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    missing=()
+    { command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; } || missing+=(docker.io)
+    command -v ip >/dev/null || missing+=(iproute2)
+    if [ "${#missing[@]}" -gt 0 ]; then
+      echo "engine: installing ${missing[*]}" >&2
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     stop  # a run that was interrupted leaves nothing for this one
     mkdir -p "$root/data" "$root/exec"

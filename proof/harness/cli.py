@@ -44,6 +44,39 @@ def labelled(label: str) -> list[tuple[str, str]]:
     return found
 
 
+STANDIN_REPOSITORY = "icb-standin/"  # tests/standins/build.sh: kept across runs, rebuilt from their inputs
+
+
+def images() -> dict[str, set[str]]:
+    """Every image on the engine (intermediate ones too), by id, with its repository:tag names."""
+    listed = docker("images", "-a", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}").stdout
+    found: dict[str, set[str]] = {}
+    for line in listed.splitlines():
+        image, name = line.split(" ", 1)
+        found.setdefault(image, set())
+        if name != "<none>:<none>":
+            found[image].add(name)
+    return found
+
+
+def images_made_since(before: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The images on the engine now that were not at `before`, stand-ins aside."""
+    return {
+        image: names
+        for image, names in images().items()
+        if image not in before and not (names and all(n.startswith(STANDIN_REPOSITORY) for n in names))
+    }
+
+
+def build_cache_size() -> str:
+    """The engine's build cache, as `docker system df` puts it (e.g. 1.2GB)."""
+    for line in docker("system", "df", "--format", "{{.Type}}\t{{.Size}}").stdout.splitlines():
+        kind, size = line.split("\t")
+        if kind == "Build Cache":
+            return size
+    return "0B"
+
+
 def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
     """Poll `check` until it returns a value, at most `timeout` seconds; bounded, stops by itself."""
     deadline = time.monotonic() + timeout

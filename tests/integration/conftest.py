@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import PROJECT_DIR
-from proof.harness.cli import DOCKER, TEST_LABEL, docker, labelled, until
+from proof.harness.cli import DOCKER, TEST_LABEL, build_cache_size, docker, images, images_made_since, labelled, until
 from proof.harness.clients import free_port
 from proof.harness.figures import FIGURES, report
 from proof.harness.machine import MachineProblem, host_address
@@ -135,12 +135,14 @@ def offsite_bucket(standins: Standins) -> Iterator[Bucket]:
 
 
 @pytest.fixture(scope="session")
-def images(standins: Standins) -> dict[str, Build]:
-    """Both targets of app/Dockerfile, built with BuildKit from the stand-in base."""
-    return {
+def targets(standins: Standins) -> Iterator[dict[str, Build]]:
+    """Both targets of app/Dockerfile, built with BuildKit from the stand-in base; removed afterwards."""
+    built = {
         target: build_image(APP_DIR, target, f"ichrisbirch-test:{target}", standins.python)
         for target in ("development", "production")
     }
+    yield built
+    docker("rmi", *(build.tag for build in built.values()), check=False)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -179,11 +181,20 @@ def assert_no_secret_leak(deployed: Deployed) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
-    """After the suite, no container, network or volume created by it remains on the engine."""
-    yield
+    """After the suite, no container, network, volume or image made by it remains on the engine (the
+    stand-ins aside: they are kept, and rebuilt from their inputs). What remains is removed, and the
+    suite fails naming it. The build cache the suite grew is reported."""
     if engine_problem() is not None:
+        yield
         return
+    images_before, cache_before = images(), build_cache_size()
+    yield
     leftovers = [
         f"{kind} {item}" for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for kind, item in labelled(label)
     ]
+    made = images_made_since(images_before)
+    if made:
+        docker("rmi", "-f", *made, check=False)
+    leftovers += [f"image {image[7:19]} {' '.join(sorted(names)) or '<untagged>'}" for image, names in made.items()]
+    report(f"build cache on the engine: {build_cache_size()} after the suite, {cache_before} before")
     assert not leftovers, f"the suite left these behind: {leftovers}"

@@ -125,6 +125,7 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
     init = checkout / "ledger" / "__init__.py"
     init.write_text(re.sub(r'VERSION = ".*"', 'VERSION = "3.0.0"', init.read_text()))
     build_image(checkout, "production", "icb-ledger-ci:3.0.0", standins.python)
+    built = docker("image", "inspect", "-f", "{{.Id}}", "icb-ledger-ci:3.0.0").stdout.strip()
     running = version(ledger)
     with local_registry() as registry:
         prebuilt = push("icb-ledger-ci:3.0.0", f"{registry}/ledger")
@@ -144,6 +145,7 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
     # A later normal `up` (appImage unset) builds from the source again, as configured.
     result = ledger.up(appImage="")
     assert result.ops()["api"] == "replace" and version(ledger) == running
+    docker("rmi", "-f", built)  # CI's build, under its tag and the registry's digest: nothing runs it now
     report(
         f"ledger from a prebuilt image by digest under load: {len(load.outcomes)} requests, "
         f"{len(load.failed)} failed; back to building after"

@@ -35,6 +35,7 @@ def prod(standins: Standins, offsite_bucket: Bucket) -> Iterator[Deployed]:
     # A heartbeat every 2 s: a rollout's window holds enough job runs to judge the scheduler by.
     with deploy("prod", standins, heartbeatSeconds="2", **offsite_bucket.settings()) as deployed:
         yield deployed
+    docker("rmi", postgres_variant_name(standins.postgres), check=False)  # made by the image-change test
 
 
 def health(prod: Deployed) -> tuple[int, dict[str, object]]:
@@ -270,9 +271,13 @@ def test_a_source_change_rebuilds_and_replaces_the_application_only(prod: Deploy
     day2.assert_source_change_rolls_out_the_application_only(prod)
 
 
+def postgres_variant_name(base: str) -> str:
+    return f"{base}-variant"
+
+
 def postgres_variant(base: str) -> str:
     """Another Postgres image (another id) for an image bump: the stand-in with one label more."""
-    variant = f"{base}-variant"
+    variant = postgres_variant_name(base)
     docker("build", "-t", variant, "-", input=f"FROM {base}\nLABEL ichrisbirch.test.variant=2\n")
     return variant
 

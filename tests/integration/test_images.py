@@ -41,17 +41,17 @@ def run_in(image: str, *command: str, user: str | None = None) -> subprocess.Com
     )
 
 
-def test_both_targets_build_with_buildkit(images: dict[str, Build]) -> None:
-    for target, build in images.items():
+def test_both_targets_build_with_buildkit(targets: dict[str, Build]) -> None:
+    for target, build in targets.items():
         assert "naming to" in build.log and inspect(build.tag)["Id"].startswith("sha256:"), target
-    dev, prod = inspect(images["development"].tag), inspect(images["production"].tag)
+    dev, prod = inspect(targets["development"].tag), inspect(targets["production"].tag)
     assert dev["Config"]["Cmd"][:2] == ["uvicorn", "ichrisbirch.wsgi_api:api"]
     assert prod["Config"]["Cmd"][:2] == ["gunicorn", "ichrisbirch.wsgi_api:api"]
     assert "uvicorn_worker.UvicornWorker" in prod["Config"]["Cmd"]
 
 
-def test_production_image_is_non_root_lean_and_health_checked(images: dict[str, Build], standins: Standins) -> None:
-    image = images["production"].tag
+def test_production_image_is_non_root_lean_and_health_checked(targets: dict[str, Build], standins: Standins) -> None:
+    image = targets["production"].tag
     config = inspect(image)["Config"]
     assert config["User"] == "10001:10001"
     assert run_in(image, "id", "-u").stdout.strip() == "10001"
@@ -76,14 +76,14 @@ def test_production_image_is_non_root_lean_and_health_checked(images: dict[str, 
 
     size = inspect(image)["Size"]
     base = inspect(standins.python)["Size"]
-    dev = inspect(images["development"].tag)["Size"]
+    dev = inspect(targets["development"].tag)["Size"]
     report(
         f"production image: {size / 1e6:.0f} MB ({(size - base) / 1e6:.0f} MB above the base); "
         f"development image: {dev / 1e6:.0f} MB"
     )
 
 
-def test_a_missing_variable_stops_each_process_with_its_name(images: dict[str, Build]) -> None:
+def test_a_missing_variable_stops_each_process_with_its_name(targets: dict[str, Build]) -> None:
     name = f"icb-itest-missing-{uuid.uuid4().hex[:8]}"
     secret = TEST_SECRETS["postgresPassword"]
     for process in (["gunicorn", "ichrisbirch.wsgi_app:app", "--preload"], ["python", "-m", "ichrisbirch.migrate"]):
@@ -98,7 +98,7 @@ def test_a_missing_variable_stops_each_process_with_its_name(images: dict[str, B
                 "ENVIRONMENT=prod",
                 "-e",
                 f"POSTGRES_PASSWORD={secret}",
-                images["production"].tag,
+                targets["production"].tag,
                 *process,
                 check=False,
                 timeout=60,
@@ -109,7 +109,7 @@ def test_a_missing_variable_stops_each_process_with_its_name(images: dict[str, B
         assert result.returncode != 0, process
         assert ("FASTAPI_HOST: is required" if "gunicorn" in process else "POSTGRES_HOST: is required") in output
         assert secret not in output
-    default = docker("run", "--rm", "--label", TEST_LABEL, images["production"].tag, check=False, timeout=60)
+    default = docker("run", "--rm", "--label", TEST_LABEL, targets["production"].tag, check=False, timeout=60)
     assert default.returncode != 0 and "POSTGRES_HOST: is required" in default.stdout + default.stderr
 
 
@@ -174,7 +174,7 @@ def wait_healthy(container: str) -> None:
 
 
 def test_application_suite_passes_against_real_postgres_and_redis(
-    images: dict[str, Build], standins: Standins, scratch_network: str
+    targets: dict[str, Build], standins: Standins, scratch_network: str
 ) -> None:
     password, redis_password = TEST_SECRETS["postgresPassword"], TEST_SECRETS["redisPassword"]
     postgres = start(
@@ -214,7 +214,7 @@ def test_application_suite_passes_against_real_postgres_and_redis(
         "--network",
         scratch_network,
         *env_args,
-        images["development"].tag,
+        targets["development"].tag,
         "python",
         "-m",
         "pytest",

@@ -8,20 +8,27 @@ import subprocess
 import pytest
 
 from infra.config import PROJECT_DIR
+from proof.harness.cli import engine_host
+from proof.harness.pulumi import PROVIDER_OPTIONS
 
 pytestmark = pytest.mark.docker
 
 
 def setup(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "setup"), *args], capture_output=True, text=True, timeout=300, check=False
+        # The suite's providers, so that setup leaves the toolchain the rest of the suite runs on.
+        [str(PROJECT_DIR / "scripts" / "setup"), *args, *PROVIDER_OPTIONS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
 def test_an_engine_that_answers_is_named_with_its_version(engine: None) -> None:
-    checked = setup("--docker-host", "unix:///var/run/docker.sock")
+    checked = setup("--docker-host", engine_host())
     assert checked.returncode == 0, checked.stderr
-    assert "docker " in checked.stdout and "at unix:///var/run/docker.sock" in checked.stdout, checked.stdout
+    assert "docker " in checked.stdout and f"at {engine_host()}" in checked.stdout, checked.stdout
 
 
 def test_an_engine_that_does_not_answer_stops_setup_in_one_plain_line(tmp_path: object) -> None:
