@@ -240,6 +240,17 @@ class StackSettings(BaseModel):
     request_body_limit_kb: Positive = Field(
         1024, description="Largest request body the ingress accepts, in KiB; larger ones get a 413."
     )
+    maintenance: bool = Field(
+        False,
+        description="The router answers every request with a 503 page and Retry-After, health too"
+        " (scripts/ops <stack> maintenance on|off sets it).",
+    )
+    maintenance_message: str = Field(
+        "Down for maintenance; back shortly.",
+        max_length=200,
+        pattern=r"^[^\"\\$\n\r]*$",  # inside a quoted HAProxy string: no quote, escape or variable
+        description="The sentence the maintenance page shows (no quotes, backslashes, $ or newlines).",
+    )
 
     # Sizing.
     api_replicas: Positive = Field(2, description="On swarm: api tasks, spread over the nodes.")
@@ -619,6 +630,13 @@ def _tls_in_front_is_declared_whole(settings: StackSettings) -> list[Problem]:
     return problems
 
 
+def _maintenance_needs_an_ingress(settings: StackSettings) -> list[Problem]:
+    if settings.maintenance and not PROFILES[settings.environment].ingress:
+        message = f"the {settings.environment} environment runs no ingress, whose router would answer for it"
+        return [(f"{PROJECT}:maintenance", message)]
+    return []
+
+
 def _a_suite_in_the_stack_needs_a_domain(settings: StackSettings) -> list[Problem]:
     if PROFILES[settings.environment].runs_test_suite and settings.domain == "localhost":
         message = (
@@ -729,6 +747,7 @@ CROSS_FIELD_RULES: tuple[Callable[[StackSettings], list[Problem]], ...] = (
     _acme_needs_a_public_domain,
     _a_suite_in_the_stack_needs_a_domain,
     _tls_in_front_is_declared_whole,
+    _maintenance_needs_an_ingress,
     _swarm_runs_prod_from_a_registry,
     _data_node_is_for_swarm,
     _offsite_copy_is_complete,

@@ -14,12 +14,13 @@ The router balances each service over whatever answers to its network alias, thr
 (127.0.0.11), re-resolved every second. A container is admitted only once its health endpoint
 answers (200, or 503 when a dependency is down: the process serves), twice in a row; a refused or
 reset connection is retried on another server. So during a create-first replacement no request
-reaches a container that is starting, stopping or not listening. (Measured on this machine:
-../shared/docs/world.md, "Switching traffic".)
+reaches a container that is starting, stopping or not listening (measured: bench/RESULTS.md,
+"rollout").
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 # Where secrets that reach a stack as values (dev, test) are written at start for the proxies,
@@ -86,16 +87,32 @@ def _https_redirect(https_port: int) -> str:
 FRONT_MARK = "# TLS ends in front of this stack (tlsTermination: front)"
 
 
-def _serving(routes: list[Route], body_limit_bytes: int) -> str:
+MAINTENANCE_RETRY_AFTER_SECONDS = 300
+
+
+def _maintenance(message: str | None) -> str:
+    """In maintenance, every request is answered here (the health endpoints too): a 503 page and
+    Retry-After, before any backend is asked."""
+    if message is None:
+        return ""
+    page = f"<!doctype html><title>Maintenance</title><h1>Maintenance</h1><p>{html.escape(message)}</p></html>"
+    retry = f"hdr Retry-After {MAINTENANCE_RETRY_AFTER_SECONDS} hdr Cache-Control no-store"
+    return f"""    # Maintenance (scripts/ops <stack> maintenance on): no request reaches a backend.
+    http-request return status 503 content-type "text/html; charset=utf-8" string "{page}" {retry}
+"""
+
+
+def _serving(routes: list[Route], body_limit_bytes: int, maintenance: str | None) -> str:
     """What a serving frontend does, over TLS or behind a proxy that ended it: the body limit, the
-    security headers, routing by Host (any other host goes to the first route)."""
+    security headers, routing by Host (any other host goes to the first route), or in maintenance
+    one 503 page for everything."""
     use = "\n".join(f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes)
     return f"""    capture request header Host len 64
     # The body limit is decided on Content-Length alone, before any of the body is read (the
     # backends still buffer the body, so that a retry can send it again).
     no option http-buffer-request
     http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {body_limit_bytes} }}
-    http-response set-header Strict-Transport-Security "{HSTS}"
+{_maintenance(maintenance)}    http-response set-header Strict-Transport-Security "{HSTS}"
     http-response set-header X-Content-Type-Options nosniff
     http-response set-header X-Frame-Options DENY
     http-response set-header Referrer-Policy strict-origin-when-cross-origin
@@ -124,17 +141,23 @@ def _plain_http(accept: str, https_port: int, front_proxies: list[str]) -> str:
 
 
 def router_config(
-    routes: list[Route], https_port: int, body_limit_bytes: int, proxy_protocol: bool, front_proxies: list[str]
+    routes: list[Route],
+    https_port: int,
+    body_limit_bytes: int,
+    proxy_protocol: bool,
+    front_proxies: list[str],
+    maintenance: str | None = None,
 ) -> str:
     """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
 
     Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`), unless TLS ends in
     front of the stack (`front_proxies`: the proxies' addresses), where it is served. With
     `proxy_protocol`, connections come from the TCP ingress with the client's address first.
+    `maintenance`: the message of the 503 page every request gets instead (None: serving).
     """
     accept = " accept-proxy" if proxy_protocol else ""
     plain = _plain_http(accept, https_port, front_proxies)
-    http_serving = f"\n{_serving(routes, body_limit_bytes)}" if front_proxies else ""
+    http_serving = f"\n{_serving(routes, body_limit_bytes, maintenance)}" if front_proxies else ""
     backends = "\n\n".join(
         f"""backend {r.service}
     option httpchk GET {r.health_path}
@@ -179,7 +202,7 @@ frontend https
     # In a soft stop (this router replaced), a client's idle kept-alive connection is not cut under
     # it: its next request is answered, with `Connection: close`, and it reconnects to the new router.
     option idle-close-on-response
-{_serving(routes, body_limit_bytes)}
+{_serving(routes, body_limit_bytes, maintenance)}
 
 frontend status
     bind :{STATUS_PORT}

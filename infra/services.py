@@ -591,7 +591,8 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
     routes = [spec.route for spec in routed if spec.route is not None]
     body_limit = s.request_body_limit_kb * 1024
     # HAProxy reads the certificate's path from the environment ("${HAPROXY_TLS_PEM_FILE}").
-    config = router_config(routes, s.https_port, body_limit, not s.acme_email, s.trusted_front_proxies)
+    maintenance = s.maintenance_message if s.maintenance else None
+    config = router_config(routes, s.https_port, body_limit, not s.acme_email, s.trusted_front_proxies, maintenance)
     return ServiceSpec(
         name=ROUTER,
         image="haproxy",

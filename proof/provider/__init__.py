@@ -5,7 +5,7 @@ stand-ins need the provider's rules: the engine stand-in (`proof/engine/`), whic
 applies them to a real engine run after run, and `python -m proof.plan --diff`, which predicts from
 two committed plans what an `up` would do. Both take the rules from here, so they cannot drift apart.
 
-Sources (see ../shared/docs/provider-semantics.md for line references):
+Sources (read at these versions):
 kreuzwerker/terraform-provider-docker v4.5.0 (Container, Network, Volume, RemoteImage), bridged by
 pulumi-terraform-bridge, and pulumi-docker's own native `Image` (provider.go, image.go).
 

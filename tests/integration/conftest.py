@@ -22,8 +22,9 @@ from proof.harness.clients import free_port
 from proof.harness.figures import FIGURES, report
 from proof.harness.machine import MachineProblem, host_address
 from proof.harness.pulumi import ToolchainMissing, check_toolchain
-from proof.harness.stacks import TEST_SECRETS, Deployed
+from proof.harness.stacks import Deployed
 from proof.harness.standins import APP_DIR, Build, Standins, build_image
+from proof.mocks import TEST_SECRETS
 from proof.provider.handlers.base import MARKER
 
 

@@ -15,12 +15,16 @@ from typing import Any
 
 import pytest
 
+from infra.config import PROJECT_DIR
 from proof.harness.cli import DOCKER, inspect_container
 from proof.harness.figures import report
 from proof.harness.pulumi import RunFailed, RunResult
-from proof.harness.stacks import Deployed, bump_version, changed, edit_source, program_with, psql, without
+from proof.harness.stacks import Deployed, bump_version, changed, edit_source, full, program_with, psql, without
 from proof.provider import CONTAINER
 
+# The pack as a binary analyzer (policy/analyzer): the language host scripts/toolchain builds cannot
+# start a Python policy pack for this CLI (docs/testing.md).
+POLICY_PACK = PROJECT_DIR / "policy" / "analyzer"
 APP_CONTAINERS = {"migrate", "api", "app", "scheduler", "tests"}
 
 
@@ -34,8 +38,15 @@ def container_identity(deployed: Deployed) -> dict[str, tuple[str, str]]:
 
 
 def assert_second_up_changes_nothing(deployed: Deployed) -> None:
-    """`pulumi preview --expect-no-changes` passes, and a second `up` takes no step but `same`."""
-    deployed.preview(expect_no_changes=True)
+    """`pulumi preview --expect-no-changes --policy-pack` passes (prod with no violation at all, dev
+    and test with advisory ones only), and a second `up` takes no step but `same`."""
+    checked = deployed.preview(expect_no_changes=True, policy_packs=[str(POLICY_PACK)])
+    assert "ichrisbirch-guard-rails" in checked.stdout, f"the policy pack did not run:\n{checked.stdout[-3000:]}"
+    assert "[mandatory]" not in checked.stdout, checked.stdout[-6000:]
+    advisories = re.findall(r"\[advisory\]\s+(\S+)", checked.stdout)
+    if deployed.config[full("environment")] == "prod":
+        assert advisories == [], checked.stdout[-6000:]
+    report(f"{deployed.stack}: `pulumi preview --policy-pack`: {len(advisories)} advisory findings, none mandatory")
     before = container_identity(deployed)
     result = deployed.up()
     assert set(result.ops().values()) == {"same"}, result.preview()

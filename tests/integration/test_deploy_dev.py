@@ -17,6 +17,7 @@ from proof.harness.stacks import Deployed, deploy
 from proof.harness.standins import Standins
 from tests.integration import day2
 from tests.integration.conftest import assert_no_secret_leak
+from tests.integration.ops import ops, table
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
@@ -57,6 +58,78 @@ def test_the_scheduler_heartbeat_advances(dev: Deployed) -> None:
     first = runs()
     later = until(lambda: n if (n := runs()) > first else None, timeout=60, what="a new heartbeat (every 5 s in dev)")
     assert later > first
+
+
+def test_ops_status_shows_every_service_from_state_and_gates_on_health(dev: Deployed) -> None:
+    shown = ops(dev.project, "dev", "status")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = table(shown.stdout)
+    assert set(rows) == {*LONG_RUNNING, "migrate"}, shown.stdout
+    for service in LONG_RUNNING:
+        assert rows[service]["RUNS"] == dev.container(service) and rows[service]["HEALTH"] == "healthy", rows[service]
+    assert rows["migrate"]["STATE"] == "exited (0)", rows["migrate"]
+    assert rows["api"]["RELEASE"] == docker("inspect", "-f", "{{.Config.Image}}", dev.container("api")).stdout.strip()
+    assert rows["api"]["RELEASE"].startswith("ichrisbirch:dev-"), rows["api"]
+    assert "last update: #1 update succeeded" in shown.stdout, shown.stdout
+    # A stopped Redis is what status exists to catch: exit 1, naming it.
+    docker("stop", dev.container("redis"))
+    try:
+        stopped = ops(dev.project, "dev", "status")
+        assert stopped.returncode == 1 and "unhealthy: redis" in stopped.stdout, stopped.stdout
+    finally:
+        docker("start", dev.container("redis"))
+        wait_healthy(dev.container("redis"), 60)
+
+
+def test_ops_logs_and_exec_find_the_containers_by_state(dev: Deployed) -> None:
+    api = dev.container("api")
+    logged = ops(dev.project, "dev", "logs", "api", "--since", "24h")
+    assert logged.returncode == 0, logged.stderr
+    lines = logged.stdout.splitlines()
+    assert lines and all(line.startswith(f"{api}| ") for line in lines), lines[:5]
+    migrate = ops(dev.project, "dev", "logs", "migrate")
+    assert migrate.returncode == 0 and migrate.stdout.startswith(dev.container("migrate") + "| "), migrate.stdout
+    ran = ops(dev.project, "dev", "exec", "api", "--", "python", "-c", "import socket; print(socket.gethostname())")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == inspect_container(api)["Config"]["Hostname"], ran.stdout
+
+
+def test_ops_history_names_each_update_and_its_release(dev: Deployed) -> None:
+    shown = ops(dev.project, "dev", "history")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split()[:4] == ["#", "WHEN", "(UTC)", "KIND"], lines
+    release = docker("inspect", "-f", "{{.Config.Image}}", dev.container("api")).stdout.strip()
+    assert any(line.split()[0] == "1" and " update " in line and release in line for line in lines[1:]), shown.stdout
+    assert "lock: free" in shown.stdout, shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("nope", "status"), "no stack 'nope' in this project: one of dev"),
+        (("dev", "restart"), "no verb 'restart': one of status, logs, exec, maintenance, history"),
+        (("dev", "logs", "web"), "the dev stack has no service 'web': one of api, app, migrate, postgres"),
+        (("dev", "maintenance", "on"), "maintenance: the dev stack runs no ingress"),
+        (("dev", "exec", "api"), "exec needs a command after --"),
+    ],
+)
+def test_ops_refuses_bad_input_in_one_line_and_changes_nothing(dev: Deployed, args: tuple[str, ...], said: str) -> None:
+    stack_file = (dev.project.dir / "Pulumi.dev.yaml").read_text()
+    refused = ops(dev.project, *args)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert said in line, line
+    assert (dev.project.dir / "Pulumi.dev.yaml").read_text() == stack_file, "the stack's config is untouched"
+
+
+def test_ops_says_when_a_stack_is_not_deployed(dev: Deployed) -> None:
+    (dev.project.dir / "Pulumi.test.yaml").write_text("config:\n  ichrisbirch:environment: test\n")
+    try:
+        refused = ops(dev.project, "test", "status")
+    finally:
+        (dev.project.dir / "Pulumi.test.yaml").unlink()
+    assert refused.returncode == 2 and "the test stack is not deployed" in refused.stderr, refused.stderr
 
 
 def test_editing_the_bind_mounted_source_reloads_the_api(dev: Deployed) -> None:

@@ -11,6 +11,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 import pytest
 
 from proof.harness.cli import docker, inspect_container, until, wait_healthy
+from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.load import LoadLoop
 from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source
 from proof.harness.standins import Standins
 from tests.integration import day2
 from tests.integration.conftest import Bucket, assert_no_secret_leak
+from tests.integration.ops import ops, table
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
@@ -304,15 +307,15 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
         until(lambda: True if health(prod)[0] == 200 else None, timeout=60, what="the api serving again")
         time.sleep(2)
         load = loop.report(min_rate=5)  # requests fail fast while nothing serves; none may hang
-    ops = result.ops()
-    assert ops["postgres"] == "replace" and ops["postgres-data"] == "same", result.preview()
+    steps = result.ops()
+    assert steps["postgres"] == "replace" and steps["postgres-data"] == "same", result.preview()
     # The accepted cascade (docs/concepts.md): migrate takes Postgres's id to run
     # again against the new server, and api, scheduler and backup take migrate's exit gate, so the
     # engine deletes all four before Postgres and creates them again after it. The app, the router
     # and the ingress depend on them by order only: untouched, they answer 503s meanwhile.
     cascaded = result.cascade("postgres")
     assert cascaded == {"migrate", "api", "scheduler", "backup"}, result.preview()
-    assert ops["app"] == ops["router"] == ops["ingress"] == "same", result.preview()
+    assert steps["app"] == steps["router"] == steps["ingress"] == "same", result.preview()
     assert cluster_identifier(prod) == cluster_before, "the same database cluster: the protected volume was kept"
     shutdown = old_postgres.text()
     assert "received fast shutdown request" in shutdown and "database system is shut down" in shutdown, shutdown
@@ -394,8 +397,8 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
         ended = time.monotonic() - loop.started
         time.sleep(3)
         load = loop.report(min_rate=20)
-    ops = result.ops()
-    assert ops["router"] == "replace" and ops["ingress"] == "same", result.preview()
+    steps = result.ops()
+    assert steps["router"] == "replace" and steps["ingress"] == "same", result.preview()
     assert not result.replaced_first_by_delete("router"), "the new router starts before the old one stops"
     after = day2.container_identity(prod)
     assert after["ingress"] == before["ingress"], "the ingress, which holds the host's ports, kept running"
@@ -414,6 +417,82 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
         f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
         f"the `up` took {ended - began:.1f} s, the ingress untouched"
     )
+
+
+MAINTENANCE_PAGE = "<title>Maintenance</title>"
+
+
+def switch_maintenance_under_load(prod: Deployed, *switch: str) -> tuple[list[str], list[str], float]:
+    """`scripts/ops prod maintenance ...` under the request loop: (the kinds of failed requests, the
+    kinds of answers in order, the `up`'s seconds). A maintenance page is an expected answer."""
+    with LoadLoop(prod) as loop:
+        time.sleep(2)
+        began = time.monotonic()
+        switched = ops(prod.project, "prod", "maintenance", *switch)
+        took = time.monotonic() - began
+        time.sleep(3)
+        load = loop.report(min_rate=20)
+    assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
+    in_maintenance = [o.status == 503 and MAINTENANCE_PAGE in o.error for o in load.outcomes]
+    failed = [o.error[:120] for o, page in zip(load.outcomes, in_maintenance, strict=True) if not o.ok and not page]
+    kinds = ["maintenance" if page else "served" for page in in_maintenance]
+    return failed, [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k], took
+
+
+def test_ops_status_logs_and_exec_on_prod(prod: Deployed) -> None:
+    shown = ops(prod.project, "prod", "status")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = table(shown.stdout)
+    assert {"api", "app", "scheduler", "postgres", "redis", "router", "ingress", "backup", "migrate"} <= set(rows)
+    assert all(rows[s]["RUNS"] == prod.container(s) for s in rows), shown.stdout
+    migrate = ops(prod.project, "prod", "logs", "migrate")
+    assert migrate.returncode == 0 and migrate.stdout.startswith(prod.container("migrate") + "| "), migrate.stdout
+    whoami = ops(prod.project, "prod", "exec", "api", "--", "id", "-u")
+    assert whoami.returncode == 0 and whoami.stdout.strip() == "10001", whoami.stdout + whoami.stderr
+
+
+def test_ops_maintenance_switches_the_router_alone_under_load_and_back(prod: Deployed) -> None:
+    before = day2.container_identity(prod)
+    failed, answers, took = switch_maintenance_under_load(prod, "on", "--message", "Back at 14:00 UTC")
+    assert failed == [], f"{len(failed)} requests failed on the switch to maintenance: {failed[:5]}"
+    assert answers[0] == "served" and answers[-1] == "maintenance", answers
+    changed = {name for name, identity in day2.container_identity(prod).items() if before.get(name) != identity}
+    assert "router" in changed and changed <= {"router", "router-haproxy-cfg"}, changed
+    # Every request gets the page, the health endpoint too, with Retry-After.
+    ca = str(prod.outputs["ingress_ca_certificate"])
+    status, headers, body = exchange(prod.ports["ingress_https"], str(prod.host("api")), "/health", {}, ca=ca)
+    assert status == 503 and "Back at 14:00 UTC" in body and headers.get("retry-after") == "300", (status, headers)
+    back_failed, back, back_took = switch_maintenance_under_load(prod, "off")
+    assert back_failed == [], f"{len(back_failed)} requests failed on the switch back: {back_failed[:5]}"
+    assert back[0] == "maintenance" and back[-1] == "served", back
+    assert health(prod)[0] == 200
+    report(
+        f"prod maintenance on under load: 0 failed, the router alone replaced, the `up` {took:.1f} s;"
+        f" off: 0 failed, {back_took:.1f} s"
+    )
+
+
+def test_a_second_up_while_one_runs_is_refused_naming_who_holds_the_lock(prod: Deployed) -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "infra.ops", "prod", "maintenance", "on"],
+        cwd=prod.project.dir, env={**os.environ, **prod.project.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        held = until(
+            lambda: shown.stdout if "lock: held by" in (shown := ops(prod.project, "prod", "history")).stdout else None,
+            timeout=60, what="the first update holding the stack's lock",
+        )  # fmt: skip
+        second = prod.project.cli("up", "--yes", "--skip-preview", check=False)
+        assert second.returncode != 0, second.stdout
+        assert "the stack is currently locked" in second.stderr and "created by" in second.stderr, second.stderr
+        holder = held.split("lock: held by ", 1)[1].split(" since", 1)[0]
+        assert holder.split(" (pid ")[0] in second.stderr, (holder, second.stderr)
+    finally:
+        assert first.wait(timeout=600) == 0, first.stdout.read() if first.stdout else ""
+    off = ops(prod.project, "prod", "maintenance", "off")
+    assert off.returncode == 0, off.stdout[-3000:]
+    assert "lock: free" in ops(prod.project, "prod", "history").stdout
 
 
 def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(prod: Deployed) -> None:

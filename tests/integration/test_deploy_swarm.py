@@ -22,6 +22,7 @@ from proof.harness.stacks import api_version, bump_version, edit_source
 from proof.harness.standins import Standins
 from proof.harness.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 from proof.mocks import TEST_SECRETS
+from tests.integration.ops import ops, table
 
 pytestmark = pytest.mark.docker
 # The request loop's floor here: each request is a new TLS connection into a namespace, answered by
@@ -102,6 +103,25 @@ def test_prod_converges_spread_over_the_nodes_and_serves_through_the_ingress(swa
     assert backup["bytes"] > 0, backup
     status, page = prod.http("GET", "app", "/")
     assert status == 200 and "<html" in page.lower()
+
+
+def test_ops_status_logs_and_exec_reach_the_services_on_their_nodes(swarm_prod: SwarmProd) -> None:
+    prod = swarm_prod
+    stack = prod.project.name
+    shown = ops(prod.project, stack, "status")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = table(shown.stdout)
+    assert rows["api"]["STATE"] == "2/2 running" and rows["api"]["HEALTH"] == "ok", rows["api"]
+    assert sorted(rows["api"]["WHERE"].split(",")) == sorted(set(nodes_of(prod, "api"))), rows["api"]
+    assert rows["postgres"]["WHERE"] == "icb-worker1", rows["postgres"]
+    logged = ops(prod.project, stack, "logs", "api", "--since", "24h")
+    assert logged.returncode == 0 and logged.stdout, logged.stderr
+    assert all(
+        line.startswith("icb-prod-api.") and "@icb-" in line.split(" ", 1)[0]
+        for line in logged.stdout.splitlines()[:20]
+    )
+    ran = ops(prod.project, stack, "exec", "api", "--", "id", "-u")
+    assert ran.returncode == 0 and ran.stdout.strip() == "10001", ran.stdout + ran.stderr
 
 
 def test_no_secret_value_in_any_service_task_or_container(swarm_prod: SwarmProd) -> None:

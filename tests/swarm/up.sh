@@ -10,7 +10,7 @@
 #
 # Idempotent: an existing, healthy swarm is left as it is. Needs root, iproute2, iptables, nsenter
 # and unshare (util-linux), dockerd, and docker-registry (scripts/setup installs them).
-# Facts this relies on (../shared/docs/world.md): `ip netns exec` would remount /sys and lose the
+# Facts this relies on, found on these machines: `ip netns exec` would remount /sys and lose the
 # cgroup mounts, so daemons start under nsenter; the root namespace's FORWARD policy is DROP once
 # the main dockerd runs; the kernel has no IPVS, so services use dnsrr and host-mode ports.
 set -euo pipefail

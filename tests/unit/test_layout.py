@@ -106,3 +106,17 @@ def test_the_circle_check_can_fail(tmp_path: Path) -> None:
     assert ("infra.b", 1, False) in found
     (tmp_path / "c.py").write_text("def f():\n    import infra.d\n")
     assert imports(tmp_path / "c.py") == [("infra.d", 2, True)]
+
+
+def test_nothing_points_outside_the_checkout() -> None:
+    """A user's checkout is all there is: no file names a folder beside it."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+    if tracked.returncode != 0:
+        pytest.fail(f"git ls-files failed in {PROJECT_DIR}: {tracked.stderr.strip()}", pytrace=False)
+    outside = "../" + "shared"  # spelled in two parts so that this file does not name it
+    pointing = [
+        name
+        for name in tracked.stdout.splitlines()
+        if (PROJECT_DIR / name).is_file() and outside in (PROJECT_DIR / name).read_text(errors="replace")
+    ]
+    assert pointing == [], f"these files point outside the checkout: {pointing}"

@@ -1,0 +1,30 @@
+"""`scripts/ops` as an operator runs it, against a stack the suite deployed with the real CLI: the
+same module (`python -m infra.ops`) in the stack's copy of the project, with its backend and
+passphrase in the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from proof.harness.pulumi import ProjectStack
+
+
+def ops(project: ProjectStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **project.env}
+    return subprocess.run(
+        [sys.executable, "-m", "infra.ops", *args],
+        cwd=project.dir, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def table(printed: str) -> dict[str, dict[str, str]]:
+    """`status`'s rows by service, each cell under its header (cells hold no double space)."""
+    lines = printed.split("\n\n", 1)[0].splitlines()
+    header = lines[0].split()
+    rows = {}
+    for line in lines[1:]:
+        cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
+        rows[cells[0]] = dict(zip(header, cells, strict=False))
+    return rows
