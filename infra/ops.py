@@ -381,10 +381,12 @@ def locks(stack: str) -> Iterator[str]:
         yield f"{holder} since {str(held.get('timestamp', ''))[:19]}"
 
 
-def when(epoch: Any) -> str:
-    if not isinstance(epoch, int):
-        return str(epoch)
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+def epoch(stamp: Any) -> int | None:
+    """`pulumi stack history --json`'s time (2026-12-03T07:01:02.000Z) in seconds, as the backend records it."""
+    try:
+        return int(datetime.datetime.fromisoformat(str(stamp)).timestamp())
+    except ValueError:
+        return None
 
 
 def history(state: StackState) -> int:
@@ -396,14 +398,14 @@ def history(state: StackState) -> int:
         message = entry.get("message") or ""
         environment = entry.get("environment") or {}
         who = message.split(":", 1)[0] if "@" in message.split(":", 1)[0] else environment.get("git.author", "-")
-        start = entry.get("startTime")
-        resources = recorded.get(start) if isinstance(start, int) else None
+        start = epoch(entry.get("startTime"))
+        resources = recorded.get(start) if start is not None else None
         release = release_of(resources) if resources is not None else "-"
         changes = ", ".join(f"{n} {op}" for op, n in sorted((entry.get("resourceChanges") or {}).items()))
         rows.append(
             (
                 str(entry.get("version")),
-                when(start),
+                str(entry.get("startTime", "-"))[:19].replace("T", " "),
                 str(entry.get("kind")),
                 str(entry.get("result")),
                 who or "-",

@@ -1,0 +1,37 @@
+"""scripts/ops's parts that need no stack: its refusals and how it reads a state."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import ops
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["nope", "status"], "ops: no stack 'nope' in this project: one of dev, prod, test"),
+        (["dev", "restart"], "ops: no verb 'restart': one of status, logs, exec, maintenance, history"),
+        (["dev"], "ops: a verb is needed: one of status, logs, exec, maintenance, history"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_valid_ones(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ops.main(argv) == 2
+    assert capsys.readouterr().err.strip() == said
+
+
+def test_the_release_is_the_built_tag_or_the_prebuilt_reference() -> None:
+    built = [{"urn": "urn:pulumi:prod::ichrisbirch::x$docker:index/image:Image::app-image", "type": ops.IMAGE,
+              "outputs": {"imageName": "ichrisbirch:prod-4ad4ad607e66"}}]  # fmt: skip
+    pulled = [{"urn": "urn:pulumi:prod::ichrisbirch::x$docker:index/remoteImage:RemoteImage::app-image",
+               "type": ops.REMOTE_IMAGE, "outputs": {"name": "registry.local/app@sha256:ab"}}]  # fmt: skip
+    assert ops.release_of(built) == "ichrisbirch:prod-4ad4ad607e66"
+    assert ops.release_of(pulled) == "registry.local/app@sha256:ab"
+    assert ops.release_of([]) == "-"
+
+
+def test_history_times_match_the_backends_records() -> None:
+    assert ops.epoch("2026-12-03T07:01:02.000Z") == 1796281262
+    assert ops.epoch("soon") is None
