@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from infra.config import PROJECT_DIR
-from proof.harness.cli import docker
+from proof.harness.cli import docker, engine_host
 from proof.harness.clients import free_port, http
 from proof.harness.figures import report
 from proof.harness.pulumi import PROVIDER_OPTIONS
@@ -84,9 +84,11 @@ def destroy(project: Path, workspace: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ports() -> list[str]:
-    """Host ports free here, as `pulumi up` options: with --standins they go to the copy of the stack
-    file the run uses, so the committed one keeps its own and each run must name them again."""
-    return [f"--config={key}Port={free_port()}" for key in ("api", "app", "postgres", "redis")]
+    """Host ports free here, and the suite's engine, as `pulumi up` options: with --standins they go
+    to the copy of the stack file the run uses, so the committed one keeps its own and each run must
+    name them again."""
+    ports = [f"--config={key}Port={free_port()}" for key in ("api", "app", "postgres", "redis")]
+    return [*ports, f"--config=dockerHost={engine_host()}"]  # and the suite's engine (CI's is its own)
 
 
 @pytest.fixture(scope="module")
