@@ -194,8 +194,11 @@ def nothing_left_behind() -> Iterator[None]:
         f"{kind} {item}" for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for kind, item in labelled(label)
     ]
     made = images_made_since(images_before)
+    for image, names in made.items():
+        # An untagged one is named by when it was made and what its labels say it is.
+        about = docker("image", "inspect", "-f", "{{.Created}} {{json .Config.Labels}}", image, check=False).stdout
+        leftovers.append(f"image {image[7:19]} {' '.join(sorted(names)) or '<untagged>'} ({about.strip()[:300]})")
     if made:
         docker("rmi", "-f", *made, check=False)
-    leftovers += [f"image {image[7:19]} {' '.join(sorted(names)) or '<untagged>'}" for image, names in made.items()]
     report(f"build cache on the engine: {build_cache_size()} after the suite, {cache_before} before")
     assert not leftovers, f"the suite left these behind: {leftovers}"

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,15 +116,29 @@ def test_a_missing_variable_stops_each_process_with_its_name(targets: dict[str, 
 
 def test_source_only_change_reuses_every_dependency_layer(tmp_path: Path, standins: Standins) -> None:
     context = copy_app(tmp_path / "app")
-    cold = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python, "--no-cache")
-    warm = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python)
+    built: set[str] = set()  # every image this test makes, by id: a rebuild leaves the last one untagged
+
+    def probe(target: str, tag: str, *extra: str) -> Build:
+        build = build_image(context, target, tag, standins.python, *extra)
+        built.add(docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip())
+        return build
+
+    try:
+        probe_and_check(context, probe)
+    finally:
+        docker("image", "rm", "-f", *built, check=False)
+
+
+def probe_and_check(context: Path, probe: Callable[..., Build]) -> None:
+    cold = probe("production", "ichrisbirch-test:cache-probe", "--no-cache")
+    warm = probe("production", "ichrisbirch-test:cache-probe")
     assert all(state == "CACHED" for state in step_states(warm.log).values()), "an unchanged rebuild ran steps"
 
     source = context / "ichrisbirch" / "tasks.py"
     # Unique per run: BuildKit's cache is keyed by content, so a change seen before would be cached.
     source.write_text(source.read_text() + f"\n# a source-only change {uuid.uuid4()}\n")
-    rebuilt = build_image(context, "production", "ichrisbirch-test:cache-probe", standins.python)
-    dev = build_image(context, "development", "ichrisbirch-test:cache-probe-dev", standins.python)
+    rebuilt = probe("production", "ichrisbirch-test:cache-probe")
+    dev = probe("development", "ichrisbirch-test:cache-probe-dev")
     dependency_states = {
         f"{target}: {step}": state
         for target, build in (("production", rebuilt), ("development", dev))
@@ -140,7 +155,6 @@ def test_source_only_change_reuses_every_dependency_layer(tmp_path: Path, standi
         f"production build: cold {cold.seconds:.1f} s (no cache), source-only rebuild {rebuilt.seconds:.1f} s "
         f"({100 * rebuilt.seconds / cold.seconds:.0f}% of cold), dependency layers re-run: {len(rerun)}"
     )
-    docker("image", "rm", "-f", "ichrisbirch-test:cache-probe", "ichrisbirch-test:cache-probe-dev", check=False)
 
 
 def start(network: str, alias: str, image: str, env: dict[str, str], health: str, *command: str) -> str:
