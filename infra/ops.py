@@ -112,9 +112,8 @@ class StackState:
         for r in self.resources:
             if r["type"] not in (CONTAINER, SERVICE):
                 continue
-            labels = {item.get("label"): item.get("value") for item in (r.get("inputs") or {}).get("labels") or []}
-            if "ichrisbirch.file" in labels:
-                continue  # a holder of a file (a secret, a configuration), not a service
+            if (r.get("inputs") or {}).get("start") is False:
+                continue  # a holder of a file (a secret, a configuration): created, never started
             name = (r.get("outputs") or {}).get("name") or (r.get("inputs") or {}).get("name")
             kind = "container" if r["type"] == CONTAINER else "swarm"
             found.append(
@@ -181,7 +180,16 @@ def container_row(w: Workload) -> Row:
         version = f"{version} ({revision[:12]})"
     since = state["StartedAt"][:19].replace("T", " ")
     restarts = str(info.get("RestartCount", 0))
-    return Row(w.service, w.name, w.host, status, health, info["Config"]["Image"], version, since, restarts, ok)
+    return Row(
+        w.service, w.name, w.host, status, health, image_name(w.host, info["Image"]), version, since, restarts, ok
+    )
+
+
+def image_name(host: str, image_id: str) -> str:
+    """The image's tag (a release's is ichrisbirch:<stack>-<key>): containers name their image by id."""
+    tags = docker(host, "image", "inspect", "-f", "{{json .RepoTags}}", image_id).stdout.strip()
+    named = json.loads(tags) if tags.startswith("[") else []
+    return str(named[0]) if named else image_id[:19]
 
 
 def swarm_row(w: Workload) -> Row:
@@ -209,13 +217,19 @@ def swarm_row(w: Workload) -> Row:
 
 
 def last_update(stack: str) -> str:
-    listed = pulumi("stack", "history", "--stack", stack, "--json", "--page-size", "1", check=False)
-    entries = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+    listed = pulumi("stack", "history", "--stack", stack, "--json", check=False)
+    entries = updates(json.loads(listed.stdout or "[]") if listed.returncode == 0 else [])
     if not entries:
         return "no update recorded"
-    last = entries[0]
+    number, last = entries[0]
     changes = ", ".join(f"{n} {op}" for op, n in sorted((last.get("resourceChanges") or {}).items()))
-    return f"#{last.get('version')} {last.get('kind')} {last.get('result')} at {last.get('startTime')} ({changes})"
+    return f"#{number} {last.get('kind')} {last.get('result')} at {last.get('startTime')} ({changes})"
+
+
+def updates(listed: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(number, entry) of `pulumi stack history --json`'s entries, newest first. A file backend
+    records no version, so it is the entry's place counted from the first update."""
+    return [(int(entry.get("version") or len(listed) - i), entry) for i, entry in enumerate(listed)]
 
 
 def status(state: StackState) -> int:
@@ -394,7 +408,7 @@ def history(state: StackState) -> int:
     recorded = checkpoints(state.stack)
     header = ("#", "WHEN (UTC)", "KIND", "RESULT", "WHO", "RELEASE", "CHANGES")
     rows = [header]
-    for entry in listed:
+    for number, entry in updates(listed):
         message = entry.get("message") or ""
         environment = entry.get("environment") or {}
         who = message.split(":", 1)[0] if "@" in message.split(":", 1)[0] else environment.get("git.author", "-")
@@ -404,7 +418,7 @@ def history(state: StackState) -> int:
         changes = ", ".join(f"{n} {op}" for op, n in sorted((entry.get("resourceChanges") or {}).items()))
         rows.append(
             (
-                str(entry.get("version")),
+                str(number),
                 str(entry.get("startTime", "-"))[:19].replace("T", " "),
                 str(entry.get("kind")),
                 str(entry.get("result")),

@@ -68,8 +68,9 @@ def test_ops_status_shows_every_service_from_state_and_gates_on_health(dev: Depl
     for service in LONG_RUNNING:
         assert rows[service]["RUNS"] == dev.container(service) and rows[service]["HEALTH"] == "healthy", rows[service]
     assert rows["migrate"]["STATE"] == "exited (0)", rows["migrate"]
-    assert rows["api"]["RELEASE"] == docker("inspect", "-f", "{{.Config.Image}}", dev.container("api")).stdout.strip()
+    running = docker("inspect", "-f", "{{.Image}}", dev.container("api")).stdout.strip()
     assert rows["api"]["RELEASE"].startswith("ichrisbirch:dev-"), rows["api"]
+    assert docker("image", "inspect", "-f", "{{.Id}}", rows["api"]["RELEASE"]).stdout.strip() == running
     assert "last update: #1 update succeeded" in shown.stdout, shown.stdout
     # A stopped Redis is what status exists to catch: exit 1, naming it.
     docker("stop", dev.container("redis"))
@@ -99,7 +100,8 @@ def test_ops_history_names_each_update_and_its_release(dev: Deployed) -> None:
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].split()[:4] == ["#", "WHEN", "(UTC)", "KIND"], lines
-    release = docker("inspect", "-f", "{{.Config.Image}}", dev.container("api")).stdout.strip()
+    release = table(ops(dev.project, "dev", "status").stdout)["api"]["RELEASE"]
+    assert release.startswith("ichrisbirch:dev-")
     assert any(line.split()[0] == "1" and " update " in line and release in line for line in lines[1:]), shown.stdout
     assert "lock: free" in shown.stdout, shown.stdout
 
