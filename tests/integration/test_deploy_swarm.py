@@ -5,6 +5,7 @@ services converged and spread over the nodes, requests through the ingress on th
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -116,10 +117,11 @@ def test_ops_status_logs_and_exec_reach_the_services_on_their_nodes(swarm_prod: 
     assert rows["postgres"]["WHERE"] == "icb-worker1", rows["postgres"]
     logged = ops(prod.project, stack, "logs", "api", "--since", "24h")
     assert logged.returncode == 0 and logged.stdout, logged.stderr
-    assert all(
-        line.startswith("icb-prod-api.") and "@icb-" in line.split(" ", 1)[0]
-        for line in logged.stdout.splitlines()[:20]
-    )
+    # Each line names its task and node (`docker service logs`): icb-prod-api.1.<task>@<node> | ...
+    task_lines = [
+        line for line in logged.stdout.splitlines() if re.search(r"icb-prod-api\.\d+\.\w+@icb-[\w-]+\s*\|", line)
+    ]
+    assert len(task_lines) == len(logged.stdout.splitlines()), logged.stdout[:2000]
     ran = ops(prod.project, stack, "exec", "api", "--", "id", "-u")
     assert ran.returncode == 0 and ran.stdout.strip() == "10001", ran.stdout + ran.stderr
 
