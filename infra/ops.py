@@ -232,6 +232,13 @@ def updates(listed: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return [(int(entry.get("version") or len(listed) - i), entry) for i, entry in enumerate(listed)]
 
 
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Rows (the first the header) in columns as wide as their widest cell, as `docker ps` prints."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 def status(state: StackState) -> int:
     rows = [container_row(w) if w.kind == "container" else swarm_row(w) for w in state.workloads()]
     header = ("SERVICE", "RUNS", "WHERE", "STATE", "HEALTH", "RELEASE", "VERSION", "SINCE", "RESTARTS")
@@ -239,9 +246,7 @@ def status(state: StackState) -> int:
         header,
         *[(r.service, r.runs, r.where, r.state, r.health, r.release, r.version, r.since, r.restarts) for r in rows],
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print_table(table)
     print(f"\nlast update: {last_update(state.stack)}")
     unhealthy = [r.service for r in rows if not r.ok]
     if unhealthy:
@@ -427,9 +432,7 @@ def history(state: StackState) -> int:
                 changes,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print_table(rows)
     held = list(locks(state.stack))
     print(f"\nlock: {'held by ' + '; '.join(held) if held else 'free (no update is running)'}")
     return 0

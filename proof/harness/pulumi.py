@@ -276,6 +276,8 @@ class ProjectStack:
             "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '')}",
             **(extra_env or {}),
         }
+        # The checkpoint, as the last run left it: only runs and `cli` (state commands) change it.
+        self._checkpoint: list[dict[str, Any]] | None = None
         command = auto.PulumiCommand(root=str(VENV), skip_version_check=True)
         self.stack = auto.create_or_select_stack(
             stack_name=name,
@@ -327,6 +329,7 @@ class ProjectStack:
         return self._run(lambda log, out: self.stack.destroy(on_event=log, on_output=out, color="never"))
 
     def _run(self, action: Callable[[EventLog, Callable[[str], None]], Any]) -> RunResult:
+        self._checkpoint = None
         log = EventLog(self.name)
         printed: list[str] = []
         started = time.monotonic()
@@ -344,6 +347,7 @@ class ProjectStack:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """The CLI itself in this project (`pulumi state unprotect`, `pulumi stack history`)."""
+        self._checkpoint = None
         return subprocess.run(
             [str(PULUMI), *args, "--stack", self.name, "--non-interactive"],
             cwd=self.dir, env={**os.environ, **self.env}, capture_output=True, text=True, check=check, timeout=timeout,
@@ -352,9 +356,16 @@ class ProjectStack:
     # --- state ----------------------------------------------------------------------------------
 
     def resources(self) -> list[dict[str, Any]]:
-        """The resources in the stack's checkpoint, as the engine wrote it."""
-        deployment = self.stack.export_stack().deployment or {}
-        return list(deployment.get("resources") or [])
+        """The resources in the stack's checkpoint, as the engine wrote it (read once after each run:
+        `pulumi stack export` starts the CLI, and the tests ask for containers' names often)."""
+        if self._checkpoint is None:
+            deployment = self.stack.export_stack().deployment or {}
+            self._checkpoint = list(deployment.get("resources") or [])
+        return list(self._checkpoint)
+
+    def changed_elsewhere(self) -> None:
+        """A command outside this object (`scripts/ops maintenance`) may have run an update."""
+        self._checkpoint = None
 
     def resource(self, name: str, type_token: str | None = None) -> dict[str, Any]:
         found = [r for r in self.resources() if r["urn"].split("::")[-1] == name and r.get("custom")

@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from proof.harness.cli import docker
-from proof.harness.clients import free_port
+from proof.harness.run import claim_port
 
 
 @contextmanager
 def local_registry() -> Iterator[str]:
     """host:port of a fresh, empty registry; stopped and its storage removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="icb-registry-"))
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{claim_port()}"
     (root / "config.yml").write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
         f"  delete:\n    enabled: true\nhttp:\n  addr: {address}\n"

@@ -22,9 +22,10 @@ from infra.ingress import HostNames
 from infra.profiles import PROFILES
 from infra.services import ServiceSpec, services
 from proof.harness.cli import DOCKER, docker, engine_host
-from proof.harness.clients import KeepAlive, free_port, http, keepalive_https, port_is_free
+from proof.harness.clients import KeepAlive, http, keepalive_https
 from proof.harness.figures import report
 from proof.harness.pulumi import ProjectStack, RunResult
+from proof.harness.run import claim_port
 from proof.harness.standins import Standins, copy_app
 from proof.mocks import TEST_SECRETS
 from proof.provider import CONTAINER
@@ -171,13 +172,13 @@ def deploy(stack: str, standins: Standins, name: str | None = None, **settings: 
     published = (("api", "api"), ("app", "app"), ("postgres", "postgres"), ("redis", "redis"))
     for service, field_name in (*published, ("ingress", "http"), ("ingress_https", "https")):
         key = f"{field_name}Port"
-        port = int(
+        wanted = int(
             values.get(full(key)) or committed.get(key) or StackSettings.model_fields[f"{field_name}_port"].default
         )
-        if not port_is_free(port):
-            port = free_port()
+        port = claim_port(wanted)
+        if port != wanted:
             values[full(key)] = str(port)
-            report(f"{stack}: host port {port} used for {service} (the committed one is taken here)")
+            report(f"{name}: host port {port} used for {service} ({wanted} is taken here or by another deployment)")
         ports[service] = port
     secret_keys = {full(k) for k in TEST_SECRETS}
     project.set_config(values, secret_keys)
@@ -205,10 +206,7 @@ def tear_down(project: ProjectStack) -> None:
     finally:
         left = left_on_engine(project.name)
         remove_objects(left)
-        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        releases = [i for i in images if re.fullmatch(rf"(.*/)?ichrisbirch:{re.escape(project.name)}-[0-9a-f]+", i)]
-        if releases:
-            docker("rmi", "-f", *releases, check=False)
+        remove_releases(project.name)
     assert not left, f"`pulumi destroy` of {project.name} left these on the engine: {left}"
 
 
@@ -221,6 +219,14 @@ def left_on_engine(stack: str) -> list[tuple[str, str]]:
         listed = docker(kind, "ls", *every, "--filter", f"label=ichrisbirch.stack={stack}", "--format", name)
         found += [(kind, item) for item in listed.stdout.split()]
     return found
+
+
+def remove_releases(stack: str) -> None:
+    """The stack's release images (`ichrisbirch:<stack>-<key>`, in any registry's name)."""
+    images = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    releases = [i for i in images if re.fullmatch(rf"(.*/)?ichrisbirch:{re.escape(stack)}-[0-9a-f]+", i)]
+    if releases:
+        docker("rmi", "-f", *releases, check=False)
 
 
 def remove_objects(objects: list[tuple[str, str]]) -> None:

@@ -1,7 +1,8 @@
 """Integration tests run against a real Docker engine (installed and started by .ci/run).
 
 Without an engine they skip locally with a loud reason; in CI (CI=true) they fail instead.
-Stand-in images are built once, cached by content (tests/standins/build.sh).
+Stand-in images are built once, cached by content (tests/standins/build.sh). Each fixture here is
+made once per worker (pytest-xdist); what must happen once per run goes through proof.harness.run.
 """
 
 from __future__ import annotations
@@ -17,36 +18,20 @@ from pathlib import Path
 import pytest
 
 from infra.config import PROJECT_DIR
-from proof.harness.cli import DOCKER, TEST_LABEL, build_cache_size, docker, images, images_made_since, labelled, until
-from proof.harness.clients import free_port
-from proof.harness.figures import FIGURES, report
+from proof.harness.cli import DOCKER, TEST_LABEL, docker, until
+from proof.harness.figures import report
 from proof.harness.machine import MachineProblem, host_address
-from proof.harness.pulumi import ToolchainMissing, check_toolchain
+from proof.harness.run import WORKER, claim_port, engine_problem, once_per_run, remove_labelled, run_lock
 from proof.harness.stacks import Deployed
 from proof.harness.standins import APP_DIR, Build, Standins, build_image
 from proof.mocks import TEST_SECRETS
-from proof.provider.handlers.base import MARKER
-
-
-def engine_problem() -> str | None:
-    try:
-        check_toolchain()
-    except ToolchainMissing as missing:
-        return str(missing)
-    if not Path(DOCKER).exists():
-        return f"{DOCKER} not found (apt-get install docker.io)"
-    try:
-        result = docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "docker info timed out"
-    return None if result.returncode == 0 else f"no Docker engine answers: {result.stderr.strip()}"
 
 
 @pytest.fixture(scope="session")
 def engine() -> None:
     problem = engine_problem()
     if problem is None:
-        clear_an_earlier_run()
+        once_per_run("clear-an-earlier-run", clear_an_earlier_run)
         return
     if os.environ.get("CI"):
         pytest.fail(f"CI must run the Docker tests, but {problem}", pytrace=False)
@@ -56,12 +41,7 @@ def engine() -> None:
 def clear_an_earlier_run() -> None:
     """What an interrupted run left (its objects carry the suite's labels; the test swarm its
     folder): removed before anything is deployed, so no test starts on another run's state."""
-    left = [item for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for item in labelled(label)]
-    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
-    for kind, command in removal.items():  # containers first: they hold the others
-        ids = [item for k, item in left if k == kind]
-        if ids:
-            docker(kind, *command, *ids)
+    left = remove_labelled()
     if left:
         report(f"removed what an earlier run left on the engine: {len(left)} objects")
     if Path("/tmp/icb-swarm").exists():
@@ -74,7 +54,8 @@ def clear_an_earlier_run() -> None:
 @pytest.fixture(scope="session")
 def standins(engine: None) -> Standins:
     try:
-        return Standins.build()
+        with run_lock("standins"):  # one worker builds them; the others then find them built
+            return Standins.build()
     except RuntimeError as failure:
         pytest.fail(str(failure), pytrace=False)
 
@@ -106,8 +87,8 @@ def offsite_bucket(standins: Standins) -> Iterator[Bucket]:
         gateway = host_address([DOCKER])
     except MachineProblem as problem:
         pytest.fail(f"the stand-in bucket needs the host's address on the default bridge: {problem}", pytrace=False)
-    port = free_port()
-    container = "icb-test-offsite-bucket"
+    port = claim_port()
+    container = f"icb-test-offsite-bucket-{WORKER}"
     docker("rm", "-f", container, check=False)
     docker(
         "run", "-d", "--name", container, "--label", TEST_LABEL, "--network", "host",
@@ -146,13 +127,6 @@ def targets(standins: Standins) -> Iterator[dict[str, Build]]:
     docker("rmi", *(build.tag for build in built.values()), check=False)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
-
-
 @pytest.fixture
 def scratch_network() -> Iterator[str]:
     """A private network for one test; removed with every container on it afterwards."""
@@ -178,27 +152,3 @@ def assert_no_secret_leak(deployed: Deployed) -> None:
         texts[f"logs of {name}"] = logs.stdout + logs.stderr
     leaks = [where for where, text in texts.items() if any(secret in text for secret in TEST_SECRETS.values())]
     assert leaks == [], f"a secret value of the {deployed.stack} stack appears in: {leaks}"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def nothing_left_behind() -> Iterator[None]:
-    """After the suite, no container, network, volume or image made by it remains on the engine (the
-    stand-ins aside: they are kept, and rebuilt from their inputs). What remains is removed, and the
-    suite fails naming it. The build cache the suite grew is reported."""
-    if engine_problem() is not None:
-        yield
-        return
-    images_before, cache_before = images(), build_cache_size()
-    yield
-    leftovers = [
-        f"{kind} {item}" for label in (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL) for kind, item in labelled(label)
-    ]
-    made = images_made_since(images_before)
-    for image, names in made.items():
-        # An untagged one is named by when it was made and what its labels say it is.
-        about = docker("image", "inspect", "-f", "{{.Created}} {{json .Config.Labels}}", image, check=False).stdout
-        leftovers.append(f"image {image[7:19]} {' '.join(sorted(names)) or '<untagged>'} ({about.strip()[:300]})")
-    if made:
-        docker("rmi", "-f", *made, check=False)
-    report(f"build cache on the engine: {build_cache_size()} after the suite, {cache_before} before")
-    assert not leftovers, f"the suite left these behind: {leftovers}"

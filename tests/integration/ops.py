@@ -13,10 +13,13 @@ from proof.harness.pulumi import ProjectStack
 
 def ops(project: ProjectStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, **project.env}
-    return subprocess.run(
-        [sys.executable, "-m", "infra.ops", *args],
-        cwd=project.dir, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "infra.ops", *args],
+            cwd=project.dir, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    finally:
+        project.changed_elsewhere()  # `maintenance` runs `pulumi up`
 
 
 def table(printed: str) -> dict[str, dict[str, str]]:

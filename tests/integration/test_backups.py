@@ -4,7 +4,8 @@ to an S3-compatible bucket (through an outage of the bucket), and the restore dr
 written, backed up, the Postgres volume replaced through the program, restored by
 `scripts/restore`, every row compared; a corrupted dump refused with nothing touched.
 
-On dev with backups on (prod's volume is protected: the program refuses to replace it)."""
+On dev with backups on (prod's volume is protected: the program refuses to replace it), as a stack
+of its own name (`backups`), so that it can run beside test_deploy_dev's `dev`."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ DOCKER_HOST = engine_host()  # the suite's engine
 @pytest.fixture(scope="module")
 def dev(standins: Standins, offsite_bucket: Bucket) -> Iterator[Deployed]:
     settings = {"backups": "true", "backupSchedule": "1h", "backupKeep": "3", **offsite_bucket.settings()}
-    with deploy("dev", standins, **settings) as deployed:
+    with deploy("dev", standins, name="backups", **settings) as deployed:
         yield deployed
 
 
@@ -119,7 +120,8 @@ def test_each_new_good_dump_goes_off_the_host_with_its_checksum_and_nothing_is_d
     assert set(in_the_bucket) - set(kept), "the bucket keeps the first dump, which the host pruned"
     offsite = docker("inspect", dev.container("backup-offsite")).stdout
     mounted = json.loads(offsite)[0]["Mounts"]
-    assert [m["RW"] for m in mounted if m["Name"] == "icb-dev-backups"] == [False], "the dumps are read-only to it"
+    dumps_volume = f"icb-{dev.stack}-backups"
+    assert [m["RW"] for m in mounted if m["Name"] == dumps_volume] == [False], "the dumps are read-only to it"
     report(f"off-host copy: {len(in_the_bucket)} dumps in the bucket, {len(kept)} kept on the host")
 
 
@@ -175,7 +177,7 @@ def test_a_restore_drill_brings_every_row_back_after_the_volume_is_replaced(dev:
     assert psql(dev, "SELECT count(*) FROM tasks").strip() == "0", "a new database: the schema, no rows"
 
     restored = subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "restore"), "dev", "--docker-host", DOCKER_HOST],
+        [str(PROJECT_DIR / "scripts" / "restore"), dev.stack, "--docker-host", DOCKER_HOST],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert restored.returncode == 0, restored.stdout + restored.stderr
@@ -211,7 +213,7 @@ def test_a_corrupted_dump_is_refused_and_nothing_is_touched(dev: Deployed) -> No
         'cd "$BACKUP_DIR" && echo not-a-dump > bogus.dump && sha256sum bogus.dump > bogus.dump.sha256',
     )
     refused = subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "restore"), "dev", "bogus.dump", "--docker-host", DOCKER_HOST],
+        [str(PROJECT_DIR / "scripts" / "restore"), dev.stack, "bogus.dump", "--docker-host", DOCKER_HOST],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert refused.returncode == 2, refused.stdout + refused.stderr

@@ -18,12 +18,13 @@ import pytest
 from infra.releases import RELEASE_ENV, StackReleases
 from proof.harness.certificates import ca_and_server
 from proof.harness.cli import TEST_LABEL, docker, engine_host, until
-from proof.harness.clients import exchange, free_port
+from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
-from proof.harness.load import LoadLoop
+from proof.harness.load import MIN_RATE, LoadLoop
 from proof.harness.pulumi import RunFailed
 from proof.harness.registry import local_registry, push
+from proof.harness.run import claim_port
 from proof.harness.stacks import Deployed, deploy, psql
 from proof.harness.standins import Standins, build_image
 from proof.provider import CONTAINER
@@ -80,7 +81,7 @@ def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deplo
         time.sleep(2)
         result = ledger.up()
         time.sleep(3)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     ops = result.ops()
     assert ops["api"] == "replace" and ops["migrate"] == "replace", result.preview()
     assert not result.replaced_first_by_delete("api"), "created before deleted"
@@ -133,7 +134,7 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
             time.sleep(2)
             result = ledger.up(appImage=prebuilt)
             time.sleep(3)
-            load = loop.report(min_rate=20)
+            load = loop.report(min_rate=MIN_RATE)
     kinds = {(s.name, s.type.rsplit(":", 1)[-1]): s.op for s in result.steps}
     assert kinds[("app-image", "RemoteImage")] == "create" and kinds[("app-image", "Image")] == "delete", kinds
     assert result.ops()["api"] == "replace", result.preview()
@@ -170,7 +171,7 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
         monkeypatch.delenv(RELEASE_ENV)
         took = time.monotonic() - began
         time.sleep(3)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
     assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
@@ -223,7 +224,7 @@ def proxy_in_front(ledger: Deployed, standins: Standins, tmp_path: Path) -> Iter
     (folder / "front.pem").write_text(bundle)
     for path in (folder, *folder.iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    port = free_port()
+    port = claim_port()
     name = f"icb-front-{port}"
     network = str(ledger.outputs["network"])
     docker(

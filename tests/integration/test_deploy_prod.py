@@ -21,7 +21,7 @@ import pytest
 from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report
-from proof.harness.load import LoadLoop
+from proof.harness.load import MIN_RATE, LoadLoop
 from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source
 from proof.harness.standins import Standins
 from tests.integration import day2
@@ -359,7 +359,7 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
         result = prod.up()
         ended = time.monotonic() - loop.started
         time.sleep(3)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     assert {"api", "app", "scheduler"} <= result.touched("replace"), result.preview()
     assert not any(result.replaced_first_by_delete(name) for name in ("api", "app", "scheduler")), "created first"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
@@ -396,7 +396,7 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
         result = prod.up(requestBodyLimitKb="512")
         ended = time.monotonic() - loop.started
         time.sleep(3)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     steps = result.ops()
     assert steps["router"] == "replace" and steps["ingress"] == "same", result.preview()
     assert not result.replaced_first_by_delete("router"), "the new router starts before the old one stops"
@@ -431,7 +431,7 @@ def switch_maintenance_under_load(prod: Deployed, *switch: str) -> tuple[list[st
         switched = ops(prod.project, "prod", "maintenance", *switch)
         took = time.monotonic() - began
         time.sleep(3)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
     in_maintenance = [o.status == 503 and MAINTENANCE_PAGE in o.error for o in load.outcomes]
     failed = [o.error[:120] for o, page in zip(load.outcomes, in_maintenance, strict=True) if not o.ok and not page]
@@ -507,7 +507,7 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         # test that waits it out (the others keep prod's wait, which a loaded machine needs).
         failure = day2.failed_up(prod, waitTimeoutSeconds="40")
         time.sleep(2)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     message = failure.result.error
     assert "failed to be in healthy state" in message and prod.container("api").startswith("icb-prod-api-"), message
     assert "answered 500" in message, "the error shows the probe and the new container's logs"
@@ -533,7 +533,7 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         time.sleep(2)
         fixed = prod.up()
         time.sleep(2)
-        load = loop.report(min_rate=20)
+        load = loop.report(min_rate=MIN_RATE)
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == v4 and set(load.versions()) <= {serving, v4}, load.versions()
     assert "api" in fixed.pending_deleted(), fixed.preview()

@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from infra.config import PROJECT_DIR
-from proof.harness.cli import docker, engine_host
-from proof.harness.clients import free_port, http
+from proof.harness.cli import engine_host
+from proof.harness.clients import http
 from proof.harness.figures import report
 from proof.harness.pulumi import PROVIDER_OPTIONS
-from proof.harness.stacks import left_on_engine, remove_objects
+from proof.harness.run import claim_port
+from proof.harness.stacks import left_on_engine, remove_objects, remove_releases
 
 pytestmark = pytest.mark.docker
 # Made by scripts/setup, or shared with the checkout's: the policy pack's and the scanners' environments.
@@ -76,10 +77,7 @@ def destroy(project: Path, workspace: Path) -> None:
             cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
     remove_objects(left_on_engine("dev"))
-    releases = [i for i in docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-                if re.fullmatch(r"ichrisbirch:dev-[0-9a-f]+", i)]  # fmt: skip
-    if releases:
-        docker("rmi", "-f", *releases, check=False)
+    remove_releases("dev")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +85,7 @@ def ports() -> list[str]:
     """Host ports free here, and the suite's engine, as `pulumi up` options: with --standins they go
     to the copy of the stack file the run uses, so the committed one keeps its own and each run must
     name them again."""
-    ports = [f"--config={key}Port={free_port()}" for key in ("api", "app", "postgres", "redis")]
+    ports = [f"--config={key}Port={claim_port()}" for key in ("api", "app", "postgres", "redis")]
     return [*ports, f"--config=dockerHost={engine_host()}"]  # and the suite's engine (CI's is its own)
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def swarm() -> Iterator[dict[str, str]]:
+def swarm(engine: None) -> Iterator[dict[str, str]]:
     started = time.monotonic()
     up = swarm_script("up.sh")
     assert up.returncode == 0, up.stdout + up.stderr
