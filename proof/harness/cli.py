@@ -44,6 +44,14 @@ def labelled(label: str) -> list[tuple[str, str]]:
     return found
 
 
+def remove_objects(objects: list[tuple[str, str]]) -> None:
+    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
+    for kind, command in removal.items():  # containers first: they hold the others
+        names = [name for k, name in objects if k == kind]
+        if names:
+            docker(kind, *command, *names, check=False)
+
+
 STANDIN_REPOSITORY = "icb-standin/"  # tests/standins/build.sh: kept across runs, rebuilt from their inputs
 
 

@@ -19,7 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from proof.harness.cli import DOCKER, TEST_LABEL, build_cache_size, docker, images, images_made_since, labelled
+from proof.harness.cli import (
+    DOCKER,
+    TEST_LABEL,
+    build_cache_size,
+    docker,
+    images,
+    images_made_since,
+    labelled,
+    remove_objects,
+)
 from proof.harness.clients import free_port, port_is_free
 from proof.harness.pulumi import ToolchainMissing, check_toolchain
 from proof.provider.handlers.base import MARKER
@@ -91,11 +100,7 @@ def remove_labelled() -> list[tuple[str, str]]:
     plugin's marker, the suite's own); returns (kind, id) of each."""
     labels = (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL)
     found = [(kind, item) for label in labels for kind, item in labelled(label)]
-    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
-    for kind, command in removal.items():  # containers first: they hold the others
-        ids = [item for k, item in found if k == kind]
-        if ids:
-            docker(kind, *command, *ids, check=False)
+    remove_objects(found)
     return found
 
 

@@ -21,7 +21,7 @@ from infra.config import PROJECT, PROJECT_DIR, Identity, StackSettings
 from infra.ingress import HostNames
 from infra.profiles import PROFILES
 from infra.services import ServiceSpec, services
-from proof.harness.cli import DOCKER, docker, engine_host
+from proof.harness.cli import DOCKER, docker, engine_host, remove_objects
 from proof.harness.clients import KeepAlive, http, keepalive_https
 from proof.harness.figures import report
 from proof.harness.pulumi import ProjectStack, RunResult
@@ -227,14 +227,6 @@ def remove_releases(stack: str) -> None:
     releases = [i for i in images if re.fullmatch(rf"(.*/)?ichrisbirch:{re.escape(stack)}-[0-9a-f]+", i)]
     if releases:
         docker("rmi", "-f", *releases, check=False)
-
-
-def remove_objects(objects: list[tuple[str, str]]) -> None:
-    removal = {"container": ("rm", "-f", "-v"), "volume": ("rm", "-f"), "network": ("rm",)}
-    for kind, command in removal.items():  # containers first: they hold the others
-        names = [name for k, name in objects if k == kind]
-        if names:
-            docker(kind, *command, *names, check=False)
 
 
 def psql(deployed: Deployed, sql: str) -> str:

@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from infra.config import PROJECT_DIR
-from proof.harness.cli import engine_host
+from proof.harness.cli import engine_host, remove_objects
 from proof.harness.clients import http
 from proof.harness.figures import report
 from proof.harness.pulumi import PROVIDER_OPTIONS
 from proof.harness.run import claim_port
-from proof.harness.stacks import left_on_engine, remove_objects, remove_releases
+from proof.harness.stacks import left_on_engine, remove_releases
 
 pytestmark = pytest.mark.docker
 # Made by scripts/setup, or shared with the checkout's: the policy pack's and the scanners' environments.
