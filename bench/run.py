@@ -336,7 +336,7 @@ def update_under_load(
         up()
         wall = time.perf_counter() - started
         time.sleep(2)
-        return Rollout.of(loop.report(min_rate=0), wall)  # the rate is reported, not judged
+        return Rollout.of(loop.report(), wall)
 
 
 def rollout_table(rollouts: dict[str, Rollout]) -> list[str]:
@@ -732,7 +732,7 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
                 result = change()
                 seconds = time.perf_counter() - started
                 time.sleep(2)
-                return Putback(result, seconds, loop.report(min_rate=5))
+                return Putback(result, seconds, loop.report())
 
         def rollback() -> RunResult:
             os.environ[RELEASE_ENV] = previous

@@ -2,7 +2,7 @@
 
 The program declares durations and CPU counts in these forms, so that the state a Create reads back
 equals the program's inputs and the next `up` shows no diff (a 90 s interval is "1m30s", 1 CPU is
-"1.0"). The provider model in `proof/` parses them with the same functions.
+"1.0").
 """
 
 from __future__ import annotations

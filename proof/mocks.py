@@ -2,8 +2,8 @@
 
 The Pulumi engine is not needed: `pulumi.runtime.set_mocks` stands in for it, a `Mocks` decides
 what each resource's outputs are, and `RecordingMonitor` keeps every registration with the
-options the engine would see (dependencies, delete-before-replace, protect). The plan renderer,
-the unit tests and the engine stand-in (proof/engine/) all run the program through `run_program`.
+options the engine would see (dependencies, delete-before-replace, protect). The unit tests and
+the policy pack's tests run the program through `run_program`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.utils.build
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
@@ -25,8 +26,16 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from infra.config import PROJECT, PROJECT_DIR
 from infra.program import main
-from proof import provider
-from proof.provider.secret_values import SECRET_SIG, SECRET_VALUE_SIG
+from proof.resources import (
+    CONTAINER,
+    IMAGE,
+    REMOTE_IMAGE,
+    SECRET,
+    SECRET_SIG,
+    SECRET_VALUE_SIG,
+    SERVICE_CONFIG,
+    reveal,
+)
 
 
 @dataclass
@@ -47,9 +56,6 @@ class Registration:
     # engine's delete-first cascade follows these, not `dependencies` (which `depends_on` adds to).
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     deleted_with: str = ""  # the URN of the resource whose delete takes this one along
-    # Resource options the stand-ins do not model, by name: the engine stand-in refuses them rather than
-    # acting as if they were not there.
-    unmodelled_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -100,7 +106,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 key: sorted(set(deps.urns)) for key, deps in request.propertyDependencies.items() if deps.urns
             },
             deleted_with=request.deletedWith,
-            unmodelled_options=unmodelled_options(request),
         )
         self._current.registration = registration
         self._current.secret_outputs = set(request.additionalSecretOutputs)
@@ -129,35 +134,6 @@ class _WithSecretOutputs(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
         return self.inner.call(args)
-
-
-def unmodelled_options(request: Any) -> list[str]:
-    """The options of a registration that change what the engine does and that no stand-in here models."""
-    timeouts = request.customTimeouts
-    # A provider SDK aliases its resources' old type tokens (docker:image:Image): the same name,
-    # another type. Those never match a resource this project's state holds; any other alias might.
-    renames = [a for a in request.aliases if not (a.HasField("spec") and a.spec.type and not a.spec.name)]
-    hooks = request.hooks
-    given = {
-        "aliases": bool(request.aliasURNs or renames),
-        "retain_on_delete": request.retainOnDelete,
-        "custom_timeouts": bool(timeouts.create or timeouts.update or timeouts.delete),
-        "import": bool(request.importId),
-        "replace_with": bool(request.replace_with),
-        "replacement_trigger": request.HasField("replacement_trigger"),
-        "hooks": any(
-            getattr(hooks, kind)
-            for kind in (
-                "before_create",
-                "after_create",
-                "before_update",
-                "after_update",
-                "before_delete",
-                "after_delete",
-            )
-        ),
-    }
-    return sorted(name for name, set_ in given.items() if set_)
 
 
 def whole_numbers(value: Any) -> Any:
@@ -204,9 +180,9 @@ def run_program(
 class ProgramMocks(Mocks):
     """Deterministic outputs that change exactly when the real ones would.
 
-    An image's digest follows its build context (as the provider's Check hashes it); a resource's
-    id follows the inputs that would replace it; so a reviewer sees a rebuild or a replacement
-    reach what depends on it.
+    An image's digest follows its build context (the Dockerfile and every file .dockerignore lets
+    through); a resource's id follows its inputs (the ignored ones aside); so a test sees a rebuild
+    or a change reach what depends on it.
     """
 
     monitor: RecordingMonitor | None = None
@@ -214,26 +190,25 @@ class ProgramMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         ignored = set(self.monitor.current().ignore_changes) if self.monitor else set()
-        if args.typ == provider.IMAGE:
-            checked = check_image(args.inputs)
-            digest = f"sha256:plan-{checked['build']['contextDigest'][:16]}"
+        if args.typ == IMAGE:
+            digest = f"sha256:plan-{context_digest(args.inputs)[:16]}"
             # Pushed, the digest the registry returned, by repository; local, the image id.
             repository = str(args.inputs["imageName"]).rsplit(":", 1)[0]
             state["repoDigest"] = digest if args.inputs.get("skipPush") else f"{repository}@{digest}"
-        elif args.typ == provider.REMOTE_IMAGE:
+        elif args.typ == REMOTE_IMAGE:
             state["imageId"] = f"sha256:plan-{_digest(args.inputs['name'])}"
             # The digest the engine recorded: the one the reference names, or else the pulled manifest's.
             name = str(args.inputs["name"])
             state["repoDigest"] = name if "@sha256:" in name else f"{name.rsplit(':', 1)[0]}@{state['imageId']}"
-        elif args.typ in provider.TLS_TYPES:
+        elif args.typ.startswith("tls:"):
             # Stand-in PEMs: what a reviewer needs is which resource feeds which, not key material.
             for output in ("privateKeyPem", "publicKeyPem", "certPem", "certRequestPem"):
                 state[output] = f"-----BEGIN PLAN {output}-----{args.name}-----END-----\n"
-        elif args.typ == provider.CONTAINER and not args.inputs.get("mustRun", True):
+        elif args.typ == CONTAINER and not args.inputs.get("mustRun", True):
             state.update(exitCode=0, containerLogs="")
         kept = {k: v for k, v in whole_numbers(dict(args.inputs)).items() if k not in ignored}
-        resource_id = f"{args.name}-{_replacement_key(args.typ, kept)}"
-        if args.typ in (provider.SECRET, provider.SERVICE_CONFIG, provider.CONTAINER) and "name" not in state:
+        resource_id = f"{args.name}-{_digest(reveal(kept))}"
+        if args.typ in (SECRET, SERVICE_CONFIG, CONTAINER) and "name" not in state:
             state["name"] = resource_id  # Pulumi's generated name: new with every replacement
         return resource_id, state
 
@@ -241,20 +216,25 @@ class ProgramMocks(Mocks):
         raise NotImplementedError(f"the program makes no provider calls (got {args.token})")
 
 
-def check_image(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The Image's inputs as the provider's Check completes them, with portable file modes."""
-    return provider.check_image(inputs, PROJECT_DIR, portable_modes=True)
+def context_digest(inputs: Mapping[str, Any]) -> str:
+    """SHA-256 over an Image's Dockerfile and the build context's files that .dockerignore lets
+    through, with each file's mode as git records it (644 or 755), so no machine's umask shows."""
+    build = dict(inputs.get("build") or {})
+    context = PROJECT_DIR / str(build.get("context", "."))
+    dockerfile = PROJECT_DIR / str(build.get("dockerfile") or f"{build.get('context', '.')}/Dockerfile")
+    ignore = context / ".dockerignore"
+    patterns = [p for p in ignore.read_text().splitlines() if p.strip()] if ignore.is_file() else []
+    digest = hashlib.sha256(dockerfile.read_bytes())
+    for relative in sorted(docker.utils.build.exclude_paths(str(context), patterns)):
+        path = context / relative
+        if path.is_file():
+            executable = "755" if path.stat().st_mode & 0o111 else "644"
+            digest.update(f"{relative}:{executable}:".encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def _replacement_key(type_token: str, inputs: dict[str, Any]) -> str:
-    """A hash of the inputs whose change replaces the resource: it changes when the real id would."""
-    fields = provider.FIELDS.get(type_token, {})
-    forcing = {k: provider.reveal(v) for k, v in inputs.items() if k in fields and fields[k].change == "R"}
-    return _digest(forcing)
 
 
 def stack_file(stack: str) -> Path:

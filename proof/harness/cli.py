@@ -19,7 +19,7 @@ TEST_LABEL = "ichrisbirch.test=1"  # on everything the suite runs beside the sta
 
 def engine_host() -> str:
     """The Docker engine the suite deploys to: DOCKER_HOST (.ci/run starts one of the run's own), else
-    the local one. The Docker CLI, the stacks (their dockerHost) and the stand-in provider all use it."""
+    the local one. The Docker CLI and the stacks (their dockerHost) both use it."""
     return os.environ.get("DOCKER_HOST") or LOCAL_ENGINE
 
 

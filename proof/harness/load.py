@@ -11,6 +11,12 @@ from typing import Protocol
 
 from proof.harness.clients import KeepAlive
 
+# A loop proves a switch by what it covered, never by its rate (a busy machine sends fewer): a worker
+# that sent nothing for STALL_SECONDS stopped or hung (a request gives up after 10 s), and a switch
+# is covered when requests went out in the COVER_MARGIN seconds on either side of it.
+STALL_SECONDS = 30.0
+COVER_MARGIN = 2.0
+
 
 @dataclass
 class Outcome:
@@ -20,6 +26,7 @@ class Outcome:
     version: str = ""
     error: str = ""  # why it failed: the exception's type and words, or what was wrong with the answer
     seconds: float = 0.0  # how long it took to answer (or fail)
+    worker: int = 0  # the loop's worker that sent it
 
     @property
     def ok(self) -> bool:
@@ -67,6 +74,31 @@ class LoadReport:
     def first(self, version: str) -> float | None:
         return next((o.at for o in self.outcomes if o.version == version), None)
 
+    def sent_before(self, moment: float, margin: float) -> int:
+        return sum(1 for o in self.outcomes if moment - margin <= o.at < moment)
+
+    def sent_after(self, moment: float, margin: float) -> int:
+        return sum(1 for o in self.outcomes if moment < o.at <= moment + margin)
+
+    def uncovered(self, start: float, end: float | None = None, margin: float = COVER_MARGIN) -> list[str]:
+        """Why the loop does not cover the moments `start` to `end` (an `up`, a switch of traffic):
+        no request sent in the `margin` seconds before `start`, or in those after `end`. (Inside,
+        `report()` has already checked that no worker went quiet.)"""
+        end = start if end is None else end
+        problems = []
+        if not self.sent_before(start, margin):
+            problems.append(f"no request sent in the {margin:.0f} s before {start:.1f} s into the loop")
+        if not self.sent_after(end, margin):
+            problems.append(f"no request sent in the {margin:.0f} s after {end:.1f} s into the loop")
+        return problems
+
+    def switch_uncovered(self, old: str, new: str) -> list[str]:
+        """Why the loop does not prove a switch from release `old` to `new`: both must have answered,
+        and requests must have been in flight around the moment the first answer of `new` came."""
+        problems = [f"no answer from {v}" for v in (old, new) if self.first(v) is None]
+        moved = self.first(new)
+        return problems + ([] if moved is None else self.uncovered(moved))
+
 
 class HttpTarget(Protocol):
     """What the loop sends through: a deployed stack (its ingress or published ports)."""
@@ -102,12 +134,6 @@ def shipped_body(worker: int, n: int) -> dict[str, object]:
     return {"title": f"load {worker}-{n}"}
 
 
-# The least rate of the 32 a second asked for that shows a loop that kept running: the suite's two
-# workers share two cores (18 to 32 a second measured while the other deploys); a hung worker is
-# caught by itself, and each request that hangs is a failed one.
-MIN_RATE = 12
-
-
 class LoadLoop:
     """Requests through the ingress while an `up` runs: GETs of an api and an app page and a POST that
     writes, at `rate` a second from `workers` threads (one slow response does not stall the rest).
@@ -116,8 +142,8 @@ class LoadLoop:
     per request. Bounded: it stops when told, or after `max_seconds`, or after `max_requests`.
 
     Every outcome is recorded: any exception is a failed request with its type, and so is an answer
-    that is cut short or not what was asked for. A worker that dies fails `report()`, and so does a
-    rate under the one the caller states.
+    that is cut short or not what was asked for. A worker that dies, hangs or goes quiet for
+    `stall_seconds` fails `report()`; what a test then proves is by coverage (`LoadReport.uncovered`).
     """
 
     def __init__(
@@ -130,7 +156,9 @@ class LoadLoop:
         max_requests: int = 10000,
         requests: tuple[Request, ...] = SHIPPED_REQUESTS,  # another application's: its own paths
         body: Callable[[int, int], dict[str, object]] = shipped_body,  # a POST's body, by worker and count
+        stall_seconds: float = STALL_SECONDS,
     ):
+        self.stall_seconds = stall_seconds
         self.requests, self.body = requests, body
         self.deployed, self.rate, self.workers, self.keepalive = deployed, rate, workers, keepalive
         self.max_seconds, self.max_requests = max_seconds, max_requests
@@ -151,18 +179,24 @@ class LoadLoop:
         for thread in self._threads:
             thread.join(timeout=30)
 
-    def report(self, *, min_rate: float) -> LoadReport:
-        """Stop the loop and return what it saw; fails if a worker died or hung, or the rate fell
-        under `min_rate` requests a second (a loop that barely ran proves nothing)."""
+    def report(self) -> LoadReport:
+        """Stop the loop and return what it saw; fails if a worker died, hung, or sent nothing for
+        `stall_seconds` (a loop that stopped proves nothing)."""
+        stopped = time.monotonic() - self.started
         self.__exit__()
         hung = [i for i, thread in enumerate(self._threads) if thread.is_alive()]
         assert not hung, f"load workers {hung} did not stop within 30 s"
         assert not self._deaths, f"load workers died: {self._deaths}"
         with self._lock:
             outcomes = sorted(self._outcomes, key=lambda o: o.at)
-        load = LoadReport(outcomes, time.monotonic() - self.started)
-        assert load.rate >= min_rate, f"{load.rate:.1f} requests a second, under {min_rate} ({len(outcomes)} in all)"
-        return load
+        for worker in range(self.workers):
+            sent = [0.0, *(o.at for o in outcomes if o.worker == worker), stopped]
+            quiet, since = max((b - a, a) for a, b in zip(sent, sent[1:], strict=False))
+            assert quiet <= self.stall_seconds, (
+                f"load worker {worker} sent nothing for {quiet:.1f} s (from {since:.1f} s into the loop):"
+                " it stopped or hung"
+            )
+        return LoadReport(outcomes, time.monotonic() - self.started)
 
     def _worker(self, worker: int) -> None:
         try:
@@ -189,7 +223,7 @@ class LoadLoop:
                 except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
                     status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
                 took = time.monotonic() - self.started - at
-                outcome = Outcome(at, f"{method} {service} {path}{how}", status, version, error, took)
+                outcome = Outcome(at, f"{method} {service} {path}{how}", status, version, error, took, worker)
                 with self._lock:
                     self._outcomes.append(outcome)
                 n += 1

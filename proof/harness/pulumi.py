@@ -30,9 +30,6 @@ VENV = PROJECT_DIR / ".venv"
 PULUMI = VENV / "bin" / "pulumi"
 PASSPHRASE = "icb-test-passphrase"  # encrypts the test stacks' secrets (only ever test values)
 PROGRAM = ("Pulumi.yaml", "__main__.py", "infra")  # what `pulumi up` runs: the program and its settings
-# The suite runs on the project's stand-in docker and tls plugins (docs/testing.md) unless told to use
-# Pulumi's own; scripts/setup and scripts/toolchain take this to mean the same.
-PROVIDER_OPTIONS: tuple[str, ...] = () if os.environ.get("ICB_REAL_PROVIDERS") == "1" else ("--standin-providers",)
 REPLACING = {OpType.REPLACE, OpType.CREATE_REPLACEMENT, OpType.DELETE_REPLACED}
 
 
@@ -45,8 +42,8 @@ def pulumi_home() -> Path:
 
 
 def check_toolchain() -> str:
-    """`pulumi version`, once the CLI and the stand-in plugins are in place; else one clear error."""
-    install = " ".join(("scripts/toolchain", *PROVIDER_OPTIONS))
+    """`pulumi version`, once the CLI and Pulumi's docker and tls plugins are in place; else one clear error."""
+    install = "scripts/toolchain (ICB_PLUGINS_FROM=DIR where Pulumi's plugin downloads cannot be reached)"
     if not PULUMI.exists():
         raise ToolchainMissing(f"no Pulumi CLI at {PULUMI}: run {install}")
     plugins = pulumi_home() / "plugins"

@@ -31,7 +31,6 @@ from proof.harness.cli import (
 )
 from proof.harness.clients import free_port, port_is_free
 from proof.harness.pulumi import ToolchainMissing, check_toolchain
-from proof.provider.handlers.base import MARKER
 
 RUN_ID = os.environ.setdefault("ICB_TEST_RUN", uuid.uuid4().hex[:12])
 RUN_DIR = Path(tempfile.gettempdir()) / f"icb-run-{RUN_ID}"
@@ -95,11 +94,13 @@ def engine_problem() -> str | None:
     return None if result.returncode == 0 else f"no Docker engine answers: {result.stderr.strip()}"
 
 
+MANAGED_LABEL = "ichrisbirch.managed-by=pulumi"  # on every container, network and volume the program makes
+
+
 def remove_labelled() -> list[tuple[str, str]]:
-    """Removes every container, volume and network that carries the suite's labels (the stand-in
-    plugin's marker, the suite's own); returns (kind, id) of each."""
-    labels = (f"{MARKER[0]}={MARKER[1]}", TEST_LABEL)
-    found = [(kind, item) for label in labels for kind, item in labelled(label)]
+    """Removes every container, volume and network that carries the suite's own label (what it runs
+    beside the stacks: a bucket, builds); returns (kind, id) of each."""
+    found = labelled(TEST_LABEL)
     remove_objects(found)
     return found
 
@@ -110,15 +111,19 @@ class EngineBefore:
 
     images: dict[str, set[str]]
     build_cache: str
+    managed: frozenset[tuple[str, str]]  # the program's objects already there (a developer's own stacks)
 
     @classmethod
     def take(cls) -> EngineBefore:
-        return cls(images(), build_cache_size())
+        return cls(images(), build_cache_size(), frozenset(labelled(MANAGED_LABEL)))
 
     def left_behind(self) -> list[str]:
-        """Every container, network and volume the suite labelled, and every image made since (the
-        stand-ins aside), each named; all removed, so the next run starts clean either way."""
-        named = [f"{kind} {item}" for kind, item in remove_labelled()]
+        """Every container, network and volume the suite labelled or the program made during the run,
+        and every image made since (the stand-ins aside), each named; all removed, so the next run
+        starts clean either way."""
+        stacks = [found for found in labelled(MANAGED_LABEL) if found not in self.managed]
+        remove_objects(stacks)
+        named = [f"{kind} {item}" for kind, item in [*remove_labelled(), *stacks]]
         made = images_made_since(self.images)
         for image, names in made.items():
             # An untagged one is named by when it was made and what its labels say it is.

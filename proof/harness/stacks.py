@@ -28,7 +28,7 @@ from proof.harness.pulumi import ProjectStack, RunResult
 from proof.harness.run import claim_port
 from proof.harness.standins import Standins, copy_app
 from proof.mocks import TEST_SECRETS
-from proof.provider import CONTAINER
+from proof.resources import CONTAINER
 
 
 def full(key: str) -> str:

@@ -39,8 +39,10 @@ def engine() -> None:
 
 
 def clear_an_earlier_run() -> None:
-    """What an interrupted run left (its objects carry the suite's labels; the test swarm its
-    folder): removed before anything is deployed, so no test starts on another run's state."""
+    """What an interrupted run left beside the stacks (its objects carry the suite's label; the test
+    swarm its folder): removed before anything is deployed. An interrupted run's stacks are not
+    removed here (a developer's own stacks carry the same labels): `pulumi destroy` them, or run
+    the suite on an engine of its own, as .ci/run does (tests/engine.sh)."""
     left = remove_labelled()
     if left:
         report(f"removed what an earlier run left on the engine: {len(left)} objects")

@@ -20,7 +20,7 @@ from proof.harness.cli import DOCKER, inspect_container
 from proof.harness.figures import report
 from proof.harness.pulumi import RunFailed, RunResult
 from proof.harness.stacks import Deployed, bump_version, changed, edit_source, full, program_with, psql, without
-from proof.provider import CONTAINER
+from proof.resources import CONTAINER
 
 # The pack as a binary analyzer (policy/analyzer): the language host scripts/toolchain builds cannot
 # start a Python policy pack for this CLI (docs/testing.md).

@@ -22,6 +22,19 @@ def ops(project: ProjectStack, *args: str, timeout: float = 600) -> subprocess.C
         project.changed_elsewhere()  # `maintenance` runs `pulumi up`
 
 
+def operator_up(project: ProjectStack, *options: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """`pulumi up` as scripts/deploy and scripts/rollback run it (`python -m infra.diagnose up`),
+    without a prompt: Pulumi's output, then on failure why (infra/diagnose.py)."""
+    environment = {**os.environ, **project.env}
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "infra.diagnose", "up", project.name, "--yes", "--skip-preview", *options],
+            cwd=project.dir, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    finally:
+        project.changed_elsewhere()
+
+
 def table(printed: str) -> dict[str, dict[str, str]]:
     """`status`'s rows by service, each cell under its header (cells hold no double space)."""
     lines = printed.split("\n\n", 1)[0].splitlines()

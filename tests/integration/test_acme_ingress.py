@@ -11,7 +11,7 @@ import pytest
 from proof.harness.cli import TEST_LABEL, docker
 from proof.harness.standins import Standins
 from proof.mocks import ProgramMocks, committed_config, run_program
-from proof.provider import CONTAINER, reveal
+from proof.resources import CONTAINER, reveal
 
 pytestmark = pytest.mark.docker
 

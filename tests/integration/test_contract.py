@@ -21,13 +21,13 @@ from proof.harness.cli import TEST_LABEL, docker, engine_host, until
 from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
-from proof.harness.load import MIN_RATE, LoadLoop
+from proof.harness.load import LoadLoop
 from proof.harness.pulumi import RunFailed
 from proof.harness.registry import local_registry, push
 from proof.harness.run import claim_port
 from proof.harness.stacks import Deployed, deploy, psql
 from proof.harness.standins import Standins, build_image
-from proof.provider import CONTAINER
+from proof.resources import CONTAINER
 
 pytestmark = pytest.mark.docker
 
@@ -81,19 +81,21 @@ def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deplo
         time.sleep(2)
         result = ledger.up()
         time.sleep(3)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     ops = result.ops()
     assert ops["api"] == "replace" and ops["migrate"] == "replace", result.preview()
     assert not result.replaced_first_by_delete("api"), "created before deleted"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     # Old and new both answer while the new is admitted and the old drains; the new one last.
     assert set(load.versions()) == {"1.0.0", "2.0.0"} and load.versions()[-1] == "2.0.0", load.versions()
+    assert load.switch_uncovered("1.0.0", "2.0.0") == []
     assert version(ledger) == "2.0.0"
     written = int(psql(ledger, "SELECT count(*) FROM entries").strip())
     assert written > int(before), "what was written before and during the rollout is kept"
     report(
         f"ledger (another application, configuration only) v1 -> v2 under load: {len(load.outcomes)} requests"
-        f" at {load.rate:.0f}/s, {len(load.failed)} failed"
+        f" at {load.rate:.0f}/s, {len(load.failed)} failed, longest without a successful answer"
+        f" {load.longest_without_service():.1f} s"
     )
 
 
@@ -134,12 +136,13 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
             time.sleep(2)
             result = ledger.up(appImage=prebuilt)
             time.sleep(3)
-            load = loop.report(min_rate=MIN_RATE)
+            load = loop.report()
     kinds = {(s.name, s.type.rsplit(":", 1)[-1]): s.op for s in result.steps}
     assert kinds[("app-image", "RemoteImage")] == "create" and kinds[("app-image", "Image")] == "delete", kinds
     assert result.ops()["api"] == "replace", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) == {running, "3.0.0"} and load.versions()[-1] == "3.0.0", load.versions()
+    assert load.switch_uncovered(running, "3.0.0") == []
     # Exported: the engine's record of it, by the digest CI pushed (the provider takes the first of
     # the image's repo digests that starts like the name, so the registry's address may differ).
     assert str(ledger.outputs["image_digest"]).endswith(prebuilt.split("@", 1)[1]), ledger.outputs
@@ -171,11 +174,12 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
         monkeypatch.delenv(RELEASE_ENV)
         took = time.monotonic() - began
         time.sleep(3)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
     assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == "1.0.0" and version(ledger) == "1.0.0", load.versions()
+    assert load.switch_uncovered("2.0.0", "1.0.0") == []
     assert "written by 2.0.0" in psql(ledger, "SELECT memo FROM entries"), "the data written since are kept"
     assert [r.tag for r in releases.releases() if r.running] == [previous.tag]
     # A later normal `up` builds the source again, as configured: the release rolled back from.

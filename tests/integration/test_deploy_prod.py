@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from infra.config import StackSettings
 from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report
-from proof.harness.load import MIN_RATE, LoadLoop
+from proof.harness.load import LoadLoop
 from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source
 from proof.harness.standins import Standins
 from tests.integration import day2
 from tests.integration.conftest import Bucket, assert_no_secret_leak
-from tests.integration.ops import ops, table
+from tests.integration.ops import operator_up, ops, table
 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
@@ -359,11 +360,12 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
         result = prod.up()
         ended = time.monotonic() - loop.started
         time.sleep(3)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     assert {"api", "app", "scheduler"} <= result.touched("replace"), result.preview()
     assert not any(result.replaced_first_by_delete(name) for name in ("api", "app", "scheduler")), "created first"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
+    assert load.switch_uncovered(v1, v2) == []
     moved = load.first(v2)
     last_v1 = max(o.at for o in load.outcomes if o.version == v1)
     assert moved is not None
@@ -396,7 +398,7 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
         result = prod.up(requestBodyLimitKb="512")
         ended = time.monotonic() - loop.started
         time.sleep(3)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     steps = result.ops()
     assert steps["router"] == "replace" and steps["ingress"] == "same", result.preview()
     assert not result.replaced_first_by_delete("router"), "the new router starts before the old one stops"
@@ -411,6 +413,7 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
     assert any(o.what.startswith("POST") for o in kept), "keep-alive clients wrote too"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     # The new configuration serves: the smaller limit refuses what the old one let through.
+    assert load.uncovered(began, ended) == []
     assert post_of_size(prod, 600 * 1024).startswith("HTTP/1.1 413")
     report(
         f"prod router configuration change under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
@@ -427,12 +430,13 @@ def switch_maintenance_under_load(prod: Deployed, *switch: str) -> tuple[list[st
     kinds of answers in order, the `up`'s seconds). A maintenance page is an expected answer."""
     with LoadLoop(prod) as loop:
         time.sleep(2)
-        began = time.monotonic()
+        began = time.monotonic() - loop.started
         switched = ops(prod.project, "prod", "maintenance", *switch)
-        took = time.monotonic() - began
+        took = time.monotonic() - loop.started - began
         time.sleep(3)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
+    assert load.uncovered(began, began + took) == []
     in_maintenance = [o.status == 503 and MAINTENANCE_PAGE in o.error for o in load.outcomes]
     failed = [o.error[:120] for o, page in zip(load.outcomes, in_maintenance, strict=True) if not o.ok and not page]
     kinds = ["maintenance" if page else "served" for page in in_maintenance]
@@ -498,19 +502,34 @@ def test_a_second_up_while_one_runs_is_refused_naming_who_holds_the_lock(prod: D
 def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(prod: Deployed) -> None:
     # Last in the module: it leaves the stack with a failed replacement.
     serving = api_version(prod)
+    prod_wait = str(StackSettings.model_fields["wait_timeout_seconds"].default)
     before = day2.container_identity(prod)
     edit_source(
         prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=503 if down else 200", "status_code=500")
     )
+    prod.set(waitTimeoutSeconds="40")  # a shorter wait than prod's, so that the `up` fails within the test
     with LoadLoop(prod) as loop:
-        # A shorter wait for health than prod's, so the `up` fails within the test's time; the only
-        # test that waits it out (the others keep prod's wait, which a loaded machine needs).
-        failure = day2.failed_up(prod, waitTimeoutSeconds="40")
         time.sleep(2)
-        load = loop.report(min_rate=MIN_RATE)
-    message = failure.result.error
-    assert "failed to be in healthy state" in message and prod.container("api").startswith("icb-prod-api-"), message
-    assert "answered 500" in message, "the error shows the probe and the new container's logs"
+        began = time.monotonic() - loop.started
+        # As the operator runs it: scripts/deploy's `pulumi up`, which says why when it fails.
+        failed = operator_up(prod.project)
+        ended = time.monotonic() - loop.started
+        time.sleep(2)
+        load = loop.report()
+    assert load.uncovered(began, ended) == []
+    prod.set(waitTimeoutSeconds=prod_wait)
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    new_api = prod.container("api")
+    assert "failed to be in healthy state" in failed.stdout + failed.stderr, failed.stdout[-3000:]
+    why = [line for line in failed.stderr.splitlines() if line.startswith("why:")]
+    # The new api by name and service, its probes' exit codes and what they printed, and its log.
+    assert f"why: {new_api} (service api) is unhealthy; its last 3 health probes:" in why, why
+    probes = [line for line in why if line.startswith("why:   exit ")]
+    assert len(probes) == 3 and all(re.fullmatch(r"why:   exit 1: .*answered 500", p) for p in probes), why
+    assert any(line.startswith("why:   | ") and "GET /health" in line for line in why), why
+    assert not any("(service app)" in line or "(service router)" in line for line in why), (
+        "the healthy ones are not named"
+    )
     after = day2.container_identity(prod)
     for service in ("api", "app", "scheduler", "router", "ingress", "postgres", "redis"):
         assert after.get(service) == before[service] or service == "api", service
@@ -533,9 +552,10 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         time.sleep(2)
         fixed = prod.up()
         time.sleep(2)
-        load = loop.report(min_rate=MIN_RATE)
+        load = loop.report()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == v4 and set(load.versions()) <= {serving, v4}, load.versions()
+    assert load.switch_uncovered(serving, v4) == []
     assert "api" in fixed.pending_deleted(), fixed.preview()
     assert fixed.steps[-1].op == "delete-replaced", "what the failure left pending goes at the end"
     for gone in (old_api, failed_api):

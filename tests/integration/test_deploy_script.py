@@ -1,6 +1,6 @@
 """The README's first command, `scripts/deploy dev`, as a new user runs it on a machine like this one
-(no image can be pulled, Pulumi's plugin downloads cannot be reached: `--standins`): in a copy of
-the checkout, with a home and a state backend of its own. Deploys, serves, leaves the stack file
+(no image can be pulled: `--standins`; Pulumi's plugins from ICB_PLUGINS_FROM where it is set, as
+on CI): in a copy of the checkout, with a home and a state backend of its own. Deploys, serves, leaves the stack file
 holding only encrypted secrets, and a second run changes nothing."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from infra.config import PROJECT_DIR
 from proof.harness.cli import engine_host, remove_objects
 from proof.harness.clients import http
 from proof.harness.figures import report
-from proof.harness.pulumi import PROVIDER_OPTIONS
 from proof.harness.run import claim_port
 from proof.harness.stacks import left_on_engine, remove_releases
 
@@ -31,8 +30,6 @@ NOT_COPIED = (".git", ".venv", ".venv-tools", "__pycache__", ".pytest_cache", ".
 
 @pytest.fixture(scope="module")
 def checkout(engine: None) -> Iterator[Path]:
-    if not PROVIDER_OPTIONS:
-        pytest.skip("ICB_REAL_PROVIDERS=1: `scripts/deploy dev --standins` is the stand-in path")
     workspace = Path(tempfile.mkdtemp(prefix="icb-deploy-script-"))
     workspace.chmod(0o755)  # dev bind-mounts the checkout's source into containers running as 10001
     project = workspace / "checkout"

@@ -9,15 +9,13 @@ import pytest
 
 from infra.config import PROJECT_DIR
 from proof.harness.cli import engine_host
-from proof.harness.pulumi import PROVIDER_OPTIONS
 
 pytestmark = pytest.mark.docker
 
 
 def setup(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        # The suite's providers, so that setup leaves the toolchain the rest of the suite runs on.
-        [str(PROJECT_DIR / "scripts" / "setup"), *args, *PROVIDER_OPTIONS],
+        [str(PROJECT_DIR / "scripts" / "setup"), *args],
         capture_output=True,
         text=True,
         timeout=300,

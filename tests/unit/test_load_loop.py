@@ -17,7 +17,7 @@ import pytest
 
 from proof.harness.clients import KeepAlive
 from proof.harness.clients import http as request
-from proof.harness.load import HttpTarget, LoadLoop, LoadReport, judge
+from proof.harness.load import HttpTarget, LoadLoop, LoadReport, Outcome, judge
 
 PAGE = "<!doctype html><html><body>tasks</body></html>"
 
@@ -86,10 +86,10 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
     httpd.server_close()
 
 
-def run_loop(target: HttpTarget, min_rate: float = 10) -> LoadReport:
-    with LoadLoop(target, rate=60, workers=4, max_seconds=10) as loop:
+def run_loop(target: HttpTarget, stall_seconds: float = 30) -> LoadReport:
+    with LoadLoop(target, rate=60, workers=4, max_seconds=10, stall_seconds=stall_seconds) as loop:
         time.sleep(1.0)
-        return loop.report(min_rate=min_rate)
+        return loop.report()
 
 
 def test_good_answers_are_all_counted_as_served(server: http.server.ThreadingHTTPServer) -> None:
@@ -169,6 +169,41 @@ def test_a_worker_that_dies_fails_the_report(server: http.server.ThreadingHTTPSe
         run_loop(Dying(LocalTarget(server.server_address[1])))
 
 
-def test_a_rate_under_the_floor_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
-    with pytest.raises(AssertionError, match="requests a second, under 1000"):
-        run_loop(LocalTarget(server.server_address[1]), min_rate=1000)
+class Stalling:
+    """A target whose one call blocks for `seconds`, as a request that hangs past every time-out would."""
+
+    def __init__(self, inner: LocalTarget, seconds: float) -> None:
+        self.inner, self.seconds, self.calls = inner, seconds, 0
+
+    def keepalive(self) -> KeepAlive:
+        return self.inner.keepalive()
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.seconds)
+        return self.inner.http(method, service, path, body, timeout)
+
+
+def test_a_worker_that_goes_quiet_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
+    with LoadLoop(Stalling(LocalTarget(server.server_address[1]), 3.0), rate=60, workers=4, stall_seconds=1.5) as loop:
+        time.sleep(2.0)
+        with pytest.raises(AssertionError, match=r"load worker \d sent nothing for \d+\.\d s .*stopped or hung"):
+            loop.report()
+
+
+def test_a_switch_is_proven_by_coverage_not_by_rate() -> None:
+    def answer(at: float, version: str) -> Outcome:
+        return Outcome(at, "GET api /", 200, version, "", 0.05)
+
+    steady = LoadReport([answer(t / 4, "v1" if t < 40 else "v2") for t in range(80)], 20.0)
+    assert steady.switch_uncovered("v1", "v2") == [] and steady.uncovered(5.0, 12.0) == []
+    # Nothing sent in the two seconds before the new release first answered: not proven.
+    gap = LoadReport([o for o in steady.outcomes if not 8.0 <= o.at < 10.0], 20.0)
+    assert gap.switch_uncovered("v1", "v2") == ["no request sent in the 2 s before 10.0 s into the loop"]
+    assert steady.switch_uncovered("v1", "v3") == ["no answer from v3"]
+    assert LoadReport(steady.outcomes[:20], 5.0).uncovered(4.9, 6.0) == [
+        "no request sent in the 2 s after 6.0 s into the loop"
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra import ops
+from infra import ops, stack_state
 
 
 @pytest.mark.parametrize(
@@ -23,13 +23,13 @@ def test_bad_input_is_one_line_naming_the_valid_ones(
 
 
 def test_the_release_is_the_built_tag_or_the_prebuilt_reference() -> None:
-    built = [{"urn": "urn:pulumi:prod::ichrisbirch::x$docker:index/image:Image::app-image", "type": ops.IMAGE,
+    built = [{"urn": "urn:pulumi:prod::ichrisbirch::x$docker:index/image:Image::app-image", "type": stack_state.IMAGE,
               "outputs": {"imageName": "ichrisbirch:prod-4ad4ad607e66"}}]  # fmt: skip
     pulled = [{"urn": "urn:pulumi:prod::ichrisbirch::x$docker:index/remoteImage:RemoteImage::app-image",
-               "type": ops.REMOTE_IMAGE, "outputs": {"name": "registry.local/app@sha256:ab"}}]  # fmt: skip
-    assert ops.release_of(built) == "ichrisbirch:prod-4ad4ad607e66"
-    assert ops.release_of(pulled) == "registry.local/app@sha256:ab"
-    assert ops.release_of([]) == "-"
+               "type": stack_state.REMOTE_IMAGE, "outputs": {"name": "registry.local/app@sha256:ab"}}]  # fmt: skip
+    assert stack_state.release_of(built) == "ichrisbirch:prod-4ad4ad607e66"
+    assert stack_state.release_of(pulled) == "registry.local/app@sha256:ab"
+    assert stack_state.release_of([]) == "-"
 
 
 def test_history_times_match_the_backends_records() -> None:

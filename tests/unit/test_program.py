@@ -13,7 +13,7 @@ from infra.config import PROJECT_DIR, ConfigError, load_settings
 from infra.containers import replacement_key
 from infra.services import HealthCheck, Port, services
 from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, TEST_SECRETS, ProgramMocks, Registration, Run, committed_config
-from proof.provider import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
+from proof.resources import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
 from tests.conftest import RunStack
 
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]

@@ -11,7 +11,7 @@ import pytest
 
 from infra.config import PROJECT_DIR, ConfigError
 from infra.releases import RELEASE_ENV, release_key
-from proof.provider import IMAGE, REMOTE_IMAGE, SERVICE, reveal
+from proof.resources import IMAGE, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack
 from tests.unit.test_program import containers
 from tests.unit.test_swarm import SWARM
