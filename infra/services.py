@@ -444,8 +444,8 @@ def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         one_shot=True,
         hardening=_app_hardening(profile),
         # Beside an ingress, a name of its own per release, made before the old one goes: api,
-        # app and scheduler carry its exit gate, and under a delete-first migrate the engine would
-        # delete them before the migrations even ran (tests/unit/test_replacement_order.py).
+        # app and scheduler carry its exit gate, so the old release's gate stands until the new
+        # migrations have run, and nothing serving is deleted for them.
         create_first=profile.ingress,
     )
 

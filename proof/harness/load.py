@@ -27,6 +27,7 @@ class Outcome:
     error: str = ""  # why it failed: the exception's type and words, or what was wrong with the answer
     seconds: float = 0.0  # how long it took to answer (or fail)
     worker: int = 0  # the loop's worker that sent it
+    sent: str = ""  # a POST's body, as JSON: what an acknowledged write must have kept
 
     @property
     def ok(self) -> bool:
@@ -70,6 +71,15 @@ class LoadReport:
 
     def slowest(self) -> float:
         return max((o.seconds for o in self.outcomes), default=0.0)
+
+    def acknowledged_writes(self) -> list[dict[str, object]]:
+        """The bodies of the POSTs that were answered as written (201, whole)."""
+        return [json.loads(o.sent) for o in self.outcomes if o.ok and o.sent]
+
+    def failed_between(self) -> tuple[float, float] | None:
+        """When the first failed request was sent and when the last failed one was answered."""
+        failed = self.failed
+        return (failed[0].at, max(o.at + o.seconds for o in failed)) if failed else None
 
     def first(self, version: str) -> float | None:
         return next((o.at for o in self.outcomes if o.version == version), None)
@@ -223,7 +233,8 @@ class LoadLoop:
                 except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
                     status, version, error = 0, "", f"{type(failure).__name__}: {failure}"
                 took = time.monotonic() - self.started - at
-                outcome = Outcome(at, f"{method} {service} {path}{how}", status, version, error, took, worker)
+                what, sent = f"{method} {service} {path}{how}", json.dumps(body) if body else ""
+                outcome = Outcome(at, what, status, version, error, took, worker, sent)
                 with self._lock:
                     self._outcomes.append(outcome)
                 n += 1

@@ -109,6 +109,9 @@ class RunResult:
                 result[name] = "replace"
             elif ops == {"delete-replaced"}:
                 result[name] = "pending"
+            elif "refresh" in ops and ops - {"refresh"}:
+                # This CLI follows each refresh step with the diff it found: same, update or delete.
+                result[name] = next(iter(sorted(ops - {"refresh"})))
             elif "refresh" in ops:
                 step = self.of(name)[-1]
                 result[name] = "delete" if step.new is None else "update" if self.drift(name) else "same"
@@ -130,8 +133,11 @@ class RunResult:
         return {name for name in names if count(name, "delete-replaced") > count(name, "create-replacement")}
 
     def drift(self, name: str) -> set[str]:
-        """A refresh: the outputs Read found changed from what state held."""
+        """A refresh: the properties Read found changed from what state held (the engine's diff where
+        it reports one, else the outputs compared)."""
         step = self.of(name)[-1]
+        if step.diffs:
+            return set(step.diffs)
         old, new = dict(step.old or {}), dict(step.new or {})
         return {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
 

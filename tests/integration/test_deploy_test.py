@@ -100,10 +100,18 @@ def test_a_changed_tmpfs_replaces_postgres_and_migrations_run_again(test_stack: 
     )
     tmpfs = inspect_container(test_stack.container("postgres"))["HostConfig"]["Tmpfs"]
     assert tmpfs == {"/var/lib/postgresql/data": "rw,size=384m"}
-    # The new database is empty: migrate ran against it again, so the api can write. The engine's
-    # delete-first cascade: what takes Postgres's outputs through migrate goes first, the stack's
-    # own suite with it (docs/concepts.md).
-    cascaded = result.cascade("postgres")
-    assert cascaded == {"migrate", "api", "scheduler", "tests"}, result.preview()
-    assert result.ops()["app"] == result.ops()["router"] == "same", result.preview()
+    # Postgres has a fixed name, so the engine deletes it first; migrate, which records the server
+    # it ran against, is replaced after it, create-first, and ran against the new (empty) server.
+    ops = result.ops()
+    assert result.replaced_first_by_delete("postgres"), result.preview()
+    assert ops["migrate"] == "replace" and not result.replaced_first_by_delete("migrate"), result.preview()
+    assert result.order("postgres", "migrate") == ["postgres", "migrate"], result.preview()
+    migrate = inspect_container(test_stack.container("migrate"))
+    new_postgres = inspect_container(test_stack.container("postgres"))["Id"]
+    assert migrate["Config"]["Labels"]["ichrisbirch.ran-against.postgres"] == new_postgres
+    assert migrate["State"]["ExitCode"] == 0
+    # What serves is left running (it reconnects): the api, app, scheduler, router and ingress, and
+    # the stack's suite, which ran against them.
+    for service in ("api", "app", "scheduler", "router", "ingress", "tests"):
+        assert ops[service] == "same", result.preview()
     day2.write_task(test_stack)
