@@ -66,8 +66,10 @@ def trouble_of(host: str, inspected: dict[str, Any]) -> Trouble | None:
         what = "restarting"
     elif state["Status"] in ("exited", "dead") and state.get("ExitCode"):
         what = f"exited with code {state['ExitCode']}"
-    elif state["Status"] == "running" and health.get("Status") in ("unhealthy", "starting"):
-        what = str(health["Status"])
+    elif state["Status"] == "running" and health.get("Status") == "unhealthy":
+        what = "unhealthy"
+    elif state["Status"] == "running" and health.get("Status") == "starting":
+        what = "still starting, its health check not yet passed"
     else:
         return None  # healthy, running without a check, a one-shot that succeeded, a holder never started
     probes = tuple(

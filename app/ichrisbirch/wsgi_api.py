@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import redis
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ from ichrisbirch import __version__, db, heartbeat, logs, tasks
 from ichrisbirch.settings import ApiSettings, built_on_first_use, load
 
 log = logging.getLogger("ichrisbirch.api")
+RETRY_AFTER_SECONDS = 2  # a Postgres or Redis restart takes a few seconds
 
 
 class NewTask(BaseModel):
@@ -33,6 +34,20 @@ def create_api(settings: ApiSettings) -> FastAPI:
         socket_timeout=3,
         socket_connect_timeout=3,
     )
+
+    # A dependency that is away (Postgres restarting for an upgrade, Redis replaced) is a 503 with
+    # Retry-After, never a 500: the service is unavailable for a moment, not broken.
+    def unavailable(dependency: str) -> Any:
+        def answer(request: Request, error: Exception) -> JSONResponse:
+            log.warning("%s %s: %s is unavailable: %s", request.method, request.url.path, dependency, error)
+            body = {"detail": f"{dependency} is unavailable; retry shortly", "down": [dependency]}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+        return answer
+
+    api.add_exception_handler(psycopg.OperationalError, unavailable("postgres"))
+    api.add_exception_handler(redis.ConnectionError, unavailable("redis"))
+    api.add_exception_handler(redis.TimeoutError, unavailable("redis"))
 
     @api.get("/")
     def about() -> dict[str, str]:

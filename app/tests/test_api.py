@@ -47,6 +47,14 @@ def test_health_names_the_dependency_that_is_down(api_settings: ApiSettings) -> 
     assert response.json()["down"] == ["postgres"]
 
 
+def test_a_request_while_a_dependency_is_away_is_a_503_to_retry(api_settings: ApiSettings) -> None:
+    for dependency, method in (("postgres", "POST"), ("redis", "GET")):
+        broken = api_settings.model_copy(update={f"{dependency}_host": "127.0.0.1", f"{dependency}_port": 1})
+        response = TestClient(create_api(broken)).request(method, "/tasks", json={"title": "while away"})
+        assert response.status_code == 503, (dependency, response.text)
+        assert response.headers["Retry-After"] == "2" and response.json()["down"] == [dependency]
+
+
 def test_tasks_are_stored_and_the_list_is_cached_until_a_write(client: TestClient) -> None:
     title = f"water the plants {uuid.uuid4().hex[:8]}"
     client.get("/tasks")

@@ -187,6 +187,7 @@ def test_a_changed_health_check_replaces_the_container(dev: Deployed) -> None:
 
 
 def test_refresh_forgets_a_container_removed_by_hand_and_records_those_stopped_by_hand(dev: Deployed) -> None:
+    dev.up()  # the committed program again: the test before deployed the api with another health check
     # By hand, outside the program: Redis removed, the scheduler and the app (which publishes a port) stopped.
     redis = dev.container("redis")
     scheduler, app = (inspect_container(dev.container(name))["Id"] for name in ("scheduler", "app"))
