@@ -59,27 +59,38 @@ def engines(stack: str) -> list[str]:
         return [configured or os.environ.get("DOCKER_HOST") or LOCAL_ENGINE]
 
 
-def trouble_of(host: str, inspected: dict[str, Any]) -> Trouble | None:
+def condition(inspected: dict[str, Any]) -> str | None:
+    """What is wrong with a container, from `docker inspect`; None when nothing is."""
     state = inspected["State"]
-    health = state.get("Health") or {}
+    health = (state.get("Health") or {}).get("Status")
     if state["Status"] == "restarting":
-        what = "restarting"
-    elif state["Status"] in ("exited", "dead") and state.get("ExitCode"):
-        what = f"exited with code {state['ExitCode']}"
-    elif state["Status"] == "running" and health.get("Status") == "unhealthy":
-        what = "unhealthy"
-    elif state["Status"] == "running" and health.get("Status") == "starting":
-        what = "still starting, its health check not yet passed"
-    else:
-        return None  # healthy, running without a check, a one-shot that succeeded, a holder never started
-    probes = tuple(
-        f"exit {p.get('ExitCode')}: {' '.join(str(p.get('Output') or '').split())[:300]}"
-        for p in (health.get("Log") or [])[-PROBES_SHOWN:]
+        return "restarting"
+    if state["Status"] in ("exited", "dead") and state.get("ExitCode"):
+        return f"exited with code {state['ExitCode']}"
+    if state["Status"] == "running" and health == "unhealthy":
+        return "unhealthy"
+    if state["Status"] == "running" and health == "starting":
+        return "still starting, its health check not yet passed"
+    return None  # healthy, running without a check, a one-shot that succeeded, a holder never started
+
+
+def last_probes(inspected: dict[str, Any]) -> tuple[str, ...]:
+    """The last health probes, oldest first, each as "exit <code>: <its output on one line>"."""
+    log = (inspected["State"].get("Health") or {}).get("Log") or []
+    return tuple(
+        f"exit {p.get('ExitCode')}: {' '.join(str(p.get('Output') or '').split())[:300]}" for p in log[-PROBES_SHOWN:]
     )
+
+
+def trouble_of(host: str, inspected: dict[str, Any]) -> Trouble | None:
+    what = condition(inspected)
+    if what is None:
+        return None
     name = str(inspected["Name"]).lstrip("/")
     logs = docker(host, "logs", "--tail", str(LOG_LINES), name)
     labels = inspected["Config"].get("Labels") or {}
-    return Trouble(name, labels.get("ichrisbirch.service", "?"), host, what, probes, logs.stdout + logs.stderr)
+    service = labels.get("ichrisbirch.service", "?")
+    return Trouble(name, service, host, what, last_probes(inspected), logs.stdout + logs.stderr)
 
 
 def troubles(stack: str) -> list[Trouble]:
