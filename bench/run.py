@@ -612,7 +612,7 @@ def measure_swarm_rollout(standins: Standins, api_replicas: int) -> Rollout:
         tempfile.TemporaryDirectory(prefix="icb-bench-swarm-") as tmp,
         swarm_prod(standins, Path(tmp), apiReplicas=str(api_replicas)) as prod,
     ):
-        return update_under_load(prod, lambda: bump_version(prod), prod.up, max_seconds=900)  # type: ignore[arg-type]
+        return update_under_load(prod, lambda: bump_version(prod), prod.up, max_seconds=900)
 
 
 def measure_swarm_rollouts(standins: Standins) -> dict[str, Rollout]:

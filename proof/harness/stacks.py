@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.client import HTTPConnection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import infra.program
 from infra.config import PROJECT, PROJECT_DIR, Identity, StackSettings
@@ -239,12 +239,23 @@ def psql(deployed: Deployed, sql: str) -> str:
     return result.stdout
 
 
-def edit_source(deployed: Deployed, relative: str, edit: Callable[[str], str]) -> None:
+class Released(Protocol):
+    """What the release helpers need of a deployment: its copy of the application, and its api."""
+
+    @property
+    def app_dir(self) -> Path: ...
+
+    def http(
+        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
+    ) -> tuple[int, str]: ...
+
+
+def edit_source(deployed: Released, relative: str, edit: Callable[[str], str]) -> None:
     path = deployed.app_dir / relative
     path.write_text(edit(path.read_text()))
 
 
-def bump_version(deployed: Deployed) -> str:
+def bump_version(deployed: Released) -> str:
     marker = f"0.1.0+day2.{uuid.uuid4().hex[:6]}"
     edit_source(
         deployed, "ichrisbirch/__init__.py", lambda t: re.sub(r'__version__ = ".*"', f'__version__ = "{marker}"', t)
@@ -252,7 +263,7 @@ def bump_version(deployed: Deployed) -> str:
     return marker
 
 
-def api_version(deployed: Deployed) -> str:
+def api_version(deployed: Released) -> str:
     status, body = deployed.http("GET", "api", "/", timeout=10)
     assert status == 200, body
     return str(json.loads(body)["version"])

@@ -109,7 +109,8 @@ def test_bad_contract_values_are_refused_before_anything_changes(
     ids = {r["urn"]: r.get("id") for r in ledger.project.resources()}
     before = {k: ledger.config[f"ichrisbirch:{k}"] for k in change}
     with pytest.raises(RunFailed) as failed:
-        ledger.up(**change)
+        ledger.set(**change)
+        ledger.up()
     ledger.set(**before)  # the refused value stays in the stack's config until it is put right
     error = failed.value.result.error
     assert "infra.config.ConfigError" in error, failed.value

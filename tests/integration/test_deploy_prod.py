@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -23,8 +24,9 @@ from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.load import LoadLoop
-from proof.harness.stacks import TEST_SECRETS, Deployed, api_version, bump_version, deploy, edit_source, psql
+from proof.harness.stacks import Deployed, api_version, bump_version, deploy, edit_source, psql
 from proof.harness.standins import Standins
+from proof.mocks import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import Bucket, assert_no_secret_leak
 from tests.integration.ops import operator_up, ops, table
@@ -123,7 +125,10 @@ def test_plain_http_only_redirects_and_https_carries_hsts(prod: Deployed) -> Non
     context = ssl.create_default_context(cadata=ca)
     raw = socket.create_connection(("127.0.0.1", https_port), timeout=5)
     with context.wrap_socket(raw, server_hostname="api.localhost") as tls:
-        names = [value for kind, value in tls.getpeercert()["subjectAltName"] if kind == "DNS"]
+        certificate = tls.getpeercert()
+        assert certificate, "the ingress presented no certificate"
+        alternatives = cast(tuple[tuple[str, str], ...], certificate["subjectAltName"])
+        names = [value for kind, value in alternatives if kind == "DNS"]
         tls.sendall(b"GET / HTTP/1.1\r\nHost: api.localhost\r\nConnection: close\r\n\r\n")
         head = tls.recv(65536).decode(errors="replace")
     assert names == ["localhost", "api.localhost"]

@@ -165,7 +165,7 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
     secrets_before, versions_before = swarm_secrets(prod), versions(prod)
     (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-secret-flask-secret-key-")]
     rotated = "flask-rotated-4d9c1b7e"
-    with LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=300) as loop:
         time.sleep(2)
         began = time.monotonic()
         result = prod.up(flaskSecretKey=rotated)
@@ -199,10 +199,10 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
 
 def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
-    v1 = api_version(prod)  # type: ignore[arg-type]
-    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+    v1 = api_version(prod)
+    with LoadLoop(prod, max_seconds=600) as loop:
         time.sleep(2)
-        v2 = bump_version(prod)  # type: ignore[arg-type]
+        v2 = bump_version(prod)
         began = time.monotonic()
         result = prod.up()
         took = time.monotonic() - began
@@ -229,8 +229,8 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     listed = releases.releases()
     assert len(listed) >= 2 and listed[0].running, [r.line() for r in listed]
     running, previous = listed[0], releases.previous()
-    serving = api_version(prod)  # type: ignore[arg-type]
-    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+    serving = api_version(prod)
+    with LoadLoop(prod, max_seconds=600) as loop:
         time.sleep(2)
         monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
         began = time.monotonic()
@@ -242,13 +242,13 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     assert not result.built(), "nothing built: every node pulls the release by its digest"
     assert result.ops()["api"] == "update", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
-    rolled_back = api_version(prod)  # type: ignore[arg-type]
+    rolled_back = api_version(prod)
     assert rolled_back != serving and load.versions()[-1] == rolled_back, load.versions()
     assert load.switch_uncovered(serving, rolled_back) == []
     assert [r.tag for r in releases.releases() if r.running] == [previous.tag]
     # The next plain `up` builds (here: the same source as before, from the cache) and rolls forward.
     prod.up()
-    assert api_version(prod) == serving and [r.tag for r in releases.releases() if r.running] == [running.tag]  # type: ignore[arg-type]
+    assert api_version(prod) == serving and [r.tag for r in releases.releases() if r.running] == [running.tag]
     report(
         f"swarm rollback to the previous release under load: {len(load.outcomes)} requests, "
         f"{len(load.failed)} failed; the `up` took {took:.1f} s, nothing built"
@@ -258,15 +258,15 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
 def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: SwarmProd) -> None:
     # Last: it leaves the state with the failed spec recorded, as the provider does.
     prod = swarm_prod
-    serving = api_version(prod)  # type: ignore[arg-type]
+    serving = api_version(prod)
     image_before = on(prod.manager, "service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
                       "icb-prod-api").stdout.strip()  # fmt: skip
     edit_source(
-        prod,  # type: ignore[arg-type]
+        prod,
         "ichrisbirch/wsgi_api.py",
         lambda t: t.replace("status_code=503 if down else 200", "status_code=500"),
     )
-    with LoadLoop(prod, max_seconds=600) as loop:  # type: ignore[arg-type]
+    with LoadLoop(prod, max_seconds=600) as loop:
         with pytest.raises(RunFailed) as failed:
             prod.up()
         time.sleep(2)
@@ -331,7 +331,7 @@ def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(
     moved = sorted(svc for svc, n, _ in running_tasks(prod) if n == node)
     assert moved, f"no task runs on {node}"
     try:
-        with LoadLoop(prod, max_seconds=300) as loop:  # type: ignore[arg-type]
+        with LoadLoop(prod, max_seconds=300) as loop:
             time.sleep(2)
             stopped = swarm_script("stop-node.sh", node)
             assert stopped.returncode == 0, stopped.stdout + stopped.stderr

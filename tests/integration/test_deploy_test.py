@@ -10,8 +10,9 @@ import pytest
 
 from proof.harness.cli import docker, inspect_container
 from proof.harness.figures import report
-from proof.harness.stacks import TEST_SECRETS, Deployed, deploy, psql
+from proof.harness.stacks import Deployed, deploy, psql
 from proof.harness.standins import Standins
+from proof.mocks import TEST_SECRETS
 from tests.integration import day2
 from tests.integration.conftest import assert_no_secret_leak
 

@@ -10,14 +10,15 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from proof.harness.buildkit import step_states
 from proof.harness.cli import TEST_LABEL, docker, inspect_container, until
 from proof.harness.figures import report
-from proof.harness.stacks import TEST_SECRETS
 from proof.harness.standins import Build, Standins, build_image, copy_app
+from proof.mocks import TEST_SECRETS
 
 pytestmark = pytest.mark.docker
 
@@ -31,8 +32,9 @@ DEPENDENCY_STEPS = [
 ]
 
 
-def inspect(image: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(docker("image", "inspect", image).stdout)[0]
+def inspect(image: str) -> dict[str, Any]:
+    inspected: dict[str, Any] = json.loads(docker("image", "inspect", image).stdout)[0]
+    return inspected
 
 
 def run_in(image: str, *command: str, user: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,19 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from typing import Any
 
+import pack
 import pytest
-
-from infra.config import PROJECT_DIR
-from infra.ingress import HostNames, caddy_config, tcp_ingress_config
-from tests.conftest import RunStack
-
-sys.path.insert(0, str(PROJECT_DIR / "policy"))
-import pack  # noqa: E402
-import rules  # noqa: E402
-from pulumi_policy import (  # noqa: E402
+import rules
+from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
     PolicyResource,
@@ -28,6 +21,10 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+from infra.config import PROJECT_DIR
+from infra.ingress import HostNames, caddy_config, tcp_ingress_config
+from tests.conftest import RunStack
 
 CONTAINER = rules.CONTAINER
 
@@ -239,15 +236,20 @@ def test_image_references_must_be_pinned(typ: str, key: str) -> None:
 
 def run_pack(
     props: dict[str, Any], typ: str = CONTAINER, stack: str = "s", name: str = "api"
-) -> list[tuple[str, EnforcementLevel, str]]:
+) -> list[tuple[str, EnforcementLevel | None, str]]:
     """Every policy of the pack on one resource, as the analyzer would call it: (policy, level, message)."""
-    reported = []
+    reported: list[tuple[str, EnforcementLevel | None, str]] = []
     urn = f"urn:pulumi:{stack}::ichrisbirch::ichrisbirch:index:Deployment${typ}::{name}"
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
     for policy in pack.policies():
         if not isinstance(policy, ResourceValidationPolicy):
             continue
-        args = ResourceValidationArgs(typ, props, urn, name, None, None)
-        policy.validate(args, lambda message, _urn, p=policy: reported.append((p.name, p.enforcement_level, message)))
+        args = ResourceValidationArgs(typ, props, urn, name, options, None)
+
+        def report(message: str, _urn: str | None, policy: ResourceValidationPolicy = policy) -> None:
+            reported.append((policy.name, policy.enforcement_level, message))
+
+        policy.validate(args, report)
     return reported
 
 
@@ -324,7 +326,7 @@ def test_prod_backs_up_into_a_protected_volume(run_stack: RunStack) -> None:
     assert rules.backups_kept(registered(run_stack, "dev")) == [], "only prod must"
     # On swarm too: the volume is declared (on the data node) and protected.
     swarm = {"orchestrator": "swarm", "imageRegistry": "registry.example.com/team", "dataNodeHost": "ssh://data"}
-    on_swarm = registered(run_stack, "prod", **swarm)
+    on_swarm = registered(run_stack, "prod", True, **swarm)
     assert rules.backups_kept(on_swarm) == []
     unprotected = [dataclasses.replace(r, protect=False) if r.props.get("name") == "icb-prod-backups" else r
                    for r in on_swarm]  # fmt: skip

@@ -12,8 +12,8 @@ import pytest
 from infra.config import PROJECT_DIR, ConfigError, load_settings
 from infra.containers import replacement_key
 from infra.services import HealthCheck, Port, services
-from proof.mocks import SECRET_SIG, SECRET_VALUE_SIG, TEST_SECRETS, ProgramMocks, Registration, Run, committed_config
-from proof.resources import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, VOLUME
+from proof.mocks import TEST_SECRETS, ProgramMocks, Registration, Run, committed_config
+from proof.resources import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET_SIG, SECRET_VALUE_SIG, VOLUME
 from tests.conftest import RunStack
 
 LONG_RUNNING = ["postgres", "redis", "api", "app", "scheduler"]
@@ -700,7 +700,7 @@ def test_the_replacement_key_changes_with_every_field_of_the_spec_and_nothing_el
     assert len(key) == 8 and int(key, 16) >= 0
     assert replacement_key(api, "img@sha256:2", {"A": "x"}, []) != key
     assert replacement_key(api, "img@sha256:1", {"A": "y"}, []) != key
-    changed = {
+    changed: dict[str, Any] = {
         "command": ("other",), "env": {**api.env, "X": "1"}, "entrypoint": ("sh",), "ports": (Port(1, 2, "127.0.0.1"),),
         "health": HealthCheck(("CMD", "true")), "stop_grace_seconds": 99, "aliases": ("x",), "replicas": 3,
     }  # fmt: skip

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError
-from proof.harness.stacks import TEST_SECRETS
-from proof.mocks import Registration, Run
+from proof.mocks import TEST_SECRETS, Registration, Run
 from proof.resources import IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, VOLUME, reveal
 from tests.conftest import RunStack
 from tests.unit.test_program import is_secret

@@ -8,9 +8,9 @@ import json
 import re
 
 import pytest
+import rules
 
 from infra.config import ConfigError
-from policy import rules
 from proof.mocks import Run
 from tests.conftest import RunStack
 from tests.unit.test_policy import GOOD_PROD, HAPROXY_CFG, config_holder
