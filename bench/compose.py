@@ -2,7 +2,7 @@
 
 The file is rendered from the program's own service specs (`infra.services.services`) for the prod
 stack, and from the facts both of the program's renderers share (`infra.shared`: log options, the
-secrets' directory, the values the program makes; `infra.config.Identity`: names and labels), so
+secrets' directory, the values the program makes; `infra.identity.Identity`: names and labels), so
 both sides run the same images, commands, environment, health checks, ingress configuration and
 hardening; only how an update replaces containers differs (Compose stops the old container, then
 starts the new one under the same name). It is a third renderer beside `infra/containers.py` and
@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from infra.config import PROJECT_DIR, Identity, load_settings
+from infra.config import load_settings
+from infra.identity import PROJECT_DIR, Identity
 from infra.ingress import HTTP_PORT, HTTPS_PORT
 from infra.services import SecretName, ServiceSpec, secrets_as_files, services
 from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR

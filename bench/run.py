@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.compose import check_compose_project, compose_stack
-from infra.config import PROJECT_DIR, load_settings
+from infra.config import load_settings
+from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import StackEngine, restore
 from proof.harness.buildkit import step_states

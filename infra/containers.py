@@ -13,9 +13,10 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import canonical
-from infra.config import Identity, StackSettings
+from infra.identity import Identity
 from infra.profiles import PROFILES
 from infra.services import HealthCheck, ImageName, SecretName, ServiceSpec, app_directory, secrets_as_files
+from infra.settings import StackSettings
 from infra.shared import (
     LOG_OPTIONS,
     PROGRAM_VALUES,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from infra.stack_state import LOCAL_ENGINE, OpsError, StackState, docker, pulumi
 
 PROBES_SHOWN = 3  # Docker keeps the last five

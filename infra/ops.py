@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from infra import diagnose
-from infra.config import PROJECT, committed_stack_config
+from infra.identity import PROJECT, committed_stack_config
 from infra.profiles import PROFILES
 from infra.stack_state import (
     OpsError,

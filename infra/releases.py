@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from infra.config import ConfigError, Identity, StackSettings, committed_stack_config
+from infra.config import ConfigError
+from infra.identity import Identity, committed_stack_config
+from infra.settings import StackSettings
 
 RELEASE_ENV = "ICHRISBIRCH_RELEASE"  # the release one `pulumi up` runs instead of building
 KEY_LENGTH = 12

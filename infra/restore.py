@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.config import Identity, StackSettings, committed_stack_config
+from infra.identity import Identity, committed_stack_config
+from infra.settings import StackSettings
 
 WRITERS = ("api", "app", "scheduler")
 BACKUP_MODE = 'exec sh -c "$BACKUP_SCRIPT" backup "$@"'  # the backup service's script, one mode

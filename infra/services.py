@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from infra.config import SHIPPED_PACKAGE, StackSettings, schedule_seconds
 from infra.ingress import (
     CADDY_CA_PATH,
     CERT_PATH,
@@ -28,6 +27,7 @@ from infra.ingress import (
     tcp_ingress_config,
 )
 from infra.profiles import PROFILES, Profile
+from infra.settings import SHIPPED_PACKAGE, StackSettings, schedule_seconds
 
 ImageName = Literal["app", "postgres", "redis", "haproxy", "caddy", "rclone"]
 # Values filled at deploy time and kept secret in state and plans: the settings' secrets, and what

@@ -12,10 +12,11 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
-from infra.config import PROJECT_DIR, Identity, StackSettings
+from infra.identity import PROJECT_DIR, Identity
 from infra.profiles import PROFILES
 from infra.releases import release_key, release_tag, requested_release
 from infra.services import ImageName, ServiceSpec, pulled_image
+from infra.settings import StackSettings
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 # Where a process finds its secrets' files (each renderer places them under it, named by <VAR>_FILE).

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"

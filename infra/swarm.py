@@ -22,8 +22,9 @@ import pulumi
 import pulumi_docker as docker
 
 from infra import canonical
-from infra.config import Identity, StackSettings
+from infra.identity import Identity
 from infra.services import DATA_NODE, MANAGER_NODE, HealthCheck, SecretName, ServiceSpec, secrets_as_files
+from infra.settings import StackSettings
 from infra.shared import (
     LOG_OPTIONS,
     PROGRAM_VALUES,

@@ -1,10 +1,9 @@
-"""The proof kept beside the product: everything that shows the program does what it says without the
-Pulumi CLI. It imports the product (`infra/`); the product never imports it.
+"""The proof kept beside the product: what the suite and the benchmark need around the program. It
+imports the product (`infra/`); the product never imports it.
 
-- `mocks.py`: the program run in-process under Pulumi mocks, each registration recorded;
-- `provider.py`: what pulumi-docker does with each field (diff, read-back forms, Check);
-- `order.py`: the engine's dependency order and its delete-first cascade;
-- `plan.py`: committed plans and `python -m proof.plan --diff` (what an `up` would do);
-- `engine/`: the engine stand-in that deploys the program on a real Docker engine, run after run;
-- `harness/`: stand-in images, deployed stacks, clients, the request loop, the test swarm.
+- `mocks.py`: the program run in-process under Pulumi mocks, each registration recorded (unit tests);
+- `resources.py`: the resource type tokens and Pulumi's secret marker, as the tests read them;
+- `reference.py`: docs/config.md generated from `Pulumi.yaml` (`python -m proof.reference --write`);
+- `harness/`: stacks deployed by the Pulumi CLI through the Automation API, stand-in images, HTTP
+  clients, the request loop, the three-node test swarm, the figures printed.
 """

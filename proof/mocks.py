@@ -24,7 +24,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
-from infra.config import PROJECT, PROJECT_DIR
+from infra.identity import PROJECT, PROJECT_DIR
 from infra.program import main
 from proof.resources import (
     CONTAINER,

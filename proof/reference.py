@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from infra.config import ENVIRONMENTS, PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, key_of
+from infra.identity import PROJECT_DIR
+from infra.settings import ENVIRONMENTS, REQUIRED_SECRETS, SECRET_FIELDS, key_of
 
 PAGE = PROJECT_DIR / "docs" / "config.md"
 

@@ -1,2 +1,3 @@
-"""What the suite and the benchmark do around the program: stand-in images, stacks deployed through
-the engine stand-in, HTTP clients, the request loop, the three-node test swarm, the figures printed."""
+"""What the suite and the benchmark do around the program: stand-in images, stacks deployed by the
+Pulumi CLI with Pulumi's own plugins, HTTP clients, the request loop, the three-node test swarm,
+the figures printed."""

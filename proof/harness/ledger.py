@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 LEDGER_DIR = PROJECT_DIR / "tests" / "apps" / "ledger"
 LEDGER_PORT = 9000

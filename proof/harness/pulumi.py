@@ -24,7 +24,7 @@ from typing import Any
 from pulumi import automation as auto
 from pulumi.automation.events import EngineEvent, OpType, StepEventMetadata
 
-from infra.config import PROJECT, PROJECT_DIR
+from infra.identity import PROJECT, PROJECT_DIR
 
 VENV = PROJECT_DIR / ".venv"
 PULUMI = VENV / "bin" / "pulumi"

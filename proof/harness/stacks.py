@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import infra.program
-from infra.config import PROJECT, PROJECT_DIR, Identity, StackSettings
+from infra.identity import PROJECT, PROJECT_DIR, Identity
 from infra.ingress import HostNames
 from infra.profiles import PROFILES
 from infra.services import ServiceSpec, services
+from infra.settings import StackSettings
 from proof.harness.cli import DOCKER, docker, engine_host, remove_objects
 from proof.harness.clients import KeepAlive, http, keepalive_https
 from proof.harness.figures import report

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.cli import TEST_LABEL, docker
 
 APP_DIR = PROJECT_DIR / "app"

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from infra.ingress import HostNames
 from proof.harness.cli import DOCKER, docker
 from proof.harness.clients import KeepAlive, https_to, keepalive_https

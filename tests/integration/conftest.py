@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.cli import DOCKER, TEST_LABEL, docker, until
 from proof.harness.figures import report
 from proof.harness.machine import MachineProblem, host_address

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.cli import DOCKER, inspect_container
 from proof.harness.figures import report
 from proof.harness.pulumi import RunFailed, RunResult

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from infra.restore import RestoreRefused, StackEngine, restore
 from proof.harness.cli import docker, engine_host, inspect_container, until
 from proof.harness.figures import report

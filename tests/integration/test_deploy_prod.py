@@ -19,7 +19,7 @@ from typing import cast
 
 import pytest
 
-from infra.config import StackSettings
+from infra.settings import StackSettings
 from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.cli import engine_host, remove_objects
 from proof.harness.clients import http
 from proof.harness.figures import report

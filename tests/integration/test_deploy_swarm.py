@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
 from proof.harness.cli import until

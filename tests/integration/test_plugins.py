@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.pulumi import PULUMI, pulumi_home
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())

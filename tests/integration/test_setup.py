@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from proof.harness.cli import engine_host
 
 pytestmark = pytest.mark.docker

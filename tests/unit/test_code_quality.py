@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tomllib
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

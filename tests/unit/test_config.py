@@ -6,7 +6,9 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-from infra.config import PROJECT_DIR, REQUIRED_SECRETS, SECRET_FIELDS, ConfigError, StackSettings, key_of, load_settings
+from infra.config import ConfigError, load_settings
+from infra.identity import PROJECT_DIR
+from infra.settings import REQUIRED_SECRETS, SECRET_FIELDS, StackSettings, key_of
 from proof import reference
 from proof.mocks import TEST_SECRETS, ProgramMocks, committed_config, run_program
 

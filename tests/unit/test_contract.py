@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR, ConfigError
+from infra.config import ConfigError
+from infra.identity import PROJECT_DIR
 from infra.services import http_probe
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.mocks import Run

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from infra import diagnose
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 
 def inspected(status: str, health: str | None = None, exit_code: int = 0, probes: int = 0) -> dict[str, Any]:

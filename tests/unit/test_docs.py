@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 PAGES = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
 # A path in backticks or a link: starts with one of the project's top-level folders or files.

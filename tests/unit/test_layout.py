@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 PRODUCT = [PROJECT_DIR / "__main__.py", *sorted((PROJECT_DIR / "infra").glob("*.py"))]
 TOOLING_PACKAGES = ("proof", "tests", "bench")

@@ -22,7 +22,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 from infra.ingress import HostNames, caddy_config, tcp_ingress_config
 from tests.conftest import RunStack
 

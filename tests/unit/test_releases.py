@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR, ConfigError
+from infra.config import ConfigError
+from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, release_key
 from proof.resources import IMAGE, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack

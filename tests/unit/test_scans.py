@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 VENV_BIN = Path(sys.executable).parent
 TOOLS_BIN = PROJECT_DIR / ".venv-tools" / "bin"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from infra.config import PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 
 def required(go_mod: str, module: str) -> str:
