@@ -27,8 +27,9 @@ import yaml
 from infra.config import load_settings
 from infra.identity import PROJECT_DIR, Identity
 from infra.ingress import HTTP_PORT, HTTPS_PORT
-from infra.services import SecretName, ServiceSpec, secrets_as_files, services
+from infra.services import services
 from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR
+from infra.spec import SecretName, ServiceSpec, secrets_as_files
 from proof.harness.certificates import ca_and_server
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
 from proof.harness.standins import Standins, build_image, copy_app

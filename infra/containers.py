@@ -15,7 +15,7 @@ import pulumi_docker as docker
 from infra import canonical
 from infra.identity import Identity
 from infra.profiles import PROFILES
-from infra.services import HealthCheck, ImageName, SecretName, ServiceSpec, app_directory, secrets_as_files
+from infra.services import app_directory
 from infra.settings import StackSettings
 from infra.shared import (
     LOG_OPTIONS,
@@ -26,6 +26,7 @@ from infra.shared import (
     app_image,
     one_per_name,
 )
+from infra.spec import HealthCheck, ImageName, SecretName, ServiceSpec, secrets_as_files
 
 
 def secret_file(name: SecretName) -> str:

@@ -13,8 +13,9 @@ from infra.config import load_settings
 from infra.containers import Deployment
 from infra.identity import PROJECT_DIR, Identity
 from infra.releases import refuse_a_foreign_release, requested_release
-from infra.services import ServiceSpec, services
+from infra.services import services
 from infra.settings import StackSettings
+from infra.spec import ServiceSpec
 from infra.swarm import SwarmDeployment
 
 # What a stack runs, given its settings and the project's directory: `services` unless a caller

@@ -193,7 +193,7 @@ class StackSettings(BaseModel):
     )
     registry_username: str = Field("", description="User for imageRegistry (its password is registryPassword).")
 
-    # Host ports; which services publish them is decided per environment in infra/services.py.
+    # Host ports; which services publish them is decided per environment in infra/profiles.py.
     api_port: HostPort = Field(8000, description="Host port of the api (FastAPI).")
     app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
     postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")

@@ -15,8 +15,8 @@ import pulumi_tls as tls
 from infra.identity import PROJECT_DIR, Identity
 from infra.profiles import PROFILES
 from infra.releases import release_key, release_tag, requested_release
-from infra.services import ImageName, ServiceSpec, pulled_image
 from infra.settings import StackSettings
+from infra.spec import ImageName, ServiceSpec, pulled_image
 
 LOG_OPTIONS = {"max-size": "10m", "max-file": "3"}
 # Where a process finds its secrets' files (each renderer places them under it, named by <VAR>_FILE).

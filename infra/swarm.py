@@ -23,7 +23,6 @@ import pulumi_docker as docker
 
 from infra import canonical
 from infra.identity import Identity
-from infra.services import DATA_NODE, MANAGER_NODE, HealthCheck, SecretName, ServiceSpec, secrets_as_files
 from infra.settings import StackSettings
 from infra.shared import (
     LOG_OPTIONS,
@@ -35,6 +34,7 @@ from infra.shared import (
     docker_provider,
     one_per_name,
 )
+from infra.spec import DATA_NODE, MANAGER_NODE, HealthCheck, SecretName, ServiceSpec, secrets_as_files
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
 ROOT = ("0", "0")

@@ -20,8 +20,9 @@ import infra.program
 from infra.identity import PROJECT, PROJECT_DIR, Identity
 from infra.ingress import HostNames
 from infra.profiles import PROFILES
-from infra.services import ServiceSpec, services
+from infra.services import services
 from infra.settings import StackSettings
+from infra.spec import ServiceSpec
 from proof.harness.cli import DOCKER, docker, engine_host, remove_objects
 from proof.harness.clients import KeepAlive, http, keepalive_https
 from proof.harness.figures import report

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.services import HealthCheck
+from infra.spec import HealthCheck
 from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.figures import report
 from proof.harness.stacks import Deployed, deploy

@@ -16,7 +16,7 @@ import pytest
 
 from infra.config import ConfigError
 from infra.identity import PROJECT_DIR
-from infra.services import http_probe
+from infra.spec import http_probe
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.mocks import Run
 from proof.resources import IMAGE, PROVIDER, REMOTE_IMAGE, SERVICE, reveal

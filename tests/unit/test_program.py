@@ -12,7 +12,8 @@ import pytest
 from infra.config import ConfigError, load_settings
 from infra.containers import replacement_key
 from infra.identity import PROJECT_DIR
-from infra.services import HealthCheck, Port, services
+from infra.services import services
+from infra.spec import HealthCheck, Port
 from proof.mocks import TEST_SECRETS, ProgramMocks, Registration, Run, committed_config
 from proof.resources import CONTAINER, IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET_SIG, SECRET_VALUE_SIG, VOLUME
 from tests.conftest import RunStack
