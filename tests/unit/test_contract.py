@@ -21,7 +21,7 @@ from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
 from proof.mocks import Run
 from proof.resources import IMAGE, PROVIDER, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack
-from tests.unit.test_program import config_of, containers, env_of, is_secret
+from tests.unit.registrations import config_of, containers, env_of, is_secret
 from tests.unit.test_swarm import SWARM
 
 

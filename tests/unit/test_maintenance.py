@@ -11,7 +11,7 @@ import pytest
 from infra.config import ConfigError
 from proof.mocks import Run
 from tests.conftest import RunStack
-from tests.unit.test_program import config_of, containers
+from tests.unit.registrations import config_of, containers
 
 
 def frontend(config: str, name: str) -> list[str]:

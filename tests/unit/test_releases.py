@@ -14,7 +14,7 @@ from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, release_key
 from proof.resources import IMAGE, REMOTE_IMAGE, SERVICE, reveal
 from tests.conftest import RunStack
-from tests.unit.test_program import containers
+from tests.unit.registrations import containers
 from tests.unit.test_swarm import SWARM
 
 

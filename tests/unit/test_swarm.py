@@ -11,7 +11,7 @@ from infra.config import ConfigError
 from proof.mocks import TEST_SECRETS, Registration, Run
 from proof.resources import IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, VOLUME, reveal
 from tests.conftest import RunStack
-from tests.unit.test_program import is_secret
+from tests.unit.registrations import is_secret
 
 REGISTRY = "registry.example.com:5000/team"
 DATA_NODE_HOST = "ssh://deploy@data-node"

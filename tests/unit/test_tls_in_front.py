@@ -13,8 +13,8 @@ import rules
 from infra.config import ConfigError
 from proof.mocks import Run
 from tests.conftest import RunStack
+from tests.unit.registrations import config_of, containers
 from tests.unit.test_policy import GOOD_PROD, HAPROXY_CFG, config_holder
-from tests.unit.test_program import config_of, containers
 
 FRONT = {"tlsTermination": "front", "frontProxies": json.dumps(["10.0.0.5", "192.168.7.0/24"])}
 
