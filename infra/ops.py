@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from infra import diagnose
+from infra import diagnose, targets
 from infra.identity import PROJECT, committed_stack_config
 from infra.profiles import PROFILES
 from infra.stack_state import (
@@ -245,9 +245,14 @@ def maintenance(state: StackState, switch: str, message: str | None) -> int:
         pulumi("config", "set", "maintenanceMessage", message, "--stack", state.stack)
     who = f"{os.environ.get('USER') or 'unknown'}@{os.uname().nodename}"
     print(
-        f"ops: maintenance {switch} for {state.stack}: `pulumi up` (the router is replaced, create-first)", flush=True
+        f"ops: maintenance {switch} for {state.stack}: `pulumi up` of the router alone (replaced create-first;"
+        " any other change pending in the stack file waits for the next `up`)",
+        flush=True,
     )
-    return diagnose.up(state.stack, ["--yes", "--skip-preview", "--message", f"{who}: maintenance {switch}"])
+    only_the_router = targets.options(targets.maintenance(state.stack))
+    return diagnose.up(
+        state.stack, [*only_the_router, "--yes", "--skip-preview", "--message", f"{who}: maintenance {switch}"]
+    )
 
 
 # --- history --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from infra import targets
 from infra.releases import RELEASE_ENV, StackReleases
 from proof.harness.certificates import ca_and_server
 from proof.harness.cli import TEST_LABEL, docker, engine_host, until
@@ -25,7 +26,7 @@ from proof.harness.load import LoadLoop
 from proof.harness.pulumi import RunFailed
 from proof.harness.registry import local_registry, push
 from proof.harness.run import claim_port
-from proof.harness.stacks import Deployed, deploy, psql
+from proof.harness.stacks import Deployed, deploy, full, psql
 from proof.harness.standins import Standins, build_image
 from proof.resources import CONTAINER
 
@@ -167,15 +168,24 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
     assert version(ledger) == "2.0.0" and previous.tag != running.tag
     status, body = ledger.http("POST", "api", "/entries", {"memo": "written by 2.0.0", "cents": 1})
     assert status == 201, body
-    with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
-        time.sleep(2)
-        began = time.monotonic()
-        monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
-        result = ledger.up()
+    # A change of the router's setting, pending in the stack file: the rollback must not take it out.
+    ledger.set(requestBodyLimitKb="2048")
+    try:
+        with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
+            time.sleep(2)
+            began = time.monotonic()
+            monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
+            result = ledger.project.up(target=targets.release())  # ... with the targets it passes
+            took = time.monotonic() - began
+            time.sleep(3)
+            load = loop.report()
+        pending = ledger.project.preview()  # with the release still requested: the router alone differs
         monkeypatch.delenv(RELEASE_ENV)
-        took = time.monotonic() - began
-        time.sleep(3)
-        load = loop.report()
+    finally:
+        ledger.project.remove_config(full("requestBodyLimitKb"))
+        ledger.config.pop(full("requestBodyLimitKb"))
+    assert result.ops().get("router", "same") == "same", result.preview()
+    assert pending.touched("replace") == {"router"}, pending.preview()
     assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
     assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"

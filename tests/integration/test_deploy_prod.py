@@ -24,7 +24,7 @@ from proof.harness.cli import docker, inspect_container, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.load import LoadLoop
-from proof.harness.stacks import Deployed, api_version, bump_version, deploy, edit_source, psql
+from proof.harness.stacks import Deployed, api_version, bump_version, deploy, edit_source, full, psql
 from proof.harness.standins import Standins
 from proof.mocks import TEST_SECRETS
 from tests.integration import day2
@@ -480,11 +480,21 @@ def test_ops_status_logs_and_exec_on_prod(prod: Deployed) -> None:
 
 def test_ops_maintenance_switches_the_router_alone_under_load_and_back(prod: Deployed) -> None:
     before = day2.container_identity(prod)
-    failed, answers, took = switch_maintenance_under_load(prod, "on", "--message", "Back at 14:00 UTC")
+    # A change of another service's setting, pending in the stack file: the page must not take it out.
+    prod.set(heartbeatSeconds="45")
+    try:
+        failed, answers, took = switch_maintenance_under_load(prod, "on", "--message", "Back at 14:00 UTC")
+        changed = {name for name, identity in day2.container_identity(prod).items() if before.get(name) != identity}
+        pending = prod.project.preview()
+    finally:
+        prod.project.remove_config(full("heartbeatSeconds"))
+        prod.config.pop(full("heartbeatSeconds"))
     assert failed == [], f"{len(failed)} requests failed on the switch to maintenance: {failed[:5]}"
     assert answers[0] == "served" and answers[-1] == "maintenance", answers
-    changed = {name for name, identity in day2.container_identity(prod).items() if before.get(name) != identity}
     assert "router" in changed and changed <= {"router", "router-haproxy-cfg"}, changed
+    # ... and the next plain preview still proposes it, and only it.
+    assert pending.touched("replace") == {"scheduler"}, pending.preview()
+    assert set(pending.ops().values()) == {"same", "replace"}, pending.preview()
     # Every request gets the page, the health endpoint too, with Retry-After.
     ca = str(prod.outputs["ingress_ca_certificate"])
     status, headers, body = exchange(prod.ports["ingress_https"], str(prod.host("api")), "/health", {}, ca=ca)
