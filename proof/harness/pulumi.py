@@ -24,7 +24,7 @@ from typing import Any
 from pulumi import automation as auto
 from pulumi.automation.events import EngineEvent, OpType, StepEventMetadata
 
-from infra.identity import PROJECT, PROJECT_DIR
+from infra.identity import PROJECT_DIR
 
 VENV = PROJECT_DIR / ".venv"
 PULUMI = VENV / "bin" / "pulumi"
@@ -384,7 +384,3 @@ class ProjectStack:
 
     def unprotect_all(self) -> None:
         self.cli("state", "unprotect", "--all", "--yes")
-
-
-def project_name() -> str:
-    return PROJECT

@@ -185,7 +185,7 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
         ledger.project.remove_config(full("requestBodyLimitKb"))
         ledger.config.pop(full("requestBodyLimitKb"))
     assert result.ops().get("router", "same") == "same", result.preview()
-    assert pending.touched("replace") == {"router"}, pending.preview()
+    assert pending.touched("replace") == {"router", "router-haproxy-cfg"}, pending.preview()
     assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
     assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"

@@ -1,10 +1,13 @@
-"""The README's first command, `scripts/deploy dev`, as a new user runs it on a machine like this one
-(no image can be pulled: `--standins`; Pulumi's plugins from ICB_PLUGINS_FROM where it is set, as
-on CI): in a copy of the checkout, with a home and a state backend of its own. Deploys, serves, leaves the stack file
-holding only encrypted secrets, and a second run changes nothing."""
+"""The README's walk through dev, step by step, as a new user runs it on a machine like this one (no
+image can be pulled: `--standins`; Pulumi's plugins from ICB_PLUGINS_FROM where it is set, as on
+CI): in a copy of the checkout, with a home and a state backend of its own. `scripts/deploy dev`
+deploys and serves, leaves the stack file holding encrypted secrets and the images it runs, and a
+second run changes nothing; then step 3's config change, whose plain preview replaces the scheduler
+alone, its `up`, and step 4's destroy, which leaves nothing on the engine."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +20,7 @@ import pytest
 import yaml
 
 from infra.identity import PROJECT_DIR
-from proof.harness.cli import engine_host, remove_objects
+from proof.harness.cli import docker, engine_host, remove_objects
 from proof.harness.clients import http
 from proof.harness.figures import report
 from proof.harness.run import claim_port
@@ -78,48 +81,93 @@ def destroy(project: Path, workspace: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ports() -> list[str]:
-    """Host ports free here, and the suite's engine, as `pulumi up` options: with --standins they go
-    to the copy of the stack file the run uses, so the committed one keeps its own and each run must
-    name them again."""
-    ports = [f"--config={key}Port={claim_port()}" for key in ("api", "app", "postgres", "redis")]
-    return [*ports, f"--config=dockerHost={engine_host()}"]  # and the suite's engine (CI's is its own)
+def machine(checkout: Path) -> dict[str, str]:
+    """What differs on this machine from a fresh one, set in the checkout's stack file as a user
+    would: host ports free here (8000 and the rest may be taken) and the suite's engine."""
+    settings = {f"{key}Port": str(claim_port()) for key in ("api", "app", "postgres", "redis")}
+    settings["dockerHost"] = engine_host()  # CI's is its own
+    stack_file = checkout / "Pulumi.dev.yaml"
+    lines = "".join(f"  ichrisbirch:{key}: {json.dumps(value)}\n" for key, value in settings.items())
+    stack_file.write_text(stack_file.read_text() + lines)
+    return settings
 
 
 @pytest.fixture(scope="module")
-def first_run(checkout: Path, ports: list[str]) -> tuple[subprocess.CompletedProcess[str], int]:
-    ran = deploy_script(checkout, *ports)
+def first_run(checkout: Path, machine: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Step 1: `scripts/deploy dev`, with --standins and without the prompt."""
+    ran = deploy_script(checkout)
     assert ran.returncode == 0, f"scripts/deploy dev failed:\n{ran.stdout[-6000:]}\n{ran.stderr[-4000:]}"
-    return ran, int(ports[0].rsplit("=", 1)[1])
+    return ran
 
 
-def test_scripts_deploy_dev_brings_up_a_serving_stack(first_run: tuple[subprocess.CompletedProcess[str], int]) -> None:
-    ran, api_port = first_run
+def test_scripts_deploy_dev_brings_up_a_serving_stack(
+    first_run: subprocess.CompletedProcess[str], machine: dict[str, str]
+) -> None:
     for key in ("postgresPassword", "redisPassword", "flaskSecretKey"):
-        assert f"deploy: generated {key} for dev" in ran.stdout, ran.stdout
-    assert "deploy: pythonBaseImage is the stand-in icb-standin/" in ran.stdout, ran.stdout
-    status, body = http("GET", f"http://127.0.0.1:{api_port}/health", timeout=10)
+        assert f"deploy: generated {key} for dev" in first_run.stdout, first_run.stdout
+    assert "deploy: pythonBaseImage is the stand-in icb-standin/" in first_run.stdout, first_run.stdout
+    # Step 2: the api's health, and the app's page.
+    status, body = http("GET", f"http://127.0.0.1:{machine['apiPort']}/health", timeout=10)
+    assert status == 200, body
+    status, body = http("GET", f"http://127.0.0.1:{machine['appPort']}/", timeout=10)
     assert status == 200, body
 
 
-def test_the_stack_file_gains_encrypted_secrets_only(
-    checkout: Path, first_run: tuple[subprocess.CompletedProcess[str], int]
+def test_the_stack_file_gains_encrypted_secrets_and_the_images_it_runs(
+    checkout: Path, machine: dict[str, str], first_run: subprocess.CompletedProcess[str]
 ) -> None:
     committed = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
-    written = yaml.safe_load((checkout / "Pulumi.dev.yaml").read_text())
-    added = {k: v for k, v in written["config"].items() if k not in committed}
-    assert sorted(added) == ["ichrisbirch:flaskSecretKey", "ichrisbirch:postgresPassword", "ichrisbirch:redisPassword"]
-    assert all(set(v) == {"secure"} for v in added.values()), "secrets are stored encrypted"
-    assert "icb-standin" not in (checkout / "Pulumi.dev.yaml").read_text(), "the stand-ins stay out of it"
+    written = yaml.safe_load((checkout / "Pulumi.dev.yaml").read_text())["config"]
+    added = {k: v for k, v in written.items() if k not in committed and k.removeprefix("ichrisbirch:") not in machine}
+    secrets = {"ichrisbirch:flaskSecretKey", "ichrisbirch:postgresPassword", "ichrisbirch:redisPassword"}
+    assert secrets <= set(added) and all(set(added[k]) == {"secure"} for k in secrets), "secrets stored encrypted"
+    images = {k: v for k, v in added.items() if k not in secrets}
+    assert images and all(k.endswith("Image") and str(v).startswith("icb-standin/") for k, v in images.items()), images
+    assert "ichrisbirch:pythonBaseImage" in images
 
 
-def test_a_second_run_changes_nothing(
-    checkout: Path, ports: list[str], first_run: tuple[subprocess.CompletedProcess[str], int]
-) -> None:
-    ran = deploy_script(checkout, *ports)
+def test_a_second_run_changes_nothing(checkout: Path, first_run: subprocess.CompletedProcess[str]) -> None:
+    ran = deploy_script(checkout)
     assert ran.returncode == 0, f"the second scripts/deploy dev failed:\n{ran.stdout[-6000:]}\n{ran.stderr[-4000:]}"
     assert "deploy: generated" not in ran.stdout, "the secrets are generated once"
     summary = ran.stdout[ran.stdout.rindex("Resources:") :]
     changed = re.search(r"to (create|update|delete|replace)|created|updated|deleted|replaced", summary)
     assert re.search(r"\d+ unchanged", summary) and not changed, summary
     report(f"scripts/deploy dev --standins, run again: {summary.splitlines()[1].strip()}")
+
+
+def readme_step(project: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """A command of the README's step 3 or 4, in its shell: the checkout's .venv on PATH and the
+    passphrase scripts/deploy made."""
+    passphrase = project.parent / "home" / ".config" / "ichrisbirch" / "dev.passphrase"
+    env = environment(project) | {
+        "PATH": f"{project / '.venv' / 'bin'}:{os.environ['PATH']}",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase),
+    }
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def test_the_readme_walk_a_setting_previewed_applied_then_everything_destroyed(
+    checkout: Path, first_run: subprocess.CompletedProcess[str]
+) -> None:
+    assert readme_step(checkout, "pulumi", "config", "set", "heartbeatSeconds", "30", "--stack", "dev").returncode == 0
+    shown = readme_step(checkout, "pulumi", "preview", "--stack", "dev", "--diff")
+    assert shown.returncode == 0 and "scheduler" in shown.stdout, shown.stdout[-4000:] + shown.stderr[-2000:]
+    # "the scheduler is replaced, nothing else": the same preview's steps, as the engine reports them.
+    planned = readme_step(checkout, "pulumi", "preview", "--stack", "dev", "--json")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    changing = {
+        (step["urn"].rsplit("::", 1)[1], step["op"])
+        for step in json.loads(planned.stdout)["steps"]
+        if step["op"] != "same"
+    }
+    assert {name for name, _ in changing} == {"scheduler"} and ("scheduler", "replace") in changing, changing
+    applied = readme_step(checkout, "pulumi", "up", "--stack", "dev", "--yes")
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    env = docker("inspect", "-f", "{{json .Config.Env}}", "icb-dev-scheduler").stdout
+    assert "SCHEDULER_HEARTBEAT_SECONDS=30" in env, env
+    # Step 4: everything it made goes.
+    destroyed = readme_step(checkout, "pulumi", "destroy", "--stack", "dev", "--yes")
+    assert destroyed.returncode == 0, destroyed.stdout[-4000:]
+    assert left_on_engine("dev") == [], "pulumi destroy leaves nothing of the stack on the engine"
+    report("the README's walk: deploy, health, a setting previewed (the scheduler alone) and applied, destroy")
