@@ -3,42 +3,49 @@ figures came from, and its tables and ratios are computed from the figures given
 
 from __future__ import annotations
 
-from bench import run
+from pathlib import Path
+
+import pytest
+
+from bench import page
+from bench.later_ups import SecondUp, render_second_up
+from bench.recovery import BackupFigures, render_backup
+from bench.rollouts import Rollout, render_rollouts
 
 ORIGIN = "Measured 2026-01-01 00:00 UTC at commit abc1234 by `python -m bench.run --only-rollout --runs 1` (one run)"
 
 
-def rollout(failed: int, gap: float, wall: float) -> run.Rollout:
-    return run.Rollout(requests=1000, failed=failed, seconds_without_service=gap, slowest=1.0, wall_seconds=wall)
+def rollout(failed: int, gap: float, wall: float) -> Rollout:
+    return Rollout(requests=1000, failed=failed, seconds_without_service=gap, slowest=1.0, wall_seconds=wall)
 
 
 def test_the_rollout_section_opens_with_its_origin_and_computes_its_ratios() -> None:
-    text = run.render_rollouts(
+    text = render_rollouts(
         {"create-first (ours)": rollout(0, 2.0, 30.0), "delete-first": rollout(200, 4.0, 15.0)}, ORIGIN
     )
     lines = text.splitlines()
-    assert lines[0] == run.ROLLOUT_HEADING and lines[2] == ORIGIN
+    assert lines[0] == page.ROLLOUT_HEADING and lines[2] == ORIGIN
     assert "| create-first (ours) | 1000 | 0 | 2.0 s | 1.0 s | 30.0 s |" in lines
     assert "| delete-first | 20.0% (ours 0.0%) | 2.00x | 0.50x |" in lines
 
 
 def test_medians_of_runs_take_each_figure_on_its_own() -> None:
     runs = [rollout(0, 2.0, 30.0), rollout(5, 9.0, 20.0), rollout(1, 3.0, 25.0)]
-    assert run.Rollout.median_of(runs) == rollout(1, 3.0, 25.0)
+    assert Rollout.median_of(runs) == rollout(1, 3.0, 25.0)
 
 
 def test_the_backup_and_later_up_sections_carry_their_origin() -> None:
-    backup = run.render_backup(run.BackupFigures(100, 2_000_000, 500_000, 0.5, 10.0), ORIGIN).splitlines()
+    backup = render_backup(BackupFigures(100, 2_000_000, 500_000, 0.5, 10.0), ORIGIN).splitlines()
     assert backup[2] == ORIGIN and "| 100 | 2.0 MB | 0.5 MB | 0.5 s | 10.0 s |" in backup
-    later = run.SecondUp([0.5], [0], [30.0], [4], [0.4])
-    second = run.render_second_up({"prod": later}, [0.3], ORIGIN).splitlines()
+    later = SecondUp([0.5], [0], [30.0], [4], [0.4])
+    second = render_second_up({"prod": later}, [0.3], ORIGIN).splitlines()
     assert second[2] == ORIGIN and "| prod | 0.50 s | 0 | 0.40 s | 30.0 s | 4 |" in second
     assert "| prod under Compose | 0.30 s | 0 | | | |" in second
 
 
-def test_a_section_replaces_its_own_text_only(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_section_replaces_its_own_text_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## A\n\nold a\n\n## B\n\nold b\n")
-    monkeypatch.setattr(run, "RESULTS", results)
-    run.replace_section("## A", "## A\n\nnew a\n")
+    monkeypatch.setattr(page, "RESULTS", results)
+    page.replace_section("## A", "## A\n\nnew a\n")
     assert results.read_text() == "# Benchmark results\n\n## A\n\nnew a\n\n## B\n\nold b\n"
