@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra import diagnose
+from infra import diagnose, ops, targets
 from infra.identity import PROJECT_DIR
+from infra.stack_state import StackState
 
 
 def inspected(status: str, health: str | None = None, exit_code: int = 0, probes: int = 0) -> dict[str, Any]:
@@ -64,6 +65,19 @@ def test_the_operators_pulumi_up_goes_through_the_explanation(script: str) -> No
     assert not any(re.search(r"(^|\s)pulumi up\b", line) for line in commands), f"{script} runs a bare `pulumi up`"
 
 
-def test_maintenance_runs_its_up_through_the_explanation() -> None:
-    source = (PROJECT_DIR / "infra" / "ops.py").read_text()
-    assert "diagnose.up(state.stack" in source and '"pulumi",\n            "up"' not in source
+def test_maintenance_runs_its_up_through_the_explanation_on_the_router_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    config_set: list[tuple[str, ...]] = []
+    ups: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(ops, "pulumi", lambda *args, **_: config_set.append(args))
+
+    def up(stack: str, options: list[str]) -> int:
+        ups.append((stack, list(options)))
+        return 0
+
+    monkeypatch.setattr(diagnose, "up", up)
+    assert ops.maintenance(StackState("prod", []), "on", "Back soon") == 0
+    assert ("config", "set", "maintenance", "true", "--stack", "prod") in config_set
+    ((stack, options),) = ups
+    targeted = [options[i + 1] for i, option in enumerate(options) if option == "--target"]
+    assert stack == "prod" and targeted == targets.maintenance("prod"), options
+    assert {"--yes", "--skip-preview"} <= set(options)
