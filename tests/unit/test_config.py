@@ -6,10 +6,10 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
+from infra import reference
 from infra.config import ConfigError, load_settings
 from infra.identity import PROJECT_DIR
 from infra.settings import REQUIRED_SECRETS, SECRET_FIELDS, StackSettings, key_of
-from proof import reference
 from proof.mocks import TEST_SECRETS, ProgramMocks, committed_config, run_program
 
 
@@ -305,6 +305,6 @@ def test_the_offsite_prefix_defaults_to_the_stack_name() -> None:
 def test_the_config_reference_page_is_generated_from_pulumi_yaml() -> None:
 
     committed = reference.PAGE.read_text()
-    assert committed == reference.render(), "docs/config.md is stale: run `python -m proof.reference --write`"
+    assert committed == reference.render(), "docs/config.md is stale: run `python -m infra.reference --write`"
     for key in _declared():
         assert f"| `{key}` |" in committed, key
