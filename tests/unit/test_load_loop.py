@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.client import HTTPConnection
 
 import pytest
@@ -146,11 +146,12 @@ def test_an_answer_counts_only_whole_and_as_asked() -> None:
     assert judge("POST", "api", 200, '{"id": 1}')[1].startswith("HTTP 200")
 
 
-class Dying:
-    """A target whose first call ends the calling thread (not as a failed request)."""
+class FirstCallGoesWrong:
+    """A target whose first call does `wrong` first: ends the calling thread (not as a failed request),
+    or blocks, as a request that hangs past every time-out would."""
 
-    def __init__(self, inner: LocalTarget) -> None:
-        self.inner, self.calls = inner, 0
+    def __init__(self, inner: LocalTarget, wrong: Callable[[], None]) -> None:
+        self.inner, self.wrong, self.calls = inner, wrong, 0
 
     def keepalive(self) -> KeepAlive:
         return self.inner.keepalive()
@@ -160,35 +161,26 @@ class Dying:
     ) -> tuple[int, str]:
         self.calls += 1
         if self.calls == 1:
-            raise SystemExit("the worker thread ends")
+            self.wrong()
         return self.inner.http(method, service, path, body, timeout)
+
+
+def end_the_thread() -> None:
+    raise SystemExit("the worker thread ends")
 
 
 def test_a_worker_that_dies_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
     with pytest.raises(AssertionError, match=r"load workers died: \['worker \d: SystemExit"):
-        run_loop(Dying(LocalTarget(server.server_address[1])))
-
-
-class Stalling:
-    """A target whose one call blocks for `seconds`, as a request that hangs past every time-out would."""
-
-    def __init__(self, inner: LocalTarget, seconds: float) -> None:
-        self.inner, self.seconds, self.calls = inner, seconds, 0
-
-    def keepalive(self) -> KeepAlive:
-        return self.inner.keepalive()
-
-    def http(
-        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
-    ) -> tuple[int, str]:
-        self.calls += 1
-        if self.calls == 1:
-            time.sleep(self.seconds)
-        return self.inner.http(method, service, path, body, timeout)
+        run_loop(FirstCallGoesWrong(LocalTarget(server.server_address[1]), end_the_thread))
 
 
 def test_a_worker_that_goes_quiet_fails_the_report(server: http.server.ThreadingHTTPServer) -> None:
-    with LoadLoop(Stalling(LocalTarget(server.server_address[1]), 3.0), rate=60, workers=4, stall_seconds=1.5) as loop:
+    with LoadLoop(
+        FirstCallGoesWrong(LocalTarget(server.server_address[1]), lambda: time.sleep(3.0)),
+        rate=60,
+        workers=4,
+        stall_seconds=1.5,
+    ) as loop:
         time.sleep(2.0)
         with pytest.raises(AssertionError, match=r"load worker \d sent nothing for \d+\.\d s .*stopped or hung"):
             loop.report()
