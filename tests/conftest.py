@@ -28,7 +28,15 @@ SHARED = {
     "test_swarm_harness": "swarm", "test_deploy_swarm": "swarm",
 }  # fmt: skip
 # The longest groups first, so that the workers end together (as .ci/run measured them).
-LONGEST_FIRST = ("swarm", "test_deploy_prod", "test_contract", "test_backups", "dev", "test_deploy_test")
+LONGEST_FIRST = (
+    "swarm",
+    "test_deploy_prod",
+    "test_contract",
+    "test_deploy_remote",
+    "test_backups",
+    "dev",
+    "test_deploy_test",
+)
 ENGINE_BEFORE = pytest.StashKey[EngineBefore | None]()
 
 
