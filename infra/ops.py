@@ -60,7 +60,7 @@ class Row:
     ok: bool
 
 
-def container_row(w: Workload) -> Row:
+def container_row(w: Workload, stack: str) -> Row:
     inspected = docker(w.host, "container", "inspect", w.name)
     if inspected.returncode != 0:
         return Row(w.service, w.name, w.host, "missing", "-", "-", "-", "-", "-", False)
@@ -80,15 +80,27 @@ def container_row(w: Workload) -> Row:
     since = state["StartedAt"][:19].replace("T", " ")
     restarts = str(info.get("RestartCount", 0))
     return Row(
-        w.service, w.name, w.host, status, health, image_name(w.host, info["Image"]), version, since, restarts, ok
+        w.service,
+        w.name,
+        w.host,
+        status,
+        health,
+        image_name(w.host, info["Image"], stack),
+        version,
+        since,
+        restarts,
+        ok,
     )
 
 
-def image_name(host: str, image_id: str) -> str:
-    """The image's tag (a release's is ichrisbirch:<stack>-<key>): containers name their image by id."""
+def image_name(host: str, image_id: str, stack: str) -> str:
+    """The image's tag (containers name their image by id): the stack's own release tag,
+    `[<registry>/]ichrisbirch:<stack>-<key>`, where the same image also carries another stack's (two
+    stacks built from the same source on one engine), else its first tag."""
     tags = docker(host, "image", "inspect", "-f", "{{json .RepoTags}}", image_id).stdout.strip()
-    named = json.loads(tags) if tags.startswith("[") else []
-    return str(named[0]) if named else image_id[:19]
+    named = [str(tag) for tag in json.loads(tags)] if tags.startswith("[") else []
+    own = [tag for tag in named if tag.rsplit(":", 1)[-1].startswith(f"{stack}-")]
+    return (own or named or [image_id[:19]])[0]
 
 
 def swarm_row(w: Workload) -> Row:
@@ -139,7 +151,7 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def status(state: StackState) -> int:
-    rows = [container_row(w) if w.kind == "container" else swarm_row(w) for w in state.workloads()]
+    rows = [container_row(w, state.stack) if w.kind == "container" else swarm_row(w) for w in state.workloads()]
     header = ("SERVICE", "RUNS", "WHERE", "STATE", "HEALTH", "RELEASE", "VERSION", "SINCE", "RESTARTS")
     table = [
         header,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from infra import ops, stack_state
@@ -35,3 +37,14 @@ def test_the_release_is_the_built_tag_or_the_prebuilt_reference() -> None:
 def test_history_times_match_the_backends_records() -> None:
     assert ops.epoch("2026-12-03T07:01:02.000Z") == 1796281262
     assert ops.epoch("soon") is None
+
+
+def test_a_container_names_its_own_stacks_release_where_one_image_carries_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two stacks built from the same source on one engine: one image, a release tag of each.
+    tags = '["ichrisbirch:backups-f45aaf2e7586","ichrisbirch:dev-f45aaf2e7586"]'
+    monkeypatch.setattr(
+        ops, "docker", lambda *args: subprocess.CompletedProcess(list(args), 0, stdout=tags + "\n", stderr="")
+    )
+    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "dev") == "ichrisbirch:dev-f45aaf2e7586"
+    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "backups") == "ichrisbirch:backups-f45aaf2e7586"
+    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "prod") == "ichrisbirch:backups-f45aaf2e7586"
