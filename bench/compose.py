@@ -32,8 +32,8 @@ from infra.shared import LOG_OPTIONS, PROGRAM_VALUES, SECRETS_DIR
 from infra.spec import SecretName, ServiceSpec, secrets_as_files
 from proof.harness.certificates import ca_and_server
 from proof.harness.clients import KeepAlive, free_port, https, keepalive_https
+from proof.harness.ingress_prod import host_name
 from proof.harness.standins import Standins, build_image, copy_app
-from proof.harness.swarm import host_name
 from proof.mocks import committed_config
 
 COMPOSE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "docker-compose")

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from infra.identity import PROJECT_DIR
 from proof.harness.cli import DOCKER
-from proof.harness.clients import KeepAlive, https_to, keepalive_https
-from proof.harness.pulumi import ProjectStack, RunResult
+from proof.harness.ingress_prod import IngressProd
+from proof.harness.pulumi import ProjectStack
 from proof.harness.stacks import full, test_settings
 from proof.harness.standins import Standins, copy_app
-from proof.harness.swarm import host_name
 from proof.mocks import TEST_SECRETS
 
 REMOTE = PROJECT_DIR / "tests" / "remote"  # up.sh, down.sh
@@ -67,35 +66,10 @@ class RemoteHost:
 
 
 @dataclass
-class RemoteProd:
-    """prod on the remote host, reachable as a client outside reaches it: its ingress on the host's
-    address (for the request loop and day2's helpers)."""
+class RemoteProd(IngressProd):
+    """prod on the remote host, reached through its ingress on the host's address."""
 
-    project: ProjectStack
-    first: RunResult
-    config: dict[str, str]
-    secret_keys: set[str]
     host: RemoteHost
-    app_dir: Path
-    first_up_seconds: float
-
-    @property
-    def ca(self) -> str:
-        return str(self.first.outputs["ingress_ca_certificate"])
-
-    def up(self, **overrides: str) -> RunResult:
-        values = {full(key): value for key, value in overrides.items()}
-        self.project.set_config(values, self.secret_keys)
-        self.config.update(values)
-        return self.project.up()
-
-    def http(
-        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
-    ) -> tuple[int, str]:
-        return https_to(self.host.address, 443, method, path or "/", host_name(service), self.ca, body, timeout)
-
-    def keepalive(self) -> KeepAlive:
-        return keepalive_https(self.host.address, 443, self.ca, host_name)
 
 
 @contextmanager
@@ -121,6 +95,7 @@ def remote_prod(standins: Standins, workspace: Path, **overrides: str) -> Iterat
         project.set_config(config, secret_keys)
         started = time.monotonic()
         first = project.up()
-        yield RemoteProd(project, first, config, secret_keys, host, app_dir, time.monotonic() - started)
+        took = time.monotonic() - started
+        yield RemoteProd(project, first, config, secret_keys, app_dir, took, host.address, host)
     finally:
         remote_script("down.sh")

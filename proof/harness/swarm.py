@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.identity import PROJECT_DIR
-from infra.ingress import HostNames
 from proof.harness.cli import DOCKER, docker
-from proof.harness.clients import KeepAlive, https_to, keepalive_https
-from proof.harness.pulumi import ProjectStack, RunResult
+from proof.harness.clients import https_to
+from proof.harness.ingress_prod import IngressProd
+from proof.harness.pulumi import ProjectStack
 from proof.harness.stacks import full, test_settings
 from proof.harness.standins import Standins, copy_app
 from proof.mocks import TEST_SECRETS
@@ -55,41 +55,11 @@ def https(
 
 
 @dataclass
-class SwarmProd:
-    """The deployed swarm stack, reachable like a deployed one-engine stack (for day2's helpers)."""
+class SwarmProd(IngressProd):
+    """The deployed swarm stack, reached through the ingress on the manager's address."""
 
-    project: ProjectStack
-    first: RunResult
-    config: dict[str, str]
-    secret_keys: set[str]
     manager: str
     addresses: list[str]
-    app_dir: Path
-    first_up_seconds: float
-
-    @property
-    def ca(self) -> str:
-        return str(self.first.outputs["ingress_ca_certificate"])
-
-    def up(self, **overrides: str) -> RunResult:
-        values = {full(key): value for key, value in overrides.items()}
-        self.project.set_config(values, self.secret_keys)
-        self.config.update(values)
-        return self.project.up()
-
-    def http(
-        self, method: str, service: str, path: str = "", body: dict[str, object] | None = None, timeout: float = 5
-    ) -> tuple[int, str]:
-        """Through the ingress on the manager's address, as a client outside would."""
-        return https(method, self.addresses[0], host_name(service), path or "/", self.ca, body, timeout)
-
-    def keepalive(self) -> KeepAlive:
-        return keepalive_https(self.addresses[0], 443, self.ca, host_name)
-
-
-def host_name(service: str) -> str:
-    """The name the ingress routes `service` by (the stack's domain is localhost here)."""
-    return HostNames.of("localhost").of_service(service)
 
 
 @contextmanager
@@ -125,6 +95,6 @@ def swarm_prod(standins: Standins, workspace: Path, **overrides: str) -> Iterato
         first = project.up()
         took = time.monotonic() - started
         addresses = env["ICB_SWARM_ADDRESSES"].split(",")
-        yield SwarmProd(project, first, config, secret_keys, manager, addresses, app_dir, took)
+        yield SwarmProd(project, first, config, secret_keys, app_dir, took, addresses[0], manager, addresses)
     finally:
         swarm_script("down.sh")

@@ -101,7 +101,8 @@ def test_teardown_leaves_nothing(swarm: dict[str, str]) -> None:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert "icb-swarm-" not in namespaces, namespaces
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert "icbswarm0" not in links and "icbv-" not in links
+    veths = [f"icbv-{node.removeprefix('icb-')}" for node in NODES]  # tests/swarm/common.sh's names
+    assert "icbswarm0" not in links and not [v for v in veths if f" {v}@" in links], links
     rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
     assert "icbswarm0" not in rules, rules
     nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout

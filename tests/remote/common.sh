@@ -5,7 +5,7 @@ BRIDGE=icbremote0
 SUBNET=${ICB_REMOTE_SUBNET:-10.231.9}  # a private /24, used only by this host (checked free by up.sh)
 ADDRESS=$SUBNET.2
 NETNS=icb-remote
-VETH=icbv-remote
+VETH=icbr-remote
 KEY=$REMOTE_ROOT/id_ed25519
 KNOWN_HOSTS=$REMOTE_ROOT/known_hosts
 SSH_OPTS=(-i "$KEY" -o "UserKnownHostsFile=$KNOWN_HOSTS" -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=5)

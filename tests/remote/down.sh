@@ -6,6 +6,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/remote/common.sh
 . "$here/common.sh"
+# shellcheck source=tests/hosts.sh
+. "$here/../hosts.sh"
 
 pids=$(ip netns pids "$NETNS" 2>/dev/null)
 if [ -n "$pids" ]; then
@@ -17,9 +19,7 @@ fi
 ip netns del "$NETNS" 2>/dev/null
 ip link del "$VETH" 2>/dev/null
 ip link del "$BRIDGE" 2>/dev/null
-while iptables -D FORWARD -i "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
-while iptables -D FORWARD -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
-while iptables -t nat -D POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null; do :; done
+nat_down "$BRIDGE" "$SUBNET"
 # Mounts of its namespace that a process still held when it went.
 { grep -o " $REMOTE_ROOT/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null; done
 rm -rf "$REMOTE_ROOT"

@@ -16,18 +16,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/remote/common.sh
 . "$here/common.sh"
-
-mirror() {  # the Debian mirror apt on this machine uses: no registry host is written in the repo
-  local uri
-  uri=$(grep -hs -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true)
-  [ -n "$uri" ] || uri=$(grep -hs -m1 -E '^deb ' /etc/apt/sources.list | awk '{print $2}' || true)
-  [ -n "$uri" ] || { echo "remote: no Debian mirror found in /etc/apt" >&2; exit 1; }
-  echo "$uri"
-}
+# shellcheck source=tests/hosts.sh
+. "$here/../hosts.sh"
 
 build_root() {  # build_root DIR: Debian 13 with Docker and OpenSSH, and the deploy user
   local dir=$1
-  debootstrap --variant=minbase trixie "$dir" "$(mirror)" >"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; return 1; }
+  debootstrap --variant=minbase trixie "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; return 1; }
   mount -t proc proc "$dir/proc"
   chroot "$dir" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends docker.io docker-cli openssh-server iproute2 ca-certificates' >>"$dir.log" 2>&1 \
@@ -65,14 +59,7 @@ else
   mkdir -p "$root/.oldroot"
 
   # --- its network: a namespace on a bridge of the run's own, NAT to the package indexes ------------
-  taken=$(ip -4 route show root "$SUBNET.0/24")
-  if [ -n "$taken" ]; then
-    echo "remote: its subnet $SUBNET.0/24 is in use on this machine ($taken); set ICB_REMOTE_SUBNET to a free /24 prefix" >&2
-    exit 1
-  fi
-  ip link add "$BRIDGE" type bridge
-  ip addr add "$SUBNET.1/24" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
+  bridge_up "$BRIDGE" "$SUBNET" ICB_REMOTE_SUBNET
   ip netns add "$NETNS"
   ip link add "$VETH" type veth peer name eth0 netns "$NETNS"
   ip link set "$VETH" master "$BRIDGE" up
@@ -80,10 +67,7 @@ else
   ip -n "$NETNS" link set eth0 up
   ip -n "$NETNS" link set lo up
   ip -n "$NETNS" route add default via "$SUBNET.1"
-  sysctl -qw net.ipv4.ip_forward=1
-  iptables -t nat -A POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE
-  iptables -I FORWARD -i "$BRIDGE" -j ACCEPT
-  iptables -I FORWARD -o "$BRIDGE" -j ACCEPT
+  nat_up "$BRIDGE" "$SUBNET"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
 
   # --- its dockerd and sshd, in a mount namespace whose root is its own ----------------------------

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/hosts.sh
+. "$here/../hosts.sh"
 docker_bin=${DOCKER_BIN:-/usr/bin/docker}
 export DOCKER_BUILDKIT=1
 
@@ -30,22 +32,14 @@ current() {  # current IMAGE HASH: is IMAGE present and built from inputs with H
   [ "$("$docker_bin" image inspect -f '{{ index .Config.Labels "ichrisbirch.standin.hash" }}' "$1" 2>/dev/null)" = "$2" ]
 }
 
-mirror() {  # the Debian mirror apt on this machine uses: no registry host is written in the repo
-  local uri
-  uri=$(grep -hs -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true)
-  [ -n "$uri" ] || uri=$(grep -hs -m1 -E '^deb ' /etc/apt/sources.list | awk '{print $2}' || true)
-  [ -n "$uri" ] || { echo "no Debian mirror found in /etc/apt" >&2; exit 1; }
-  echo "$uri"
-}
-
 build_debian() {
   local hash; hash=$(content_hash build.sh)
   if current "$DEBIAN" "$hash"; then echo "up to date: $DEBIAN"; return; fi
   command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
   local root; root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
-  echo "debootstrap bookworm from $(mirror) ..."
-  debootstrap --variant=minbase bookworm "$root" "$(mirror)" >/tmp/icb-debootstrap.log 2>&1 \
+  echo "debootstrap bookworm from $(debian_mirror) ..."
+  debootstrap --variant=minbase bookworm "$root" "$(debian_mirror)" >/tmp/icb-debootstrap.log 2>&1 \
     || { tail -20 /tmp/icb-debootstrap.log >&2; exit 1; }
   # Keep images small, as the official slim images do.
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*

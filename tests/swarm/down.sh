@@ -6,6 +6,8 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/swarm/common.sh
 . "$here/common.sh"
+# shellcheck source=tests/hosts.sh
+. "$here/../hosts.sh"
 
 for node in "${NODES[@]}"; do
   docker_on "$node" swarm leave --force >/dev/null 2>&1
@@ -19,9 +21,6 @@ for node in "${NODES[@]}"; do
   ip link del "$(veth "$node")" 2>/dev/null
 done
 ip link del "$BRIDGE" 2>/dev/null
-while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
-while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
-while iptables -D FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null; do :; done
-while iptables -t nat -D POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null; do :; done
+nat_down "$BRIDGE" "$SUBNET"
 rm -rf "$SWARM_ROOT"
 echo "swarm removed"

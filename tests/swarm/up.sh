@@ -17,32 +17,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/swarm/common.sh
 . "$here/common.sh"
+# shellcheck source=tests/hosts.sh
+. "$here/../hosts.sh"
 
 mkdir -p "$SWARM_ROOT"
 
 # --- the network: a bridge in the root namespace, a namespace per node joined to it -------------
-if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-  # The subnet must be this harness's alone: a route into it (another network of this machine's)
-  # would be shadowed by the bridge, and its hosts taken for the nodes.
-  taken=$(ip -4 route show root "$SUBNET.0/24")
-  if [ -n "$taken" ]; then
-    echo "the test swarm's subnet $SUBNET.0/24 is in use on this machine ($taken); set ICB_SWARM_SUBNET to a free /24 prefix (e.g. 10.232.9)" >&2
-    exit 1
-  fi
-  ip link add "$BRIDGE" type bridge
-  ip addr add "$SUBNET.1/24" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
-fi
-iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null \
-  || iptables -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+bridge_up "$BRIDGE" "$SUBNET" ICB_SWARM_SUBNET
 # A way out, as real hosts have: the manager's engine builds the application image itself (its
 # package downloads) and the nodes resolve names through this machine's resolver.
-iptables -t nat -C POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE 2>/dev/null \
-  || iptables -t nat -A POSTROUTING -s "$SUBNET.0/24" ! -o "$BRIDGE" -j MASQUERADE
-iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT 2>/dev/null \
-  || iptables -I FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j ACCEPT
-iptables -C FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT 2>/dev/null \
-  || iptables -I FORWARD -o "$BRIDGE" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+nat_up "$BRIDGE" "$SUBNET"
 
 for i in "${!NODES[@]}"; do
   node=${NODES[$i]}
