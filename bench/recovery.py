@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.page import BACKUP_HEADING, DOCKER, ON_THE_MODEL, ROLLBACK_HEADING, run
+from infra.engine import Engine
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import StackEngine, restore
 from proof.harness.cli import engine_host
@@ -41,7 +42,7 @@ def measure_backup(standins: Standins) -> BackupFigures:
         )
         rows = int(psql(deployed, "SELECT count(*) FROM tasks"))
         database_bytes = int(psql(deployed, "SELECT pg_database_size('ichrisbirch')"))
-        engine = StackEngine(deployed.stack, engine_host())
+        engine = StackEngine(deployed.stack, Engine(engine_host()))
         started = time.perf_counter()
         engine.backup("once").check_returncode()
         backup_seconds = time.perf_counter() - started

@@ -4,6 +4,7 @@
     python -m bench.run --runs 5
     python -m bench.run --only-swarm # rolling updates on the three-node test swarm beside one engine
     python -m bench.run --only-backup # backup and restore of 100,000 task rows
+    python -m bench.run --only-remote # prod over SSH (tests/remote's host) beside a local engine
 
 Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
 Every figure is the median of the runs, and ratios compare figures measured in this same run.
@@ -25,6 +26,7 @@ from bench.later_ups import measure_compose_unchanged, measure_deployments, rend
 from bench.page import (
     BACKUP_HEADING,
     BUILDS_HEADING,
+    REMOTE_HEADING,
     RESULTS,
     ROLLBACK_HEADING,
     ROLLOUT_HEADING,
@@ -36,6 +38,7 @@ from bench.page import (
     replace_section,
 )
 from bench.recovery import BACKUP_ROWS, measure_backup, measure_rollback, render_backup, render_rollback
+from bench.remote import measure_remote, render_remote
 from bench.rollouts import measure_rollouts, measure_swarm_rollouts, render_rollouts, render_swarm_rollouts
 from infra.config import load_settings
 from infra.identity import PROJECT_DIR
@@ -94,6 +97,12 @@ SECTIONS: dict[str, Section] = {
         ROLLBACK_HEADING,
         "prod v2 back to v1 under the request loop: a rollback against a rebuild of the previous source (one run)",
         lambda standins, _runs, command: render_rollback(measure_rollback(standins), origin(command, 1)),
+    ),
+    "remote": Section(
+        REMOTE_HEADING,
+        "prod's first deploy, an `up` with nothing changed and one after a source change, on the local engine and "
+        "over SSH on the test run's remote host (one run)",
+        lambda standins, _runs, command: render_remote(measure_remote(standins), origin(command, 1)),
     ),
     "backup": Section(
         BACKUP_HEADING,

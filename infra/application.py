@@ -108,6 +108,9 @@ def api(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
             # On SIGTERM, workers finish their in-flight requests for up to this long.
             "--graceful-timeout",
             str(SERVER_GRACEFUL_SECONDS),
+            # No runtime control socket (gunicorn 25.1+): nothing here uses one, and it would be
+            # made under the read-only home of a user without one.
+            "--no-control-socket",
         )
     else:
         command = ("uvicorn", "ichrisbirch.wsgi_api:api", "--host", "0.0.0.0", "--port", str(port))
@@ -151,6 +154,7 @@ def app(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
             "--preload",
             "--graceful-timeout",
             str(SERVER_GRACEFUL_SECONDS),
+            "--no-control-socket",
         )
     else:
         command = ("flask", "--app", "ichrisbirch.wsgi_app:app", "run", "--host", "0.0.0.0", "--port", str(port))

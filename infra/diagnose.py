@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.engine import LOCAL_ENGINE, Engine, ssh_options
 from infra.identity import PROJECT_DIR
-from infra.stack_state import LOCAL_ENGINE, OpsError, StackState, docker, pulumi
+from infra.stack_state import OpsError, StackState, pulumi
 
 PROBES_SHOWN = 3  # Docker keeps the last five
 LOG_LINES = 20
@@ -49,14 +50,18 @@ class Trouble:
         return found
 
 
-def engines(stack: str) -> list[str]:
-    """The engines the stack's containers run on: its providers' hosts, as the state records them;
-    before there is a state, the stack's dockerHost, else DOCKER_HOST, else the local engine."""
+def engines(stack: str) -> list[Engine]:
+    """The engines the stack's containers run on: its providers', as the state records them; before
+    there is a state, the stack's dockerHost (with its dockerSshOpts), else DOCKER_HOST, else the
+    local engine."""
     try:
-        return sorted(set(StackState.load(stack).hosts().values()))
+        return sorted(set(StackState.load(stack).engines().values()), key=str)
     except OpsError:
         configured = pulumi("config", "get", "dockerHost", "--stack", stack, check=False).stdout.strip()
-        return [configured or os.environ.get("DOCKER_HOST") or LOCAL_ENGINE]
+        if not configured.startswith("ssh://"):
+            return [Engine(configured or os.environ.get("DOCKER_HOST") or LOCAL_ENGINE)]
+        options = pulumi("config", "get", "dockerSshOpts", "--stack", stack, check=False).stdout.strip()
+        return [Engine(configured, ssh_options(options))]
 
 
 def condition(inspected: dict[str, Any]) -> str | None:
@@ -82,26 +87,26 @@ def last_probes(inspected: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def trouble_of(host: str, inspected: dict[str, Any]) -> Trouble | None:
+def trouble_of(engine: Engine, inspected: dict[str, Any]) -> Trouble | None:
     what = condition(inspected)
     if what is None:
         return None
     name = str(inspected["Name"]).lstrip("/")
-    logs = docker(host, "logs", "--tail", str(LOG_LINES), name)
+    logs = engine.run("logs", "--tail", str(LOG_LINES), name)
     labels = inspected["Config"].get("Labels") or {}
     service = labels.get("ichrisbirch.service", "?")
-    return Trouble(name, service, host, what, last_probes(inspected), logs.stdout + logs.stderr)
+    return Trouble(name, service, engine.host, what, last_probes(inspected), logs.stdout + logs.stderr)
 
 
 def troubles(stack: str) -> list[Trouble]:
     found = []
-    for host in engines(stack):
-        listed = docker(host, "ps", "-aq", "--filter", f"label=ichrisbirch.stack={stack}")
+    for engine in engines(stack):
+        listed = engine.run("ps", "-aq", "--filter", f"label=ichrisbirch.stack={stack}")
         ids = listed.stdout.split()
         if listed.returncode != 0 or not ids:
             continue
-        for inspected in json.loads(docker(host, "container", "inspect", *ids).stdout or "[]"):
-            trouble = trouble_of(host, inspected)
+        for inspected in json.loads(engine.run("container", "inspect", *ids).stdout or "[]"):
+            trouble = trouble_of(engine, inspected)
             if trouble:
                 found.append(trouble)
     return sorted(found, key=lambda t: (t.service, t.name))

@@ -29,16 +29,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from infra import diagnose, targets
+from infra.engine import Engine
 from infra.identity import PROJECT, committed_stack_config
 from infra.profiles import PROFILES
-from infra.stack_state import (
-    OpsError,
-    StackState,
-    Workload,
-    docker,
-    pulumi,
-    release_of,
-)
+from infra.stack_state import OpsError, StackState, Workload, pulumi, release_of
 
 VERBS = ("status", "logs", "exec", "maintenance", "history")
 
@@ -61,9 +55,9 @@ class Row:
 
 
 def container_row(w: Workload, stack: str) -> Row:
-    inspected = docker(w.host, "container", "inspect", w.name)
+    inspected = w.engine.run("container", "inspect", w.name)
     if inspected.returncode != 0:
-        return Row(w.service, w.name, w.host, "missing", "-", "-", "-", "-", "-", False)
+        return Row(w.service, w.name, w.engine.host, "missing", "-", "-", "-", "-", "-", False)
     info = json.loads(inspected.stdout)[0]
     state = info["State"]
     labels = info["Config"].get("Labels") or {}
@@ -82,10 +76,10 @@ def container_row(w: Workload, stack: str) -> Row:
     return Row(
         w.service,
         w.name,
-        w.host,
+        w.engine.host,
         status,
         health,
-        image_name(w.host, info["Image"], stack),
+        image_name(w.engine, info["Image"], stack),
         version,
         since,
         restarts,
@@ -93,26 +87,25 @@ def container_row(w: Workload, stack: str) -> Row:
     )
 
 
-def image_name(host: str, image_id: str, stack: str) -> str:
+def image_name(engine: Engine, image_id: str, stack: str) -> str:
     """The image's tag (containers name their image by id): the stack's own release tag,
     `[<registry>/]ichrisbirch:<stack>-<key>`, where the same image also carries another stack's (two
     stacks built from the same source on one engine), else its first tag."""
-    tags = docker(host, "image", "inspect", "-f", "{{json .RepoTags}}", image_id).stdout.strip()
+    tags = engine.run("image", "inspect", "-f", "{{json .RepoTags}}", image_id).stdout.strip()
     named = [str(tag) for tag in json.loads(tags)] if tags.startswith("[") else []
     own = [tag for tag in named if tag.rsplit(":", 1)[-1].startswith(f"{stack}-")]
     return (own or named or [image_id[:19]])[0]
 
 
 def swarm_row(w: Workload) -> Row:
-    inspected = docker(w.host, "service", "inspect", w.name)
+    inspected = w.engine.run("service", "inspect", w.name)
     if inspected.returncode != 0:
-        return Row(w.service, w.name, w.host, "missing", "-", "-", "-", "-", "-", False)
+        return Row(w.service, w.name, w.engine.host, "missing", "-", "-", "-", "-", "-", False)
     spec = json.loads(inspected.stdout)[0]
     image = spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@", 1)[0]
     labels = spec["Spec"]["TaskTemplate"]["ContainerSpec"].get("Labels") or {}
     tasks = [
-        json.loads(line)
-        for line in docker(w.host, "service", "ps", w.name, "--format", "{{json .}}").stdout.splitlines()
+        json.loads(line) for line in w.engine.run("service", "ps", w.name, "--format", "{{json .}}").stdout.splitlines()
     ]
     running = [t for t in tasks if t["DesiredState"] == "Running" and t["CurrentState"].startswith("Running")]
     wanted = (spec["Spec"].get("Mode", {}).get("Replicated") or {}).get("Replicas", len(running))
@@ -174,7 +167,7 @@ def logs(state: StackState, service: str, follow: bool, since: str | None) -> in
     options = ["--timestamps", *(["--follow"] if follow else []), *(["--since", since] if since else [])]
     streams = []
     for w in state.of(service):
-        command = ["docker", "-H", w.host, *(["service", "logs"] if w.kind == "swarm" else ["logs"]), *options, w.name]
+        command = w.engine.command(*(["service", "logs"] if w.kind == "swarm" else ["logs"]), *options, w.name)
         # A Swarm service's lines carry their task and node already; a container's get its name.
         prefix = "" if w.kind == "swarm" else f"{w.name}| "
         streams.append((prefix, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
@@ -199,17 +192,17 @@ def logs(state: StackState, service: str, follow: bool, since: str | None) -> in
     return max((process.wait() for _, process in streams), default=0)
 
 
-def swarm_task_container(state: StackState, w: Workload) -> tuple[str, str]:
+def swarm_task_container(state: StackState, w: Workload) -> tuple[Engine, str]:
     """(engine, container id) of a running task of a Swarm service, on an engine the stack names."""
     engines = {}
-    for host in sorted(set(state.hosts().values())):
-        node = docker(host, "info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    for engine in sorted(set(state.engines().values()), key=str):
+        node = engine.run("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
         if node:
-            engines[node] = host
-    listed = docker(w.host, "service", "ps", w.name, "--filter", "desired-state=running", "--format", "{{.ID}}")
+            engines[node] = engine
+    listed = w.engine.run("service", "ps", w.name, "--filter", "desired-state=running", "--format", "{{.ID}}")
     nodes = []
     for task_id in listed.stdout.split():
-        task = json.loads(docker(w.host, "inspect", task_id).stdout)[0]
+        task = json.loads(w.engine.run("inspect", task_id).stdout)[0]
         container = (task.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
         if container and task.get("NodeID") in engines:
             return engines[task["NodeID"]], container
@@ -227,19 +220,17 @@ def exec_in(state: StackState, service: str, command: Sequence[str], interactive
     workloads = state.of(service)
     w = workloads[0]
     if w.kind == "swarm":
-        host, target = swarm_task_container(state, w)
+        engine, target = swarm_task_container(state, w)
     else:
         running = [
-            x
-            for x in workloads
-            if docker(x.host, "inspect", "-f", "{{.State.Running}}", x.name).stdout.strip() == "true"
+            x for x in workloads if x.engine.run("inspect", "-f", "{{.State.Running}}", x.name).stdout.strip() == "true"
         ]
         if not running:
             names = ", ".join(x.name for x in workloads)
             raise OpsError(f"no container of {service} is running in the {state.stack} stack ({names})")
-        host, target = running[0].host, running[0].name
+        engine, target = running[0].engine, running[0].name
     flags = [*(["-i"] if interactive else []), *(["-t"] if tty else [])]
-    return subprocess.call(["docker", "-H", host, "exec", *flags, target, *command])
+    return subprocess.call(engine.command("exec", *flags, target, *command, tty=tty))
 
 
 # --- maintenance ----------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pulumi.runtime import config as runtime_config
 
 from infra.config import load_settings
 from infra.containers import Deployment
-from infra.identity import PROJECT_DIR, Identity
+from infra.engine import Engine, check_reachable
+from infra.identity import PROJECT, PROJECT_DIR, Identity
 from infra.releases import refuse_a_foreign_release, requested_release
 from infra.services import services
 from infra.settings import StackSettings
@@ -21,6 +22,8 @@ from infra.swarm import SwarmDeployment
 # What a stack runs, given its settings and the project's directory: `services` unless a caller
 # (a test's variant of the program) gives another.
 SpecsFor = Callable[[StackSettings, Path], list[ServiceSpec]]
+# How the program makes sure an engine answers before planning (`check_reachable`; nothing under mocks).
+Reach = Callable[[Engine, str, str], None]
 
 
 def raw_config() -> tuple[dict[str, str], set[str]]:
@@ -47,10 +50,22 @@ def _export_ingress(settings: StackSettings, ca_certificate: pulumi.Output[str])
     pulumi.export("ingress_ca_certificate", ca_certificate)
 
 
-def main(specs_for: SpecsFor = services) -> None:
+def engines(settings: StackSettings) -> dict[str, Engine]:
+    """The engines the stack's providers dial, by the config key that names each."""
+    named = {f"{PROJECT}:dockerHost": settings.docker_host, f"{PROJECT}:dataNodeHost": settings.data_node_host}
+    return {
+        key: Engine(host, tuple(settings.docker_ssh_opts) if host.startswith("ssh://") else ())
+        for key, host in named.items()
+        if host
+    }
+
+
+def main(specs_for: SpecsFor = services, reach: Reach = check_reachable) -> None:
     values, secret_keys = raw_config()
     stack = pulumi.get_stack()
     settings = load_settings(stack, values, secret_keys)
+    for key, engine in engines(settings).items():
+        reach(engine, stack, key)
     release = requested_release()
     if release:  # a rollback: that release, instead of the image the stack is configured with
         refuse_a_foreign_release(settings, stack, release)

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from infra.config import ConfigError
+from infra.engine import Engine
 from infra.identity import Identity, committed_stack_config
 from infra.settings import StackSettings
 
@@ -109,23 +110,20 @@ class StackReleases:
     """A stack's releases on its Docker engine, through the Docker CLI."""
 
     stack: str
-    docker_host: str
+    engine: Engine
     repository: str
     keep: int
 
     @classmethod
     def of(cls, stack: str, docker_host: str | None = None) -> StackReleases:
         config = committed_stack_config(stack)
-        fields = StackSettings.model_fields
-        host = docker_host or str(config.get("ichrisbirch:dockerHost", fields["docker_host"].default))
         registry = str(config.get("ichrisbirch:imageRegistry", ""))
-        keep = int(config.get("ichrisbirch:keepReleases", fields["keep_releases"].default))
-        return cls(stack, host, f"{registry}/ichrisbirch" if registry else "ichrisbirch", keep)
+        keep = int(config.get("ichrisbirch:keepReleases", StackSettings.model_fields["keep_releases"].default))
+        engine = Engine.configured(stack, docker_host)
+        return cls(stack, engine, f"{registry}/ichrisbirch" if registry else "ichrisbirch", keep)
 
     def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "-H", self.docker_host, *args], capture_output=True, text=True, timeout=300, check=False
-        )
+        return self.engine.run(*args, timeout=300)
 
     def running(self) -> str | None:
         """What the stack's api runs: on a swarm, the digest its service is pinned to; on one engine,

@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.identity import Identity, committed_stack_config
-from infra.settings import StackSettings
+from infra.engine import Engine
+from infra.identity import Identity
 
 WRITERS = ("api", "app", "scheduler")
 BACKUP_MODE = 'exec sh -c "$BACKUP_SCRIPT" backup "$@"'  # the backup service's script, one mode
@@ -53,28 +53,25 @@ class StackEngine:
     """The Docker engine a stack's containers run on, through the Docker CLI."""
 
     stack: str
-    docker_host: str
+    engine: Engine
 
     @classmethod
     def of(cls, stack: str, docker_host: str | None = None) -> StackEngine:
-        """`docker_host`, or the one in Pulumi.<stack>.yaml, or the program's default; a SwarmStack
-        where that engine is a swarm manager with the stack's backup service."""
-        if docker_host is None:
-            config = committed_stack_config(stack)
-            docker_host = str(config.get("ichrisbirch:dockerHost", StackSettings.model_fields["docker_host"].default))
-        swarm = SwarmStack(stack, docker_host)
+        """`docker_host`, or the one in Pulumi.<stack>.yaml (with its dockerSshOpts), or the
+        program's default; a SwarmStack where that engine is a swarm manager with the stack's backup
+        service."""
+        engine = Engine.configured(stack, docker_host)
+        swarm = SwarmStack(stack, engine)
         if swarm.docker("service", "inspect", swarm.identity.container("backup")).returncode == 0:
             return swarm
-        return cls(stack, docker_host)
+        return cls(stack, engine)
 
     @property
     def identity(self) -> Identity:
         return Identity(self.stack)
 
     def docker(self, *args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "-H", self.docker_host, *args], capture_output=True, text=True, timeout=timeout, check=check
-        )
+        return self.engine.run(*args, timeout=timeout, check=check)
 
     def backup(self, mode: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run one mode of the backup service's script in its container."""

@@ -9,6 +9,7 @@ it names its secrets and configuration files, and each renderer decides how they
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from infra.application import api, app, migrate, scheduler, tests
@@ -27,6 +28,10 @@ def app_directory(s: StackSettings, project_dir: Path) -> Path:
 def services(s: StackSettings, project_dir: Path) -> list[ServiceSpec]:
     """Every container of the stack, in an order where each comes after what it depends on."""
     profile = PROFILES[s.environment]
+    if profile.hot_reload and not s.engine_is_local:
+        # The checkout is on this machine: an engine elsewhere cannot mount it, so there dev runs
+        # the code its image was built with (and a later `up` builds again).
+        profile = replace(profile, hot_reload=False)
     app_dir = app_directory(s, project_dir)
     specs = [postgres(s, profile), redis(s, profile)]
     if s.migration_command:

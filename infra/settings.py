@@ -368,6 +368,12 @@ class StackSettings(BaseModel):
         return self.front_proxies if self.tls_termination == "front" else []
 
     @property
+    def engine_is_local(self) -> bool:
+        """Whether the engine runs on this machine, sees its files (the checkout) and answers on its
+        loopback: a socket (unix://, npipe://) rather than ssh:// or tcp://."""
+        return self.docker_host.startswith(("unix://", "npipe://"))
+
+    @property
     def hosts(self) -> HostNames:
         """The names the ingress serves for this stack's domain."""
         return HostNames.of(self.domain)

@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from infra.engine import LOCAL_ENGINE, Engine, ssh_options
 from infra.identity import PROJECT_DIR
 
 CONTAINER = "docker:index/container:Container"
@@ -18,7 +19,6 @@ IMAGE = "docker:index/image:Image"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 PROVIDER = "pulumi:providers:docker"
 ONE_SHOTS = frozenset({"migrate", "tests"})  # run once per release: exited 0 is their healthy
-LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
 
 class OpsError(Exception):
@@ -37,10 +37,6 @@ def pulumi(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return ran
 
 
-def docker(host: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", "-H", host, *args], capture_output=True, text=True, check=False)
-
-
 @dataclass(frozen=True)
 class Workload:
     """One service of the stack as it runs now: a container on an engine, or a Swarm service."""
@@ -48,7 +44,7 @@ class Workload:
     service: str  # its name in the program (the resource's logical name)
     kind: str  # "container" or "swarm"
     name: str  # the container's or the Swarm service's name on the engine
-    host: str  # the engine that holds it (its provider's host)
+    engine: Engine  # the engine that holds it (its provider's host and SSH options)
 
     @property
     def one_shot(self) -> bool:
@@ -77,17 +73,19 @@ class StackState:
             raise OpsError(f"the {stack} stack is not deployed: its state holds no container or service")
         return state
 
-    def hosts(self) -> dict[str, str]:
-        """Provider reference (urn::id) -> the Docker host it talks to."""
-        hosts = {}
+    def engines(self) -> dict[str, Engine]:
+        """Provider reference (urn::id) -> the Docker engine it talks to, as it reaches it."""
+        engines = {}
         for r in self.resources:
             if r["type"] == PROVIDER:
-                host = (r.get("outputs") or {}).get("host") or (r.get("inputs") or {}).get("host")
-                hosts[f"{r['urn']}::{r['id']}"] = str(host or LOCAL_ENGINE)
-        return hosts
+                given = {**(r.get("inputs") or {}), **(r.get("outputs") or {})}
+                host = str(given.get("host") or LOCAL_ENGINE)
+                options = ssh_options(given.get("sshOpts")) if host.startswith("ssh://") else ()
+                engines[f"{r['urn']}::{r['id']}"] = Engine(host, options)
+        return engines
 
     def workloads(self) -> list[Workload]:
-        hosts = self.hosts()
+        engines = self.engines()
         found = []
         for r in self.resources:
             if r["type"] not in (CONTAINER, SERVICE):
@@ -96,9 +94,8 @@ class StackState:
                 continue  # a holder of a file (a secret, a configuration): created, never started
             name = (r.get("outputs") or {}).get("name") or (r.get("inputs") or {}).get("name")
             kind = "container" if r["type"] == CONTAINER else "swarm"
-            found.append(
-                Workload(r["urn"].rsplit("::", 1)[1], kind, str(name), hosts.get(r.get("provider", ""), LOCAL_ENGINE))
-            )
+            engine = engines.get(r.get("provider", ""), Engine(LOCAL_ENGINE))
+            found.append(Workload(r["urn"].rsplit("::", 1)[1], kind, str(name), engine))
         return sorted(found, key=lambda w: w.service)
 
     def of(self, service: str) -> list[Workload]:

@@ -5,17 +5,24 @@ passphrase in the environment."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
+from infra.identity import PROJECT_DIR
 from proof.harness.pulumi import ProjectStack
 
 
 def ops(project: ProjectStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return module(project, "infra.ops", *args, timeout=timeout)
+
+
+def module(project: ProjectStack, name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -m <name> <args>` (infra.ops, infra.releases) in the stack's copy of the project."""
     environment = {**os.environ, **project.env}
     try:
         return subprocess.run(
-            [sys.executable, "-m", "infra.ops", *args],
+            [sys.executable, "-m", name, *args],
             cwd=project.dir, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
     finally:
@@ -33,6 +40,22 @@ def operator_up(project: ProjectStack, *options: str, timeout: float = 900) -> s
         )  # fmt: skip
     finally:
         project.changed_elsewhere()
+
+
+def script(project: ProjectStack, name: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """scripts/<name> (rollback, restore, ops) as an operator runs it from a checkout: the stack's copy
+    of the project with the scripts beside the program, and the checkout's environment (.venv)."""
+    scripts = project.dir / "scripts"
+    if not scripts.exists():
+        shutil.copytree(PROJECT_DIR / "scripts", scripts)
+        (project.dir / ".venv").symlink_to(PROJECT_DIR / ".venv")
+    try:
+        return subprocess.run(
+            [str(scripts / name), *args], cwd=project.dir, env={**os.environ, **project.env},
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+    finally:
+        project.changed_elsewhere()  # rollback runs `pulumi up`
 
 
 def table(printed: str) -> dict[str, dict[str, str]]:

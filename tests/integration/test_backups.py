@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infra.engine import Engine
 from infra.identity import PROJECT_DIR
 from infra.restore import RestoreRefused, StackEngine, restore
 from proof.harness.cli import docker, engine_host, inspect_container, until
@@ -37,7 +38,7 @@ def dev(standins: Standins, offsite_bucket: Bucket) -> Iterator[Deployed]:
 
 
 def engine_of(deployed: Deployed) -> StackEngine:
-    return StackEngine(deployed.stack, DOCKER_HOST)
+    return StackEngine(deployed.stack, Engine(DOCKER_HOST))
 
 
 def every_row(deployed: Deployed) -> str:

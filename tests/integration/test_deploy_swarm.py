@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.engine import Engine
 from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
@@ -225,7 +226,9 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     swarm_prod: SwarmProd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prod = swarm_prod
-    releases = StackReleases("prod", prod.manager, f"{prod.config['ichrisbirch:imageRegistry']}/ichrisbirch", keep=5)
+    releases = StackReleases(
+        "prod", Engine(prod.manager), f"{prod.config['ichrisbirch:imageRegistry']}/ichrisbirch", keep=5
+    )
     listed = releases.releases()
     assert len(listed) >= 2 and listed[0].running, [r.line() for r in listed]
     running, previous = listed[0], releases.previous()

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from infra import ops, stack_state
+from infra.engine import Engine
 
 
 @pytest.mark.parametrize(
@@ -42,9 +43,10 @@ def test_history_times_match_the_backends_records() -> None:
 def test_a_container_names_its_own_stacks_release_where_one_image_carries_two(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two stacks built from the same source on one engine: one image, a release tag of each.
     tags = '["ichrisbirch:backups-f45aaf2e7586","ichrisbirch:dev-f45aaf2e7586"]'
+    engine = Engine("unix:///x.sock")
     monkeypatch.setattr(
-        ops, "docker", lambda *args: subprocess.CompletedProcess(list(args), 0, stdout=tags + "\n", stderr="")
+        Engine, "run", lambda _, *args, **__: subprocess.CompletedProcess(list(args), 0, stdout=tags + "\n", stderr="")
     )
-    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "dev") == "ichrisbirch:dev-f45aaf2e7586"
-    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "backups") == "ichrisbirch:backups-f45aaf2e7586"
-    assert ops.image_name("unix:///x.sock", "sha256:211db21b56ff", "prod") == "ichrisbirch:backups-f45aaf2e7586"
+    assert ops.image_name(engine, "sha256:211db21b56ff", "dev") == "ichrisbirch:dev-f45aaf2e7586"
+    assert ops.image_name(engine, "sha256:211db21b56ff", "backups") == "ichrisbirch:backups-f45aaf2e7586"
+    assert ops.image_name(engine, "sha256:211db21b56ff", "prod") == "ichrisbirch:backups-f45aaf2e7586"

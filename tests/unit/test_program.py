@@ -139,11 +139,12 @@ def test_prod_commands_run_gunicorn_with_configured_workers(run_stack: RunStack)
         "--preload",
         "--graceful-timeout",
         "20",
+        "--no-control-socket",
     ]
     assert default["app"].inputs["command"][:2] == ["gunicorn", "ichrisbirch.wsgi_app:app"]
     two = containers(run_stack("prod", apiWorkers="2", appWorkers="3"))
-    assert two["api"].inputs["command"][-5:-2] == ["--workers", "2", "--preload"]
-    assert two["app"].inputs["command"][-5:-2] == ["--workers", "3", "--preload"]
+    assert two["api"].inputs["command"][-6:-3] == ["--workers", "2", "--preload"]
+    assert two["app"].inputs["command"][-6:-3] == ["--workers", "3", "--preload"]
 
 
 def test_test_stack_runs_the_suite_once_and_exports_its_exit_code(run_stack: RunStack) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from infra.engine import Engine
 from infra.restore import RestoreFailed, RestoreRefused, SwarmStack, restore
 
 BACKUP_SPEC = {
@@ -74,7 +75,7 @@ def created_jobs(stack: RecordedSwarm) -> list[tuple[str, ...]]:
 
 
 def test_a_job_is_made_like_the_backup_task_runs_once_and_is_removed() -> None:
-    stack = RecordedSwarm("prod", "unix:///manager.sock", job_states={"list": ("Complete", "", "a.dump\n")})
+    stack = RecordedSwarm("prod", Engine("unix:///manager.sock"), job_states={"list": ("Complete", "", "a.dump\n")})
     listed = stack.backup("list")
     assert (listed.returncode, listed.stdout) == (0, "a.dump\n")
     (create,) = created_jobs(stack)
@@ -95,7 +96,9 @@ def test_a_job_is_made_like_the_backup_task_runs_once_and_is_removed() -> None:
 
 def test_a_failed_job_gives_the_scripts_exit_code_and_words() -> None:
     failed = ("Failed", '"task: non-zero exit (1)"', "backup: x.dump does not match its checksum: refused\n")
-    stack = RecordedSwarm("prod", "unix:///m.sock", job_states={"list": ("Complete", "", "x.dump\n"), "verify": failed})
+    stack = RecordedSwarm(
+        "prod", Engine("unix:///m.sock"), job_states={"list": ("Complete", "", "x.dump\n"), "verify": failed}
+    )
     with pytest.raises(RestoreRefused, match="x.dump does not match its checksum: refused"):
         restore(stack, "x.dump", say=lambda _: None)
     assert not [c for c in stack.calls if c[:2] == ("service", "scale")], "refused: no writer touched"
@@ -105,7 +108,7 @@ def test_the_writers_go_to_zero_and_back_to_their_replicas_the_api_first() -> No
     ok = ("Complete", "", "")
     stack = RecordedSwarm(
         "prod",
-        "unix:///m.sock",
+        Engine("unix:///m.sock"),
         job_states={"list": ("Complete", "", "new.dump\n"), "verify": ok, "restore": ok},
     )
     assert restore(stack, say=lambda _: None) == "new.dump"
@@ -123,7 +126,7 @@ def test_a_failed_restore_still_brings_the_writers_back() -> None:
     failed = ("Failed", "task: non-zero exit (1)", "pg_restore: error: could not execute query\n")
     stack = RecordedSwarm(
         "prod",
-        "unix:///m.sock",
+        Engine("unix:///m.sock"),
         job_states={"list": ("Complete", "", "d.dump\n"), "verify": ("Complete", "", ""), "restore": failed},
     )
     with pytest.raises(RestoreFailed, match="the database is as it was"):
