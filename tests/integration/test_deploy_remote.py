@@ -292,6 +292,11 @@ def test_ssh_cut_in_the_middle_of_an_up_leaves_a_state_the_next_up_completes(pro
     assert set(prod.project.preview().ops().values()) == {"same"}
     status, body = prod.http("GET", "api", "/tasks")
     assert status == 200 and "before the cut" in [t["title"] for t in json.loads(body)], body
+    assert isinstance(failed[0], RunFailed)
+    cut = failed[0].result
+    said = next((line.strip() for line in cut.error.splitlines() if "error:" in line), "?")[:160]
+    changed = sorted(f"{name} {op}" for name, op in completed.ops().items() if op != "same")
+    report(f"remote SSH cut mid-`up` after {len(cut.steps)} steps ({said}); the next `up`: {', '.join(changed)}")
 
 
 def on_the_host(prod: RemoteProd) -> dict[str, str]:
