@@ -5,6 +5,7 @@
     python -m bench.run --only-swarm # rolling updates on the three-node test swarm beside one engine
     python -m bench.run --only-backup # backup and restore of 100,000 task rows
     python -m bench.run --only-remote # prod over SSH (tests/remote's host) beside a local engine
+    python -m bench.run --only-anatomy # where a no-change `up` of prod spends its time (the CLI's trace)
 
 Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
 Every figure is the median of the runs, and ratios compare figures measured in this same run.
@@ -20,10 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.anatomy import measure_anatomy, render_anatomy
 from bench.builds import image_size, measure_builds, measure_mocks, render_builds
 from bench.compose import check_compose_project
 from bench.later_ups import measure_compose_unchanged, measure_deployments, render_second_up
 from bench.page import (
+    ANATOMY_HEADING,
     BACKUP_HEADING,
     BUILDS_HEADING,
     REMOTE_HEADING,
@@ -81,6 +84,11 @@ SECTIONS: dict[str, Section] = {
         lambda standins, runs, command: render_second_up(
             measure_deployments(runs, standins)[1], measure_compose_unchanged(runs, standins), origin(command, runs)
         ),
+    ),
+    "anatomy": Section(
+        ANATOMY_HEADING,
+        "prod's `up` with nothing changed, traced by the CLI (`--otel-traces`): where its time goes",
+        lambda standins, runs, command: render_anatomy(measure_anatomy(standins, runs), origin(command, runs)),
     ),
     "rollout": Section(
         ROLLOUT_HEADING,

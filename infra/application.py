@@ -80,6 +80,7 @@ def migrate(s: StackSettings, profile: Profile, app_dir: Path) -> ServiceSpec:
         tmpfs=writable_tmp(profile),
         depends_on=("postgres",),
         one_shot=True,
+        migrates=True,
         hardening=app_hardening(profile),
         # Beside an ingress, a name of its own per release, made before the old one goes: api,
         # app and scheduler carry its exit gate, so the old release's gate stands until the new

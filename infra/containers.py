@@ -15,6 +15,7 @@ import pulumi_docker as docker
 from infra import canonical
 from infra.identity import Identity
 from infra.profiles import PROFILES
+from infra.releases import requested_release
 from infra.services import app_directory
 from infra.settings import StackSettings
 from infra.shared import (
@@ -60,13 +61,18 @@ def _exit_gate(service: str, exit_code: pulumi.Output[int], logs: pulumi.Output[
     return pulumi.Output.all(exit_code, logs).apply(check)
 
 
+# Fields that say how a rollout treats a container, not what it is: no part of its name.
+ROLLOUT_ONLY = frozenset({"migrates"})
+
+
 def replacement_key(spec: ServiceSpec, image_ref: str, secrets: Mapping[str, str], program_values: list[str]) -> str:
     """The suffix of a create-first container's name: 8 hex digits of a digest of everything it is
     rendered from, by name. Every field of its spec (a change to any replaces the container, so the
     name must change with it), the image it runs, the secret values and program-made values (TLS
     material) it reads, and the log options. A digest of high-entropy values: no secret."""
+    rendered = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ROLLOUT_ONLY}
     material = {
-        "spec": dataclasses.asdict(spec),
+        "spec": rendered,
         "image": image_ref,
         "secrets": dict(sorted(secrets.items())),
         "program_values": program_values,
@@ -312,6 +318,11 @@ class Deployment(StackComponent):
 
         hard = spec.hardening
         health = spec.health
+        # A rollback runs no migration: the schema is already at the newest release's head (expand
+        # only), which the release put back runs against, and whose revision that release's own
+        # migrations may not know. So migrate keeps its image, and the api need not wait for it.
+        # The next plain `up` replaces it with the source's release, which runs it again.
+        ignored = ["image"] if spec.migrates and requested_release() else None
         return docker.Container(
             spec.name,
             name=self._container_name(spec, image),
@@ -378,6 +389,7 @@ class Deployment(StackComponent):
                     # The provider records a changed health check or tmpfs in state and never applies it
                     # to the running container: a replacement is the only way it takes effect.
                     replace_on_changes=["healthcheck", "tmpfs"],
+                    ignore_changes=ignored,
                 ),
             ),
         )

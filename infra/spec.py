@@ -111,6 +111,7 @@ class ServiceSpec:
     health: HealthCheck | None = None
     depends_on: tuple[str, ...] = ()
     one_shot: bool = False  # runs to completion; its exit code is recorded
+    migrates: bool = False  # brings the schema to the release's head (not run again by a rollback)
     hardening: Hardening = Hardening()
     restart: str = "no"
     # Seconds between the stop signal and SIGKILL, when Docker stops it or a deployment replaces it.

@@ -187,6 +187,7 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
     assert result.ops().get("router", "same") == "same", result.preview()
     assert pending.touched("replace") == {"router", "router-haproxy-cfg"}, pending.preview()
     assert result.ops()["api"] == "replace" and not result.replaced_first_by_delete("api"), result.preview()
+    assert result.ops()["migrate"] == "same", "a rollback runs no migration: the schema is at the newest head"
     assert not result.built(), "nothing built: the release was on the engine"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == "1.0.0" and version(ledger) == "1.0.0", load.versions()
@@ -194,7 +195,9 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
     assert "written by 2.0.0" in psql(ledger, "SELECT memo FROM entries"), "the data written since are kept"
     assert [r.tag for r in releases.releases() if r.running] == [previous.tag]
     # A later normal `up` builds the source again, as configured: the release rolled back from.
-    ledger.up()
+    forward = ledger.up()
+    # Back to the release whose migrations migrate last ran: nothing to run again.
+    assert forward.ops()["migrate"] == "same" and forward.ops()["api"] == "replace", forward.preview()
     assert version(ledger) == "2.0.0" and [r.tag for r in releases.releases() if r.running] == [running.tag]
     # Keep one: the older release's tag goes, never the running one's.
     pruned = dataclasses.replace(releases, keep=1).prune()

@@ -126,3 +126,5 @@ def test_the_replacement_key_changes_with_every_field_of_the_spec_and_nothing_el
     }  # fmt: skip
     for name, value in changed.items():
         assert replacement_key(dataclasses.replace(api, **{name: value}), "img@sha256:1", {"A": "x"}, []) != key, name
+    # How a rollout treats it is no part of what it is: deployed names stay when such a field is added.
+    assert replacement_key(dataclasses.replace(api, migrates=True), "img@sha256:1", {"A": "x"}, []) == key

@@ -49,7 +49,11 @@ def test_a_rollback_runs_the_release_named_instead_of_building(
     # Run by the engine's image id, as every pulled image: create-first and health-gated as any release.
     assert containers(run)["api"].inputs["image"].startswith("sha256:")
     assert containers(run)["api"].delete_before_replace is False
+    # No migration: migrate keeps the image it ran, so nothing waits for it; only a rollback does so.
+    assert containers(run)["migrate"].ignore_changes == ["image"]
+    assert [name for name, c in containers(run).items() if c.ignore_changes] == ["migrate"]
     monkeypatch.delenv(RELEASE_ENV)
+    assert not containers(run_stack("prod"))["migrate"].ignore_changes, "the next `up` migrates again"
     assert run_stack("prod").named(IMAGE, "app-image").inputs["imageName"] == built, "the next `up` builds again"
 
 
