@@ -287,12 +287,22 @@ class Deployment(StackComponent):
 
         return pulumi.Output.unsecret(pulumi.Output.all(image, *program_values.values()).apply(suffixed))
 
+    def _side_by_side(self, spec: ServiceSpec, dependency: str) -> bool:
+        """Whether `spec` starts beside `dependency` instead of after it: in a rollback, the services
+        that run the release put back (api, app, scheduler). In a release their order stops a rollout
+        before the later ones once an earlier one fails; the release put back ran here before, and each
+        is still health-gated before the old one goes. Side by side, the rollback takes one health
+        wait instead of one per service."""
+        runs_the_release = [s.image == "app" and not s.one_shot for s in (spec, self.specs[dependency])]
+        return all(runs_the_release) and requested_release() is not None
+
     def _container(
         self, spec: ServiceSpec, image: pulumi.Output[str], child: pulumi.ResourceOptions
     ) -> docker.Container:
         # The holders of the files it reads: a new one (new content) replaces this container.
         read = [key for key in self._file_keys(spec) if key in self.holders]
-        dependencies = [self.containers[name] for name in spec.depends_on] + [self.holders[k].container for k in read]
+        waits_for = [name for name in spec.depends_on if not self._side_by_side(spec, name)]
+        dependencies = [self.containers[name] for name in waits_for] + [self.holders[k].container for k in read]
         labels = self._labels(spec.name)
         label_args: list[docker.ContainerLabelArgs] = [
             docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())

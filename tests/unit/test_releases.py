@@ -52,8 +52,17 @@ def test_a_rollback_runs_the_release_named_instead_of_building(
     # No migration: migrate keeps the image it ran, so nothing waits for it; only a rollback does so.
     assert containers(run)["migrate"].ignore_changes == ["image"]
     assert [name for name, c in containers(run).items() if c.ignore_changes] == ["migrate"]
+    # Side by side: api, app and scheduler wait for none of one another (each still health-gated).
+    release = {"api", "app", "scheduler"}
+    urns = {name: c.urn for name, c in containers(run).items()}
+    for name in release:
+        waits_for = {other for other, urn in urns.items() if urn in containers(run)[name].dependencies}
+        assert not waits_for & release, (name, waits_for)
+    assert urns["postgres"] in containers(run)["api"].dependencies
     monkeypatch.delenv(RELEASE_ENV)
-    assert not containers(run_stack("prod"))["migrate"].ignore_changes, "the next `up` migrates again"
+    again = containers(run_stack("prod"))
+    assert not again["migrate"].ignore_changes, "the next `up` migrates again"
+    assert urns["api"] in again["app"].dependencies and urns["app"] in again["scheduler"].dependencies, "in order"
     assert run_stack("prod").named(IMAGE, "app-image").inputs["imageName"] == built, "the next `up` builds again"
 
 
