@@ -172,8 +172,8 @@ def render_rollback(figures: RollbackFigures, origin: str) -> str:
             row("rebuild of the previous source, build cache empty", figures.cold_rebuild),
             "",
             f"The rollback took {figures.rollback.seconds / figures.rebuild.seconds:.2f}× the warm rebuild's `up`. "
-            "It runs no migration (`migrate` keeps its image), so the release put back starts at once; a rebuild "
-            "builds and migrates first.",
+            "It runs no migration (`migrate` keeps its image) and starts api, app and scheduler side by side, each "
+            "health-gated; a rebuild builds, migrates and starts them one after another.",
             "",
             ON_THE_MODEL[ROLLBACK_HEADING],
             "",
