@@ -7,6 +7,8 @@ from __future__ import annotations
 from infra.ingress import (
     CADDY_CA_PATH,
     CERT_PATH,
+    HOLD_LUA,
+    HOLD_LUA_FILE,
     HTTP_PORT,
     HTTPS_PORT,
     ROUTER,
@@ -64,13 +66,15 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
     body_limit = s.request_body_limit_kb * 1024
     # HAProxy reads the certificate's path from the environment ("${HAPROXY_TLS_PEM_FILE}").
     maintenance = s.maintenance_message if s.maintenance else None
-    config = router_config(routes, s.https_port, body_limit, not s.acme_email, s.trusted_front_proxies, maintenance)
+    config = router_config(
+        routes, s.https_port, body_limit, not s.acme_email, s.trusted_front_proxies, s.request_hold_seconds, maintenance
+    )
     return ServiceSpec(
         name=ROUTER,
         image="haproxy",
         command=from_file(s, "HAPROXY_TLS_PEM", CERT_PATH, *_haproxy(HAPROXY_CONFIG_FILE)),
         env={},
-        config_files={HAPROXY_CONFIG_FILE: config},
+        config_files={HAPROXY_CONFIG_FILE: config, HOLD_LUA_FILE: HOLD_LUA},
         secret_env={"HAPROXY_TLS_PEM": "router_tls_pem"},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=writable_tmp(profile),

@@ -12,10 +12,18 @@ Two layers, so that a change to routing, TLS or headers drops no connection:
 
 The router balances each service over whatever answers to its network alias, through Docker's DNS
 (127.0.0.11), re-resolved every second. A container is admitted only once its health endpoint
-answers (200, or 503 when a dependency is down: the process serves), twice in a row; a refused or
-reset connection is retried on another server. So during a create-first replacement no request
-reaches a container that is starting, stopping or not listening (measured: bench/RESULTS.md,
-"rollout").
+answers 200, twice in a row; a refused or reset connection is retried on another server. So during
+a create-first replacement no request reaches a container that is starting, stopping or not
+listening (measured: bench/RESULTS.md, "rollout").
+
+While a service has no container to serve (its database away: a Postgres change, a restore), the
+router holds its requests instead of failing them (hold.lua), up to `requestHoldSeconds`, then
+answers 503 with Retry-After. A container that answers 503 (the application's "a dependency is
+away, I changed nothing") is taken out until its health endpoint answers 200 again, and the request
+is sent again after the wait. Each routed service is three sections: `<service>` takes the request
+from the frontend and re-sends it on a 503, `<service>-hold` waits, `<service>-servers` balances
+over the containers. Health requests skip the wait (`<service>-health`), so a monitor sees at once
+what is away.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from dataclasses import dataclass
 # ingress verifies the router with. Both configurations name the file by its <VAR>_FILE variable.
 CERT_PATH = "/tmp/site.pem"
 CADDY_CA_PATH = "/tmp/router-ca.pem"
+HOLD_LUA_FILE = "/usr/local/share/haproxy/hold.lua"  # beside, not in, the configuration's directory (one volume each)
+HOLD_RETRY_AFTER_SECONDS = 5  # past the hold: the dependency has been away a while already
 HTTP_PORT = 8080  # inside the containers: a non-root process cannot bind 80 or 443
 HTTPS_PORT = 8443
 STATUS_PORT = 8404  # /healthz for the containers' own health checks and the ingress's checks of routers
@@ -35,9 +45,12 @@ HSTS = "max-age=31536000; includeSubDomains"
 MAX_SERVERS = 6  # per service: old and new containers during a rollout, with room to spare
 ROUTER = "router"  # the network alias of the routers
 # One JSON object per request on stdout (Docker's json-file log), with the server that answered.
+# "server" is the container that answered (passed back by the hold); "held_ms" how long the request
+# waited for one; "retries" how often it was sent again.
 LOG_FORMAT = (
     '{"time":"%t","client":"%ci","host":"%[capture.req.hdr(0),json(utf8s)]","request":"%{+Q}r",'
-    '"status":%ST,"bytes":%B,"backend":"%b","server":"%s","retries":%rc,"ms":%Tt}'
+    '"status":%ST,"bytes":%B,"backend":"%b","server":"%[var(txn.server)]","held_ms":"%[var(txn.held_ms)]",'
+    '"retries":%rc,"ms":%Tt}'
 )
 
 
@@ -69,7 +82,10 @@ _DNS = """resolvers docker
     hold valid 1s
     hold obsolete 1s
     accepted_payload_size 8192"""
-_SERVERS = "default-server inter 1s fastinter 500ms rise 2 fall 3 observe layer4 error-limit 1 on-error mark-down"
+_SERVERS = (
+    "default-server inter 1s fastinter 500ms downinter 500ms rise 2 fall 3"
+    " observe layer4 error-limit 1 on-error mark-down"
+)
 
 
 @dataclass(frozen=True)
@@ -102,11 +118,19 @@ def _maintenance(message: str | None) -> str:
 """
 
 
+def _host(r: Route) -> str:
+    return f"hdr(host),field(1,:) -m str -i {r.host}"
+
+
 def _serving(routes: list[Route], body_limit_bytes: int, maintenance: str | None) -> str:
     """What a serving frontend does, over TLS or behind a proxy that ended it: the body limit, the
     security headers, routing by Host (any other host goes to the first route), or in maintenance
     one 503 page for everything."""
-    use = "\n".join(f"    use_backend {r.service} if {{ hdr(host),field(1,:) -m str -i {r.host} }}" for r in routes)
+    use = "\n".join(
+        f"    use_backend {r.service}-health if {{ {_host(r)} }} {{ path {r.health_path} }}\n"
+        f"    use_backend {r.service} if {{ {_host(r)} }}"
+        for r in routes
+    )
     return f"""    capture request header Host len 64
     # The body limit is decided on Content-Length alone, before any of the body is read (the
     # backends still buffer the body, so that a retry can send it again).
@@ -146,6 +170,7 @@ def router_config(
     body_limit_bytes: int,
     proxy_protocol: bool,
     front_proxies: list[str],
+    hold_seconds: int,
     maintenance: str | None = None,
 ) -> str:
     """haproxy.cfg of the router for `routes`; requests for any other host go to the first route.
@@ -153,23 +178,21 @@ def router_config(
     Plain HTTP only redirects to HTTPS (on the host's HTTPS port `https_port`), unless TLS ends in
     front of the stack (`front_proxies`: the proxies' addresses), where it is served. With
     `proxy_protocol`, connections come from the TCP ingress with the client's address first.
+    `hold_seconds`: how long a request waits while its service has no container to serve.
     `maintenance`: the message of the 503 page every request gets instead (None: serving).
     """
     accept = " accept-proxy" if proxy_protocol else ""
     plain = _plain_http(accept, https_port, front_proxies)
     http_serving = f"\n{_serving(routes, body_limit_bytes, maintenance)}" if front_proxies else ""
-    backends = "\n\n".join(
-        f"""backend {r.service}
-    option httpchk GET {r.health_path}
-    http-check expect rstatus ^(200|503)$
-    server-template {r.service} {MAX_SERVERS} {r.service}:{r.port} check resolvers docker init-addr none"""
-        for r in routes
-    )
+    backends = "\n\n".join(_held_service(r, hold_seconds) for r in routes)
     return f"""# Rendered by the Pulumi program (infra/ingress.py); do not edit.
 global
     log stdout format raw local0
     # A soft stop (SIGUSR1, the image's stop signal) lets in-flight requests finish, for this long.
     hard-stop-after 20s
+    lua-load {HOLD_LUA_FILE}
+    # A held request's Lua action runs as long as the hold.
+    tune.lua.session-timeout {hold_seconds + 5}s
 
 {_DNS}
 
@@ -209,6 +232,78 @@ frontend status
     monitor-uri /healthz
 
 {backends}
+"""
+
+
+def _held_service(r: Route, hold_seconds: int) -> str:
+    """A routed service's sections: the request re-sent on a 503 (`<service>`), held while no
+    container serves (`<service>-hold`), balanced over the healthy containers (`<service>-servers`),
+    and its health endpoint asked of any container at once (`<service>-health`)."""
+    servers = f"server-template {r.service} {MAX_SERVERS} {r.service}:{r.port}"
+    unavailable = (
+        'status 503 content-type application/json string \'{"detail": "unavailable; retry shortly"}\''
+        f" hdr Retry-After {HOLD_RETRY_AFTER_SECONDS}"
+    )
+    return f"""backend {r.service}
+    # A request its container answered 503 is sent again, through the hold: once for each container
+    # that can be taken out, and once more when one is back.
+    retries {MAX_SERVERS + 2}
+    retry-on conn-failure empty-response 503
+    timeout server {hold_seconds + 30}s
+    http-request set-header X-Hold-Since %[date(0,ms)]
+    http-response set-var(txn.held_ms) res.hdr(X-Held-Ms)
+    http-response set-var(txn.server) res.hdr(X-Served-By)
+    http-response del-header X-Held-Ms
+    http-response del-header X-Served-By
+    server hold abns@{r.service}-hold
+
+frontend {r.service}-hold
+    bind abns@{r.service}-hold
+    http-request set-log-level silent  # logged once, by the frontend it came through
+    http-request lua.hold {r.service}-servers {hold_seconds * 1000}
+    http-request return {unavailable} if {{ nbsrv({r.service}-servers) eq 0 }}
+    http-request del-header X-Hold-Since
+    http-after-response set-header X-Held-Ms %[var(txn.held_ms)]
+    http-after-response set-header X-Served-By %[srv_name]
+    default_backend {r.service}-servers
+
+backend {r.service}-servers
+    option httpchk GET {r.health_path}
+    http-check expect status 200
+    # 503: a dependency is away and nothing was changed; out until the health endpoint says 200.
+    http-response lua.out if {{ status 503 }}
+    {servers} check resolvers docker init-addr none
+
+backend {r.service}-health
+    # No check: the health endpoint is asked even of a container that is out, to say why.
+    {servers} resolvers docker init-addr none"""
+
+
+# The router's Lua: the wait, and taking out a container that answered 503.
+HOLD_LUA = """-- Rendered by the Pulumi program (infra/ingress.py); do not edit.
+local function now_ms()
+    local t = core.now()
+    return t.sec * 1000 + t.usec // 1000
+end
+
+-- http-request lua.hold <servers backend> <bound ms>: wait while that backend has no server up,
+-- from when the request arrived (X-Hold-Since, set by the router) for at most the bound.
+core.register_action("hold", {"http-req"}, function(txn, servers, bound)
+    local since = tonumber(txn.http:req_get_headers()["x-hold-since"][0]) or now_ms()
+    local deadline = since + tonumber(bound)
+    while txn.f:nbsrv(servers) == 0 and now_ms() < deadline do
+        core.msleep(50)
+    end
+    txn:set_var("txn.held_ms", math.max(0, now_ms() - since))
+end, 2)
+
+-- http-response lua.out: the server that answered is down until its checks pass again (rise).
+core.register_action("out", {"http-res"}, function(txn)
+    local server = core.backends[txn.f:be_name()].servers[txn.f:srv_name()]
+    if server ~= nil then
+        server:check_force_down()
+    end
+end, 0)
 """
 
 

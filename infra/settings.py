@@ -241,6 +241,13 @@ class StackSettings(BaseModel):
         description="The sentence the maintenance page shows (no quotes, backslashes, $ or newlines).",
     )
 
+    request_hold_seconds: Annotated[int, Field(ge=0, le=30)] = Field(
+        20,
+        description="How long the router holds a request while its service has no container to serve"
+        " (Postgres replaced or restored, a writer restarting) before answering 503 with Retry-After;"
+        " 0 answers at once. At most 30, the ingress gives up on a quiet connection after 60 s.",
+    )
+
     # Sizing.
     api_replicas: Positive = Field(2, description="On swarm: api tasks, spread over the nodes.")
     app_replicas: Positive = Field(2, description="On swarm: app tasks, spread over the nodes.")

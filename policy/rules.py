@@ -202,6 +202,8 @@ def plain_http_only_redirects(r: Resource) -> list[str]:
     if found is None or found[0] not in ("router", "ingress"):
         return []
     service, path, text = found
+    if not path.endswith(("Caddyfile", "haproxy.cfg")):
+        return []  # another file of the proxy's (the router's hold.lua)
     if path.endswith("Caddyfile"):
         caddy = text
         http_site = next((line for line in caddy.splitlines() if line.startswith("http://")), "")

@@ -76,6 +76,10 @@ class LoadReport:
         """The bodies of the POSTs that were answered as written (201, whole)."""
         return [json.loads(o.sent) for o in self.outcomes if o.ok and o.sent]
 
+    def longest_wait(self) -> float:
+        """The longest any request took to be answered: how long the longest held one waited."""
+        return max((o.seconds for o in self.outcomes), default=0.0)
+
     def failed_between(self) -> tuple[float, float] | None:
         """When the first failed request was sent and when the last failed one was answered."""
         failed = self.failed
@@ -167,8 +171,9 @@ class LoadLoop:
         requests: tuple[Request, ...] = SHIPPED_REQUESTS,  # another application's: its own paths
         body: Callable[[int, int], dict[str, object]] = shipped_body,  # a POST's body, by worker and count
         stall_seconds: float = STALL_SECONDS,
+        request_timeout: float = 10,  # what a client waits for an answer (a held request waits longer)
     ):
-        self.stall_seconds = stall_seconds
+        self.stall_seconds, self.request_timeout = stall_seconds, request_timeout
         self.requests, self.body = requests, body
         self.deployed, self.rate, self.workers, self.keepalive = deployed, rate, workers, keepalive
         self.max_seconds, self.max_requests = max_seconds, max_requests
@@ -228,7 +233,7 @@ class LoadLoop:
                 at = time.monotonic() - self.started
                 body = self.body(worker, n) if method == "POST" else None
                 try:
-                    status, text = send(method, service, path, body=body, timeout=10)
+                    status, text = send(method, service, path, body=body, timeout=self.request_timeout)
                     version, error = judge(method, service, status, text)
                 except Exception as failure:  # refused, reset, timed out, cut short, not HTTP: a failed request
                     status, version, error = 0, "", f"{type(failure).__name__}: {failure}"

@@ -8,9 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from infra.identity import PROJECT_DIR
 from proof.harness.pulumi import ProjectStack
+
+BACKUP_ONCE = 'exec sh -c "$BACKUP_SCRIPT" backup once'  # a dump now, as docs/operating.md says
 
 
 def ops(project: ProjectStack, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -56,6 +59,22 @@ def script(project: ProjectStack, name: str, *args: str, timeout: float = 900) -
         )  # fmt: skip
     finally:
         project.changed_elsewhere()  # rollback runs `pulumi up`
+
+
+def timed_script(project: ProjectStack, name: str, *args: str) -> tuple[int, list[tuple[float, str]]]:
+    """`script`, with when (time.monotonic()) each line of its output was printed; stderr follows stdout."""
+    script(project, name, "--help")  # the scripts beside the program, as `script` puts them
+    process = subprocess.Popen(
+        [str(project.dir / "scripts" / name), *args], cwd=project.dir,
+        env={**os.environ, **project.env, "PYTHONUNBUFFERED": "1"},  # each line as it is printed
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        lines = [(time.monotonic(), line.rstrip("\n")) for line in process.stdout]
+        return process.wait(timeout=600), lines
+    finally:
+        project.changed_elsewhere()
 
 
 def table(printed: str) -> dict[str, dict[str, str]]:

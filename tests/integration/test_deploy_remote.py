@@ -27,11 +27,10 @@ from proof.harness.stacks import api_version, bump_version, full
 from proof.harness.stacks import test_settings as suite_settings  # (not collected as a test)
 from proof.harness.standins import Standins, copy_app
 from proof.mocks import TEST_SECRETS
-from tests.integration.ops import module, script, table
+from tests.integration.ops import BACKUP_ONCE, module, script, table
 
 pytestmark = pytest.mark.docker
 LONG_RUNNING = ("postgres", "redis", "api", "app", "scheduler", "router", "ingress", "backup")
-BACKUP_ONCE = 'exec sh -c "$BACKUP_SCRIPT" backup once'  # a dump now, as docs/operating.md says
 
 
 @pytest.fixture(scope="module")

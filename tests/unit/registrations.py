@@ -42,11 +42,16 @@ def label(resource: Registration, key: str) -> str | None:
 
 
 def config_of(run: Run, service: str, path: str | None = None) -> str:
-    """The configuration file the program renders for `service`: its holder's upload."""
+    """The configuration file the program renders for `service` (at `path`; by default its main
+    one, not the router's hold.lua): its holder's upload."""
     (holder,) = [
         h
         for h in holders(run).values()
-        if label(h, "ichrisbirch.config-of") == service and path in (None, label(h, "ichrisbirch.file"))
+        if label(h, "ichrisbirch.config-of") == service
+        and (
+            label(h, "ichrisbirch.file") == path
+            or (path is None and not str(label(h, "ichrisbirch.file")).endswith(".lua"))
+        )
     ]
     (upload,) = unwrap(holder.inputs["uploads"])
     return str(upload["content"])

@@ -70,6 +70,7 @@ def test_prod_publishes_only_the_ingress_and_the_router_routes_by_host(run_stack
         "app",
         "secret-router-tls-pem",
         "router-haproxy-cfg",
+        "router-hold-lua",
     }, "after what it routes to, and the holders of its certificate and configuration"
 
 
@@ -106,6 +107,8 @@ def test_the_router_serves_https_from_the_stacks_own_ca_and_plain_http_only_redi
     mounted = {v["containerPath"]: v for v in router.inputs["volumes"]}
     assert mounted["/usr/local/etc/haproxy"]["readOnly"] is True
     assert mounted["/usr/local/etc/haproxy"]["volumeName"] == "icb-prod-router-haproxy-cfg"
+    assert mounted["/usr/local/share/haproxy"]["volumeName"] == "icb-prod-router-hold-lua"
+    assert mounted["/usr/local/share/haproxy"]["readOnly"] is True
     assert 'Strict-Transport-Security "max-age=31536000; includeSubDomains"' in config
     assert "deny_status 413 if { req.hdr_val(content-length) gt 65536 }" in config
     csr = run.named("tls:index/certRequest:CertRequest", "server-csr")

@@ -104,8 +104,9 @@ def test_each_secret_is_a_swarm_secret_with_a_generated_name_and_its_data_a_pulu
 def test_rendered_configurations_are_swarm_configs(swarm: Run) -> None:
     router = container_spec(services(swarm)["router"])
     assert router["args"] == ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
-    (mounted,) = router["configs"]
-    assert mounted["fileName"] == "/usr/local/etc/haproxy/haproxy.cfg" and mounted["fileUid"] == "99"
+    mounted = {c["fileName"]: c for c in router["configs"]}
+    assert set(mounted) == {"/usr/local/etc/haproxy/haproxy.cfg", "/usr/local/share/haproxy/hold.lua"}
+    assert {c["fileUid"] for c in mounted.values()} == {"99"}
     configs = swarm.of_type(SERVICE_CONFIG)
     text = base64.b64decode(configs["icb-prod-router-haproxy-cfg"].inputs["data"]).decode()
     assert 'ssl crt "${HAPROXY_TLS_PEM_FILE}"' in text and "api.example.org" in text
