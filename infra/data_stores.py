@@ -46,10 +46,11 @@ def postgres(s: StackSettings, profile: Profile) -> ServiceSpec:
         command = ("postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
         mounts = ()
         tmpfs = {POSTGRES_DATA: "rw,size=512m"}
+    settings = tuple(word for parameter in s.postgres_parameters for word in ("-c", parameter))
     return ServiceSpec(
         name="postgres",
         image="postgres",
-        command=command,
+        command=command + settings,
         env={"POSTGRES_USER": s.postgres_user, "POSTGRES_DB": s.postgres_db},
         secret_env={"POSTGRES_PASSWORD": "postgres_password"},
         limits=Limits(memory_mb=s.postgres_memory_mb, cpus=s.cpus, processes=s.process_limit),

@@ -196,6 +196,11 @@ class StackSettings(BaseModel):
     # Host ports; which services publish them is decided per environment in infra/profiles.py.
     api_port: HostPort = Field(8000, description="Host port of the api (FastAPI).")
     app_port: HostPort = Field(5000, description="Host port of the app (Flask).")
+    postgres_parameters: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.]*=[^\n\r]+$")]] = Field(
+        default_factory=list,
+        description="Postgres server settings as name=value (max_connections=200), each passed as -c;"
+        " a change restarts Postgres (replaced, its volume kept, requests held meanwhile).",
+    )
     postgres_port: HostPort = Field(5432, description="Host port of Postgres (not published in prod).")
     redis_port: HostPort = Field(6379, description="Host port of Redis (not published in prod).")
     http_port: HostPort = Field(80, description="Host port of the ingress's plain HTTP, which only redirects.")

@@ -385,6 +385,31 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     )
 
 
+def test_a_postgres_setting_that_replaces_it_fails_no_request(prod: Deployed) -> None:
+    with LoadLoop(prod) as loop:
+        time.sleep(2)
+        began = time.monotonic() - loop.started
+        result = prod.up(postgresParameters='["max_connections=150"]')
+        ended = time.monotonic() - loop.started
+        time.sleep(2)
+        load = loop.report()
+    assert load.uncovered(began, ended) == []
+    steps = result.ops()
+    assert steps["postgres"] == "replace" and steps["postgres-data"] == "same", result.preview()
+    for service in ("api", "app", "scheduler", "router", "ingress", "redis"):
+        assert steps[service] == "same", result.preview()
+    assert psql(prod, "SHOW max_connections").strip() == "150"
+    assert load.failed == [], load.failures_by_kind()
+    kept = set(psql(prod, "SELECT title FROM tasks").splitlines())
+    acknowledged = {str(body["title"]) for body in load.acknowledged_writes()}
+    assert acknowledged and acknowledged <= kept, f"lost: {sorted(acknowledged - kept)[:5]}"
+    report(
+        f"prod Postgres setting changed under load (max_connections, Postgres replaced): 0 of {len(load.outcomes)}"
+        f" requests failed, the longest waited {load.longest_wait():.1f} s; {len(acknowledged)} acknowledged"
+        f" writes, all kept; the `up` took {ended - began:.1f} s"
+    )
+
+
 def test_a_restore_under_load_fails_no_request_and_keeps_every_write_made_while_it_ran(prod: Deployed) -> None:
     """scripts/restore stops the writers, restores and migrates, and starts them again: the router
     holds what comes meanwhile, and serves it from the restored database."""
