@@ -31,6 +31,7 @@ BACKUP_HEADING = "## Backup and restore"
 ROLLBACK_HEADING = "## A rollback against a rebuild"
 REMOTE_HEADING = "## prod over SSH beside a local engine"
 ANATOMY_HEADING = "## Where a later `up` spends its time"
+DEPENDENCY_AWAY_HEADING = "## While Postgres is away"
 # The same sections as measured at 01df02e (2026-12-03), when every `up` ran on the project's model of
 # the docker and tls providers instead of Pulumi's own plugins: a record, printed beside each new run.
 ON_THE_MODEL = {

@@ -6,6 +6,7 @@
     python -m bench.run --only-backup # backup and restore of 100,000 task rows
     python -m bench.run --only-remote # prod over SSH (tests/remote's host) beside a local engine
     python -m bench.run --only-anatomy # where a no-change `up` of prod spends its time (the CLI's trace)
+    python -m bench.run --only-dependency-away # a Postgres change and a restore under load, hold off and on
 
 Needs what the test suite needs (scripts/setup): a running Docker engine and the stand-in images.
 Every figure is the median of the runs, and ratios compare figures measured in this same run.
@@ -24,11 +25,13 @@ from pathlib import Path
 from bench.anatomy import measure_anatomy, render_anatomy
 from bench.builds import image_size, measure_builds, measure_mocks, render_builds
 from bench.compose import check_compose_project
+from bench.dependency_away import measure_dependency_away, render_dependency_away
 from bench.later_ups import measure_compose_unchanged, measure_deployments, render_second_up
 from bench.page import (
     ANATOMY_HEADING,
     BACKUP_HEADING,
     BUILDS_HEADING,
+    DEPENDENCY_AWAY_HEADING,
     REMOTE_HEADING,
     RESULTS,
     ROLLBACK_HEADING,
@@ -105,6 +108,12 @@ SECTIONS: dict[str, Section] = {
         ROLLBACK_HEADING,
         "prod v2 back to v1 under the request loop: a rollback against a rebuild of the previous source (one run)",
         lambda standins, _runs, command: render_rollback(measure_rollback(standins), origin(command, 1)),
+    ),
+    "dependency-away": Section(
+        DEPENDENCY_AWAY_HEADING,
+        "prod under the request loop while Postgres is away (a setting changed, a restore), the router's hold off"
+        " and on (one run)",
+        lambda standins, _runs, command: render_dependency_away(measure_dependency_away(standins), origin(command, 1)),
     ),
     "remote": Section(
         REMOTE_HEADING,

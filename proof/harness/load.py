@@ -70,15 +70,12 @@ class LoadReport:
         return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
     def slowest(self) -> float:
+        """The longest any request took to be answered (while a service is away: the longest held)."""
         return max((o.seconds for o in self.outcomes), default=0.0)
 
     def acknowledged_writes(self) -> list[dict[str, object]]:
         """The bodies of the POSTs that were answered as written (201, whole)."""
         return [json.loads(o.sent) for o in self.outcomes if o.ok and o.sent]
-
-    def longest_wait(self) -> float:
-        """The longest any request took to be answered: how long the longest held one waited."""
-        return max((o.seconds for o in self.outcomes), default=0.0)
 
     def failed_between(self) -> tuple[float, float] | None:
         """When the first failed request was sent and when the last failed one was answered."""

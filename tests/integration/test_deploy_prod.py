@@ -380,7 +380,7 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     assert title in kept, "the data written before survived the replacement"
     report(
         f"prod Postgres image change under load (Postgres delete-first, then migrate and backup; api and app "
-        f"kept): 0 of {len(load.outcomes)} requests failed, the longest waited {load.longest_wait():.1f} s; "
+        f"kept): 0 of {len(load.outcomes)} requests failed, the longest waited {load.slowest():.1f} s; "
         f"{len(acknowledged)} acknowledged writes, all kept; the `up` took {ended - began:.1f} s"
     )
 
@@ -405,7 +405,7 @@ def test_a_postgres_setting_that_replaces_it_fails_no_request(prod: Deployed) ->
     assert acknowledged and acknowledged <= kept, f"lost: {sorted(acknowledged - kept)[:5]}"
     report(
         f"prod Postgres setting changed under load (max_connections, Postgres replaced): 0 of {len(load.outcomes)}"
-        f" requests failed, the longest waited {load.longest_wait():.1f} s; {len(acknowledged)} acknowledged"
+        f" requests failed, the longest waited {load.slowest():.1f} s; {len(acknowledged)} acknowledged"
         f" writes, all kept; the `up` took {ended - began:.1f} s"
     )
 
@@ -440,7 +440,7 @@ def test_a_restore_under_load_fails_no_request_and_keeps_every_write_made_while_
     assert not lost, f"lost: {sorted(lost)[:5]}"
     report(
         f"prod restore under load (writers stopped, pg_restore, migrations, writers started): 0 of "
-        f"{len(load.outcomes)} requests failed, the longest waited {load.longest_wait():.1f} s; {len(writes)} writes"
+        f"{len(load.outcomes)} requests failed, the longest waited {load.slowest():.1f} s; {len(writes)} writes"
         f" sent after the restore, before the writers were back, all kept; scripts/restore took {ended - began:.1f} s"
     )
 

@@ -16,9 +16,10 @@ from infra.engine import Engine
 from infra.identity import PROJECT_DIR
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
+from infra.settings import StackSettings
 from proof.harness.cli import until
 from proof.harness.figures import report
-from proof.harness.load import LoadLoop
+from proof.harness.load import LoadLoop, Request
 from proof.harness.pulumi import RunFailed
 from proof.harness.stacks import api_version, bump_version, edit_source
 from proof.harness.standins import Standins
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.docker
 # every service has a task on another node, and the ingress's checks take a lost server out in
 # seconds (3 failed checks); the swarm's own rescheduling (tens of seconds) is not waited for.
 STOPPED_NODE_MAX_GAP = 10.0
+HOLD_SECONDS = StackSettings.model_fields["request_hold_seconds"].default
 
 
 @pytest.fixture(scope="module", name="swarm_prod")
@@ -258,6 +260,30 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     )
 
 
+def test_a_postgres_setting_change_on_the_swarm_fails_no_request(swarm_prod: SwarmProd) -> None:
+    prod = swarm_prod
+    with LoadLoop(prod, max_seconds=600, request_timeout=HOLD_SECONDS + 20) as loop:
+        time.sleep(2)
+        began = time.monotonic()
+        result = prod.up(postgresParameters='["max_connections=150"]')
+        took = time.monotonic() - began
+        time.sleep(3)
+        load = loop.report()
+    ops = result.ops()
+    assert ops["postgres"] == "update", result.preview()
+    assert all(ops[s] == "same" for s in ("api", "app", "scheduler", "router", "ingress")), result.preview()
+    assert swarm_psql(prod, "SHOW max_connections").strip() == "150"
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    kept = set(swarm_psql(prod, "SELECT title FROM tasks").splitlines())
+    acknowledged = {str(body["title"]) for body in load.acknowledged_writes()}
+    assert acknowledged and acknowledged <= kept, f"lost: {sorted(acknowledged - kept)[:5]}"
+    report(
+        f"swarm Postgres setting changed under load (its task stopped, then started): 0 of {len(load.outcomes)}"
+        f" requests failed, the longest waited {load.slowest():.1f} s; {len(acknowledged)} acknowledged"
+        f" writes, all kept; the `up` took {took:.1f} s"
+    )
+
+
 def test_a_version_whose_health_check_fails_rolls_back_by_itself(swarm_prod: SwarmProd) -> None:
     # Last: it leaves the state with the failed spec recorded, as the provider does.
     prod = swarm_prod
@@ -307,12 +333,22 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     replicas = {w: engine.replicas(f"icb-prod-{w}") for w in WRITERS}
     swarm_psql(swarm_prod, "DELETE FROM tasks")  # the data lost
 
-    restored = subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "restore"), "prod", "--docker-host", swarm_prod.manager],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    # Under reads (a write would be dropped by the restore, as it was made after the dump): the
+    # router holds them while the writers are scaled to 0, and none fails.
+    reads: tuple[Request, ...] = (("GET", "api", "/"), ("GET", "app", "/"))
+    with LoadLoop(swarm_prod, max_seconds=600, requests=reads, request_timeout=HOLD_SECONDS + 20) as loop:
+        time.sleep(2)
+        began = time.monotonic()
+        restored = subprocess.run(
+            [str(PROJECT_DIR / "scripts" / "restore"), "prod", "--docker-host", swarm_prod.manager],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        took = time.monotonic() - began
+        time.sleep(2)
+        load = loop.report()
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "migrations applied" in restored.stdout and "the writers are back and healthy" in restored.stdout
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert swarm_psql(swarm_prod, rows) == before, "every row, every column, as it was"
     assert {w: engine.replicas(f"icb-prod-{w}") for w in WRITERS} == replicas, "the writers at their scale again"
     status, body = swarm_prod.http("GET", "api", "/tasks")
@@ -325,7 +361,11 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     assert refused.returncode == 2 and "no dump named missing.dump" in refused.stderr, refused.stderr
     jobs = on(swarm_prod.manager, "service", "ls", "-q", "--filter", "label=ichrisbirch.service=backup-job")
     assert jobs.stdout.split() == [], "every one-off job removed"
-    report(f"swarm restore: {before.count(chr(10))} rows back after they were deleted")
+    report(
+        f"swarm restore: {before.count(chr(10))} rows back after they were deleted; under reads through the"
+        f" ingress 0 of {len(load.outcomes)} failed, the longest waited {load.slowest():.1f} s;"
+        f" scripts/restore took {took:.1f} s"
+    )
 
 
 def test_a_stopped_worker_has_its_tasks_rescheduled_and_the_api_keeps_answering(swarm_prod: SwarmProd) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench import page
+from bench.dependency_away import HOLD_SECONDS, Away, AwayFigures, render_dependency_away
 from bench.later_ups import SecondUp, render_second_up
 from bench.recovery import BackupFigures, render_backup
 from bench.rollouts import Rollout, render_rollouts
+from proof.harness.load import LoadReport, Outcome
 
 ORIGIN = "Measured 2026-01-01 00:00 UTC at commit abc1234 by `python -m bench.run --only-rollout --runs 1` (one run)"
 
@@ -49,3 +51,27 @@ def test_a_section_replaces_its_own_text_only(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(page, "RESULTS", results)
     page.replace_section("## A", "## A\n\nnew a\n")
     assert results.read_text() == "# Benchmark results\n\n## A\n\nnew a\n\n## B\n\nold b\n"
+
+
+def away(failed: int, gap: float, longest: float, seconds: float) -> Away:
+    outcomes = [Outcome(at=0.0, what="GET api /", status=200, seconds=longest)]
+    outcomes += [
+        Outcome(at=1.0 + i * gap / max(failed, 1), what="GET api /", status=503, error="HTTP 503")
+        for i in range(failed)
+    ]
+    outcomes += [Outcome(at=1.0 + gap + 0.1, what="GET api /", status=200, seconds=0.1)]
+    return Away(seconds, LoadReport(outcomes, 10.0))
+
+
+def test_the_dependency_away_section_compares_the_hold_with_its_anchor_in_the_same_run() -> None:
+    figures = AwayFigures(
+        setting={0: away(10, 2.0, 0.1, 8.0), HOLD_SECONDS: away(0, 0.0, 1.5, 8.5)},
+        restore={0: away(30, 4.0, 0.1, 7.0), HOLD_SECONDS: away(0, 0.0, 3.0, 7.5)},
+    )
+    lines = render_dependency_away(figures, ORIGIN).splitlines()
+    assert lines[0] == page.DEPENDENCY_AWAY_HEADING and lines[2] == ORIGIN
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines if line.startswith("| ")}
+    assert rows[f"| a Postgres setting, hold {HOLD_SECONDS} s"] == ["0 of 2", "8.5 s", "1.5 s", "8.5 s |"]
+    assert rows["| scripts/restore, hold off"][0] == "30 of 32"
+    summary = next(line for line in lines if line.startswith("With the hold"))
+    assert "0 requests failed where 10 did without it" in summary and "0 where 30 did" in summary, summary
