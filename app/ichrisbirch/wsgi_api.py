@@ -46,6 +46,14 @@ def create_api(settings: ApiSettings) -> FastAPI:
         return answer
 
     api.add_exception_handler(psycopg.OperationalError, unavailable("postgres"))
+
+    # Not a 503: the write may have been made, and a 503 would have the router send it again.
+    def outcome_unknown(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        body = {"detail": "the database went away while committing: check before writing again"}
+        return JSONResponse(body, status_code=500)
+
+    api.add_exception_handler(db.CommitOutcomeUnknown, outcome_unknown)
     api.add_exception_handler(redis.ConnectionError, unavailable("redis"))
     api.add_exception_handler(redis.TimeoutError, unavailable("redis"))
 

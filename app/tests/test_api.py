@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from ichrisbirch import db
@@ -53,6 +55,39 @@ def test_a_request_while_a_dependency_is_away_is_a_503_to_retry(api_settings: Ap
         response = TestClient(create_api(broken)).request(method, "/tasks", json={"title": "while away"})
         assert response.status_code == 503, (dependency, response.text)
         assert response.headers["Retry-After"] == "2" and response.json()["down"] == [dependency]
+
+
+def test_a_write_committed_while_redis_is_away_is_acknowledged_not_a_503(api_settings: ApiSettings) -> None:
+    """A 503 has the router send the request again: a write that was made must not answer one."""
+    broken = api_settings.model_copy(update={"redis_host": "127.0.0.1", "redis_port": 1})
+    title = f"redis away {uuid.uuid4()}"
+    response = TestClient(create_api(broken)).post("/tasks", json={"title": title})
+    assert response.status_code == 201, response.text
+    with db.connect(api_settings) as connection:
+        rows = connection.execute("SELECT count(*) AS n FROM tasks WHERE title = %s", (title,)).fetchone()
+    assert rows == {"n": 1}
+
+
+def test_a_commit_whose_connection_breaks_is_a_500_not_a_503(
+    api_settings: ApiSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one database error after which the write may have been made: not sent again."""
+    real_connect = psycopg.connect
+
+    def connect_breaking_at_commit(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        connection = real_connect(*args, **kwargs)
+
+        def commit() -> None:
+            connection.rollback()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(connection, "commit", commit)
+        return connection
+
+    monkeypatch.setattr(psycopg, "connect", connect_breaking_at_commit)
+    response = TestClient(create_api(api_settings)).post("/tasks", json={"title": "at the commit"})
+    assert response.status_code == 500 and "Retry-After" not in response.headers, response.text
+    assert "check before writing again" in response.json()["detail"]
 
 
 def test_tasks_are_stored_and_the_list_is_cached_until_a_write(client: TestClient) -> None:

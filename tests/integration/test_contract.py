@@ -73,6 +73,25 @@ def test_the_ledger_serves_through_the_ingress_from_its_contract(ledger: Deploye
     assert status == 200 and json.loads(body)["name"] == "ledger", body
 
 
+def test_a_postgres_change_under_load_fails_none_of_the_ledgers_requests(ledger: Deployed) -> None:
+    """The ledger keeps the contract of docs/operating.md ("While a dependency is away"): its health
+    answers 503 while Postgres is away, and so does a request that wrote nothing; the router holds."""
+    with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
+        time.sleep(2)
+        result = ledger.up(postgresParameters='["max_connections=120"]')
+        time.sleep(3)
+        load = loop.report()
+    assert result.ops()["postgres"] == "replace" and result.ops()["api"] == "same", result.preview()
+    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    kept = set(psql(ledger, "SELECT memo FROM entries").splitlines())
+    acknowledged = {str(body["memo"]) for body in load.acknowledged_writes()}
+    assert acknowledged and acknowledged <= kept, f"lost: {sorted(acknowledged - kept)[:5]}"
+    report(
+        f"ledger Postgres setting changed under load: 0 of {len(load.outcomes)} requests failed, the longest"
+        f" waited {load.slowest():.1f} s; {len(acknowledged)} acknowledged writes, all kept"
+    )
+
+
 def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deployed) -> None:
     # (The release this one replaces stays on the engine under its own tag: the rollback's, below.)
     before = psql(ledger, "SELECT count(*) FROM entries").strip()

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import psycopg
+
 from ledger import VERSION
 from ledger.db import connect
 
@@ -42,14 +44,21 @@ def application(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes
         if path == "/entries" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             entry = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            memo, cents = str(entry["memo"]), int(entry["cents"])
             with connect() as conn:
-                (entry_id,) = conn.execute(
-                    "INSERT INTO entries (memo, cents) VALUES (%s, %s) RETURNING id",
-                    (str(entry["memo"]), int(entry["cents"])),
-                ).fetchone() or (None,)
+                try:
+                    (entry_id,) = conn.execute(
+                        "INSERT INTO entries (memo, cents) VALUES (%s, %s) RETURNING id", (memo, cents)
+                    ).fetchone() or (None,)
+                except psycopg.OperationalError as error:
+                    if error.sqlstate is not None:
+                        raise  # the server's own answer: nothing was written, a 503 below
+                    # The connection broke with the statement sent (autocommit): it may have been
+                    # written. A 503 would have the router send it again: the operator's contract.
+                    return _reply(start, "500 Internal Server Error", {"error": "outcome unknown"})
             return _reply(start, "201 Created", {"id": entry_id, "version": VERSION})
         return _reply(start, "404 Not Found", {"error": f"no route {method} {path}"})
     except (KeyError, ValueError) as error:
         return _reply(start, "400 Bad Request", {"error": str(error)})
-    except Exception as error:  # noqa: BLE001 - the database down: unavailable, not a crash
+    except Exception as error:  # noqa: BLE001 - the database away, nothing written: the router retries
         return _reply(start, "503 Service Unavailable", {"error": type(error).__name__})
