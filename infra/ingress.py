@@ -126,8 +126,11 @@ def _serving(routes: list[Route], body_limit_bytes: int, maintenance: str | None
     """What a serving frontend does, over TLS or behind a proxy that ended it: the body limit, the
     security headers, routing by Host (any other host goes to the first route), or in maintenance
     one 503 page for everything."""
+    # A router in its soft stop (replaced) has closed its listeners, the hold's too: the last requests
+    # of its kept-alive clients go straight to the containers.
     use = "\n".join(
         f"    use_backend {r.service}-health if {{ {_host(r)} }} {{ path {r.health_path} }}\n"
+        f"    use_backend {r.service}-servers if {{ {_host(r)} }} {{ stopping }}\n"
         f"    use_backend {r.service} if {{ {_host(r)} }}"
         for r in routes
     )
