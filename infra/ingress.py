@@ -210,6 +210,9 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-request 10s
+    # A client's other kept-alive connection idles while one request of its is held: it is kept that
+    # long, and closed before the ingress's own 60 s would cut it.
+    timeout http-keep-alive {hold_seconds + 20}s
     # One request per server connection: no race between a server closing an idle connection and
     # the next request on it. Refused or empty connections are retried, on another server.
     http-reuse never

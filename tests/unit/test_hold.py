@@ -28,6 +28,7 @@ def test_each_routed_service_is_held_re_sent_and_balanced_over_healthy_container
     config = config_of(run, "router")
     assert f"lua-load {HOLD_LUA_FILE}" in config
     assert "tune.lua.session-timeout 17s" in config, "the Lua action may run as long as the hold"
+    assert "timeout http-keep-alive 32s" in config, "a client's other connection outlasts a held request"
     for service in ("api", "app"):
         front = section(config, f"backend {service}")
         assert f"retries {MAX_SERVERS + 2}" in front and "retry-on conn-failure empty-response 503" in front
@@ -41,6 +42,8 @@ def test_each_routed_service_is_held_re_sent_and_balanced_over_healthy_container
         assert "http-check expect status 200" in servers, "a container whose dependency is away is out"
         assert "http-response lua.out if { status 503 }" in servers
     https = section(config, "frontend https")
+    stopping = "use_backend api-servers if { hdr(host),field(1,:) -m str -i api.localhost } { stopping }"
+    assert https.index(stopping) < https.index("use_backend api if { hdr(host),field(1,:) -m str -i api.localhost }")
     health = "use_backend api-health if { hdr(host),field(1,:) -m str -i api.localhost } { path /health }"
     assert https.index(health) < https.index("use_backend api if { hdr(host),field(1,:) -m str -i api.localhost }")
     assert "check" not in section(config, "backend api-health")[0].split(), "health is asked even of one that is out"
