@@ -69,6 +69,12 @@ class LoadReport:
         edges = [0.0, *done, self.seconds]
         return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
+    def unkept_writes(self, kept: set[str], field: str) -> tuple[int, list[str]]:
+        """How many writes were acknowledged, and the `field` of those not among `kept` (what the
+        database holds): a write the application said it made must be there."""
+        acknowledged = {str(body[field]) for body in self.acknowledged_writes()}
+        return len(acknowledged), sorted(acknowledged - kept)
+
     def slowest(self) -> float:
         """The longest any request took to be answered (while a service is away: the longest held)."""
         return max((o.seconds for o in self.outcomes), default=0.0)

@@ -199,3 +199,12 @@ def test_a_switch_is_proven_by_coverage_not_by_rate() -> None:
     assert LoadReport(steady.outcomes[:20], 5.0).uncovered(4.9, 6.0) == [
         "no request sent in the 2 s after 6.0 s into the loop"
     ]
+
+
+def test_an_acknowledged_write_missing_from_the_database_is_named() -> None:
+    def write(title: str, status: int, error: str = "") -> Outcome:
+        return Outcome(at=0.0, what="POST api /tasks", status=status, error=error, sent=json.dumps({"title": title}))
+
+    report = LoadReport([write("a", 201), write("b", 201), write("c", 503, "HTTP 503")], 1.0)
+    assert report.unkept_writes({"a", "b"}, "title") == (2, [])
+    assert report.unkept_writes({"a", "c"}, "title") == (2, ["b"]), "c was not acknowledged: it may be missing"
