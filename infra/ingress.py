@@ -295,7 +295,8 @@ end
 -- http-request lua.hold <servers backend> <bound ms>: wait while that backend has no server up,
 -- from when the request arrived (X-Hold-Since, set by the router) for at most the bound.
 core.register_action("hold", {"http-req"}, function(txn, servers, bound)
-    local since = tonumber(txn.http:req_get_headers()["x-hold-since"][0]) or now_ms()
+    local stamped = txn.http:req_get_headers()["x-hold-since"]
+    local since = stamped and tonumber(stamped[0]) or now_ms()
     local deadline = since + tonumber(bound)
     while txn.f:nbsrv(servers) == 0 and now_ms() < deadline do
         core.msleep(50)
