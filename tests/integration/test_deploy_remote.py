@@ -334,9 +334,10 @@ def test_teardown_leaves_nothing(prod: RemoteProd) -> None:
     # Last in the module: down.sh here, then once more by the fixture (it is idempotent).
     pids = subprocess.run(["ip", "netns", "pids", "icb-remote"], capture_output=True, text=True, check=True).stdout
     assert pids.split(), "the host's dockerd, sshd and containers run in its namespace"
+    started = {pid: start_time(pid) for pid in pids.split()}
     down = remote_script("down.sh")
     assert down.returncode == 0, down.stdout + down.stderr
-    alive = [pid for pid in pids.split() if still_runs(pid)]
+    alive = [pid for pid, at in started.items() if at is not None and start_time(pid) == at]
     assert not alive, f"processes of the host live on: {alive}"
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert "icb-remote" not in namespaces, namespaces
@@ -350,11 +351,12 @@ def test_teardown_leaves_nothing(prod: RemoteProd) -> None:
     assert not prod.host.key.parent.exists(), "its folder (the key, the known_hosts, the root filesystem)"
 
 
-def still_runs(pid: str) -> bool:
-    """Whether process `pid` still runs: a zombie has ended (it holds nothing but its entry, until
-    whatever adopted it reaps it, which on some machines nothing does)."""
+def start_time(pid: str) -> str | None:
+    """When process `pid` started (so that a pid the kernel gave to a new process is not taken for
+    the old one), or None once it has ended. A zombie has ended: it holds nothing but its entry,
+    until whatever adopted it reaps it, which on some machines nothing does."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return None
+    return None if fields[0] == "Z" else fields[19]  # state, ..., starttime (field 22 of stat)

@@ -15,6 +15,8 @@ if [ -n "$pids" ]; then
   kill $pids 2>/dev/null
   for _ in $(seq 1 40); do [ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ] && break; sleep 0.5; done
   ip netns pids "$NETNS" 2>/dev/null | xargs -r kill -9 2>/dev/null
+  # A killed process is gone only once the kernel has torn it down.
+  for _ in $(seq 1 20); do [ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ] && break; sleep 0.5; done
 fi
 ip netns del "$NETNS" 2>/dev/null
 ip link del "$VETH" 2>/dev/null
