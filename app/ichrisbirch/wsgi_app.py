@@ -93,6 +93,15 @@ class ApiClient:
         raise AssertionError("unreachable")
 
 
+def _down_of(answer: urllib.error.HTTPError) -> list[str]:
+    """The dependencies the api's health names as down (its JSON `down`), or none it could say."""
+    try:
+        down = json.loads(answer.read() or b"null").get("down", [])
+    except (ValueError, AttributeError, OSError):
+        return []
+    return [str(name) for name in down] if isinstance(down, list) else []
+
+
 def create_app(settings: AppSettings) -> Flask:
     logs.configure(settings.log_level)
     app = Flask(__name__)
@@ -125,13 +134,16 @@ def create_app(settings: AppSettings) -> Flask:
 
     @app.get("/health")
     def health() -> tuple[dict[str, Any], int]:
-        # Healthy when the api answers at all: its own /health reports on Postgres and Redis.
+        # The app can serve exactly when the api can: while Postgres or Redis is away every page
+        # would be a 503, so the app says so too, and the router holds its requests meanwhile.
         try:
             _OPENER.open(settings.api_url + "/health", timeout=API_TIMEOUT).close()
-        except urllib.error.HTTPError:
-            pass  # the api answered, with its own bad news
+        except urllib.error.HTTPError as error:
+            down = _down_of(error)
+            body = {"status": "unavailable", "api": f"{settings.api_url}/health answered {error.code}"}
+            return body | ({"down": down} if down else {}), 503
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            return {"status": "unavailable", "api": f"cannot reach {settings.api_url}: {error}"}, 503
+            return {"status": "unavailable", "api": f"cannot reach {settings.api_url}: {error}", "down": ["api"]}, 503
         return {"status": "ok", "api": settings.api_url}, 200
 
     return app

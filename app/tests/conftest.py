@@ -6,6 +6,7 @@ yourself (see README). Missing variables stop the run with their names: nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -68,13 +69,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_api(api_settings: ApiSettings) -> Iterator[str]:
-    """The api served over real HTTP on 127.0.0.1, for the Flask app to call."""
+@contextlib.contextmanager
+def serving_api(settings: ApiSettings) -> Iterator[str]:
+    """The api for `settings` served over real HTTP on 127.0.0.1 while in the block: its base URL."""
     from ichrisbirch.wsgi_api import create_api
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_api(api_settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_api(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -82,6 +83,15 @@ def live_api(api_settings: ApiSettings) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("the api did not start within 15 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_api(api_settings: ApiSettings) -> Iterator[str]:
+    """The api served over real HTTP, for the Flask app to call."""
+    with serving_api(api_settings) as url:
+        yield url

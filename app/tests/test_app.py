@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from conftest import serving_api
 from flask.testing import FlaskClient
-from ichrisbirch.settings import AppSettings
+from ichrisbirch.settings import ApiSettings, AppSettings
 from ichrisbirch.wsgi_app import create_app
 
 
@@ -32,6 +33,16 @@ def test_page_lists_tasks_from_the_api_and_adds_one(client: FlaskClient) -> None
 def test_health_checks_that_the_api_answers(client: FlaskClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200 and response.get_json()["status"] == "ok"
+
+
+def test_health_says_what_the_api_says_is_down(api_settings: ApiSettings) -> None:
+    # The router takes the app out (and holds its requests) only if its health says it cannot serve.
+    without_postgres = api_settings.model_copy(update={"postgres_host": "127.0.0.1", "postgres_port": 1})
+    with serving_api(without_postgres) as api_url:
+        client = create_app(app_settings(api_url)).test_client()
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.get_json()["down"] == ["postgres"]
 
 
 def test_api_down_gives_a_503_page_not_a_crash() -> None:
