@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 from bench.page import DEPENDENCY_AWAY_HEADING
 from infra.restore import StackEngine, restore
-from infra.settings import StackSettings
+from infra.settings import DEFAULT_REQUEST_HOLD_SECONDS
 from proof.harness.cli import engine_host
 from proof.harness.load import LoadLoop, LoadReport
 from proof.harness.stacks import deploy
 from proof.harness.standins import Standins
 
-HOLD_SECONDS = StackSettings.model_fields["request_hold_seconds"].default
+HOLD_SECONDS = DEFAULT_REQUEST_HOLD_SECONDS
 
 
 @dataclass

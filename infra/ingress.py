@@ -38,6 +38,7 @@ CERT_PATH = "/tmp/site.pem"
 CADDY_CA_PATH = "/tmp/router-ca.pem"
 HOLD_LUA_FILE = "/usr/local/share/haproxy/hold.lua"  # beside, not in, the configuration's directory (one volume each)
 HOLD_RETRY_AFTER_SECONDS = 5  # past the hold: the dependency has been away a while already
+PAST_THE_HOLD = '{"detail": "unavailable; retry shortly"}'  # the body of the router's own 503
 HTTP_PORT = 8080  # inside the containers: a non-root process cannot bind 80 or 443
 HTTPS_PORT = 8443
 STATUS_PORT = 8404  # /healthz for the containers' own health checks and the ingress's checks of routers
@@ -248,8 +249,7 @@ def _held_service(r: Route, hold_seconds: int) -> str:
     servers = f"server-template {r.service} {MAX_SERVERS} {r.service}:{r.port}"
     direct = f"server-template {r.service}-direct {MAX_SERVERS} {r.service}:{r.port}"
     unavailable = (
-        'status 503 content-type application/json string \'{"detail": "unavailable; retry shortly"}\''
-        f" hdr Retry-After {HOLD_RETRY_AFTER_SECONDS}"
+        f"status 503 content-type application/json string '{PAST_THE_HOLD}' hdr Retry-After {HOLD_RETRY_AFTER_SECONDS}"
     )
     return f"""backend {r.service}
     # A request its container answered 503 is sent again, through the hold: once for each container

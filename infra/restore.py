@@ -6,7 +6,8 @@
 
 1. The dump must match its checksum and be readable by `pg_restore --list`; otherwise it is
    refused and nothing is touched (exit 2).
-2. The writers (the stack's api, app and scheduler containers) are stopped gracefully.
+2. The writers (the stack's api and scheduler, which connect to Postgres) are stopped gracefully;
+   the app stays up, and the router holds its requests while the api is away.
 3. `pg_restore --clean` runs in one transaction: a failure leaves the database as it was.
 4. The migrations run again (the stack's migrate container), so the schema is the current one.
 5. The writers start again, and the restore ends once they are healthy. They start again even
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 from infra.engine import Engine
 from infra.identity import Identity
 
-WRITERS = ("api", "app", "scheduler")
+# The services that connect to Postgres. The app reaches it only through the api: it keeps running,
+# its health says the api is away, and the router holds its requests until the api is back.
+WRITERS = ("api", "scheduler")
 BACKUP_MODE = 'exec sh -c "$BACKUP_SCRIPT" backup "$@"'  # the backup service's script, one mode
 
 
@@ -214,9 +217,12 @@ class SwarmStack(StackEngine):
             raise RestoreFailed(f"the api's tasks (migrations first) did not start: {failed}\n{tasks}") from None
 
     def start_writers(self, writers: list[str]) -> None:
-        # In order: the api (migrations) first, then the app and the scheduler, each converged.
+        # In order: the api (migrations) first, then the scheduler, each converged; the api is
+        # already back when the migrations passed.
         for writer in writers:
-            self._scale(writer)
+            service, replicas = writer.split("=")
+            if self.replicas(service) != int(replicas):
+                self._scale(writer)
 
 
 def _health(state_json: str) -> str:

@@ -83,6 +83,9 @@ def _docker_host(value: str) -> str:
     return value
 
 
+# Long enough for a Postgres replacement or a restore (measured: 3 to 15 s), well inside the
+# ingress's 60 s on a quiet connection.
+DEFAULT_REQUEST_HOLD_SECONDS = 20
 _SCHEDULES = {"@hourly": 3600, "@daily": 86400, "@weekly": 7 * 86400}
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -247,7 +250,7 @@ class StackSettings(BaseModel):
     )
 
     request_hold_seconds: Annotated[int, Field(ge=0, le=30)] = Field(
-        20,
+        DEFAULT_REQUEST_HOLD_SECONDS,
         description="How long the router holds a request while its service has no container to serve"
         " (Postgres replaced or restored, a writer restarting) before answering 503 with Retry-After;"
         " 0 answers at once. At most 30, the ingress gives up on a quiet connection after 60 s.",

@@ -85,6 +85,12 @@ def build_cache_size() -> str:
     return "0B"
 
 
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    """What `call` returned, and how many seconds it took."""
+    began = time.monotonic()
+    return call(), time.monotonic() - began
+
+
 def until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
     """Poll `check` until it returns a value, at most `timeout` seconds; bounded, stops by itself."""
     deadline = time.monotonic() + timeout

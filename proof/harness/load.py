@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from proof.harness.clients import KeepAlive
 
@@ -16,6 +16,7 @@ from proof.harness.clients import KeepAlive
 # is covered when requests went out in the COVER_MARGIN seconds on either side of it.
 STALL_SECONDS = 30.0
 COVER_MARGIN = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -252,3 +253,33 @@ class LoadLoop:
         finally:
             if client is not None:
                 client.close()
+
+
+@dataclass(frozen=True)
+class UnderLoad(Generic[T]):
+    """One change made while a LoadLoop ran: what it returned, what the loop saw, and when it ran
+    (seconds into the loop)."""
+
+    result: T
+    load: LoadReport
+    began: float
+    ended: float
+
+    @property
+    def took(self) -> float:
+        return self.ended - self.began
+
+    def uncovered(self) -> list[str]:
+        return self.load.uncovered(self.began, self.ended)
+
+
+def under_load(loop: LoadLoop, change: Callable[[], T], settle: float = 3) -> UnderLoad[T]:
+    """Run `change` (an `up`, a script) while `loop` sends requests: the loop runs 2 s before it
+    and `settle` seconds after, so that both sides of it are covered."""
+    with loop:
+        time.sleep(2)
+        began = time.monotonic() - loop.started
+        result = change()
+        ended = time.monotonic() - loop.started
+        time.sleep(settle)
+        return UnderLoad(result, loop.report(), began, ended)

@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from proof.harness.cli import TEST_LABEL, docker, engine_host, until
 from proof.harness.clients import exchange
 from proof.harness.figures import report
 from proof.harness.ledger import LEDGER_CONTRACT, LEDGER_DIR
-from proof.harness.load import LoadLoop
+from proof.harness.load import LoadLoop, under_load
 from proof.harness.pulumi import RunFailed
 from proof.harness.registry import local_registry, push
 from proof.harness.run import claim_port
@@ -77,11 +76,10 @@ def test_a_postgres_change_under_load_fails_none_of_the_ledgers_requests(ledger:
     """The ledger keeps the contract of docs/operating.md ("While a dependency is away"): its health
     answers 503 while Postgres is away, and so does a request that wrote nothing; the router holds."""
     served = tuple(r for r in LEDGER_REQUESTS if r[2] != "/livez")  # health is answered at once: 503 meanwhile
-    with LoadLoop(ledger, requests=served, body=entry) as loop:
-        time.sleep(2)
-        result = ledger.up(postgresParameters='["max_connections=120"]')
-        time.sleep(3)
-        load = loop.report()
+    changed = under_load(
+        LoadLoop(ledger, requests=served, body=entry), lambda: ledger.up(postgresParameters='["max_connections=120"]')
+    )
+    result, load = changed.result, changed.load
     assert result.ops()["postgres"] == "replace" and result.ops()["api"] == "same", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     kept = set(psql(ledger, "SELECT memo FROM entries").splitlines())
@@ -98,11 +96,8 @@ def test_a_new_release_rolls_out_under_load_with_no_failed_request(ledger: Deplo
     before = psql(ledger, "SELECT count(*) FROM entries").strip()
     init = ledger.app_dir / "ledger" / "__init__.py"
     init.write_text(re.sub(r'VERSION = ".*"', 'VERSION = "2.0.0"', init.read_text()))
-    with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
-        time.sleep(2)
-        result = ledger.up()
-        time.sleep(3)
-        load = loop.report()
+    release = under_load(LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry), ledger.up)
+    result, load = release.result, release.load
     ops = result.ops()
     assert ops["api"] == "replace" and ops["migrate"] == "replace", result.preview()
     assert not result.replaced_first_by_delete("api"), "created before deleted"
@@ -154,11 +149,10 @@ def test_the_same_stack_runs_a_prebuilt_image_by_digest_and_builds_again_after(
     running = version(ledger)
     with local_registry() as registry:
         prebuilt = push("icb-ledger-ci:3.0.0", f"{registry}/ledger")
-        with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
-            time.sleep(2)
-            result = ledger.up(appImage=prebuilt)
-            time.sleep(3)
-            load = loop.report()
+        release = under_load(
+            LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry), lambda: ledger.up(appImage=prebuilt)
+        )
+    result, load = release.result, release.load
     kinds = {(s.name, s.type.rsplit(":", 1)[-1]): s.op for s in result.steps}
     assert kinds[("app-image", "RemoteImage")] == "create" and kinds[("app-image", "Image")] == "delete", kinds
     assert result.ops()["api"] == "replace", result.preview()
@@ -191,14 +185,12 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
     # A change of the router's setting, pending in the stack file: the rollback must not take it out.
     ledger.set(requestBodyLimitKb="2048")
     try:
-        with LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry) as loop:
-            time.sleep(2)
-            began = time.monotonic()
-            monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
-            result = ledger.project.up(target=targets.release())  # ... with the targets it passes
-            took = time.monotonic() - began
-            time.sleep(3)
-            load = loop.report()
+        monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up` ...
+        rollback = under_load(
+            LoadLoop(ledger, requests=LEDGER_REQUESTS, body=entry),
+            lambda: ledger.project.up(target=targets.release()),  # ... with the targets it passes
+        )
+        result, load = rollback.result, rollback.load
         pending = ledger.project.preview()  # with the release still requested: the router alone differs
         monkeypatch.delenv(RELEASE_ENV)
     finally:
@@ -226,7 +218,7 @@ def test_a_rollback_puts_the_previous_release_back_under_load_and_keeps_the_data
         releases.previous()
     report(
         f"ledger rollback 2.0.0 -> 1.0.0 under load: {len(load.outcomes)} requests, {len(load.failed)} failed;"
-        f" the `up` took {took:.1f} s, nothing built"
+        f" the `up` took {rollback.took:.1f} s, nothing built"
     )
 
 

@@ -13,18 +13,19 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import cast
 
 import pytest
 
-from infra.settings import StackSettings
-from proof.harness.cli import docker, inspect_container, until, wait_healthy
+from infra.settings import DEFAULT_REQUEST_HOLD_SECONDS, StackSettings
+from proof.harness.cli import docker, inspect_container, timed, until, wait_healthy
 from proof.harness.clients import exchange
 from proof.harness.figures import report
-from proof.harness.load import LoadLoop
+from proof.harness.load import LoadLoop, under_load
+from proof.harness.pulumi import RunResult
 from proof.harness.stacks import Deployed, api_version, bump_version, deploy, edit_source, full, psql
 from proof.harness.standins import Standins
 from proof.mocks import TEST_SECRETS
@@ -35,7 +36,6 @@ from tests.integration.ops import BACKUP_ONCE, operator_up, ops, script, table, 
 pytestmark = pytest.mark.docker
 APPLICATION = ["api", "app", "scheduler", "migrate"]
 LONG_RUNNING = ["postgres", "redis", "backup", "backup-offsite", "api", "app", "scheduler"]
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_while_postgres_is_away_requests_wait_for_it_up_to_the_hold_then_get_503
     """An outage longer than any update (Postgres stopped by hand): health says at once what is away;
     a request waits `requestHoldSeconds`, then gets 503 with Retry-After; one sent while Postgres comes
     back waits for it and is answered."""
-    hold = StackSettings.model_fields["request_hold_seconds"].default
+    hold = DEFAULT_REQUEST_HOLD_SECONDS
     assert full("requestHoldSeconds") not in prod.config, "the test expects the default hold"
     name = prod.container("postgres")
     docker("stop", name)
@@ -232,11 +232,6 @@ def post_task(prod: Deployed, title: str, timeout: float) -> tuple[int, dict[str
     ca = str(prod.outputs["ingress_ca_certificate"])
     port, host = prod.ports["ingress_https"], str(prod.host("api"))
     return exchange(port, host, "/tasks", {}, ca=ca, timeout=timeout, body={"title": title})
-
-
-def timed(call: Callable[[], T]) -> tuple[T, float]:
-    began = time.monotonic()
-    return call(), time.monotonic() - began
 
 
 def test_no_secret_in_image_history_config_or_logs(prod: Deployed) -> None:
@@ -342,15 +337,15 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     cluster_before = cluster_identifier(prod)
     old_postgres = day2.LogFollower(prod.container("postgres"), tmp_path)
     variant = postgres_variant(standins.postgres)
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
+
+    def replace_postgres() -> RunResult:
         result = prod.up(postgresImage=variant)
-        ended = time.monotonic() - loop.started
         until(lambda: True if health(prod)[0] == 200 else None, timeout=60, what="the api serving again")
-        time.sleep(2)
-        load = loop.report()
-    assert load.uncovered(began, ended) == []
+        return result
+
+    changed = under_load(LoadLoop(prod), replace_postgres)
+    result, load = changed.result, changed.load
+    assert changed.uncovered() == []
     steps = result.ops()
     # What is replaced, and in which order: Postgres (a fixed name) delete-first, its protected
     # volume kept; then migrate, create-first, against the new server; the backup for its own image
@@ -383,19 +378,14 @@ def test_a_postgres_image_change_keeps_its_protected_volume_and_shuts_down_clean
     report(
         f"prod Postgres image change under load (Postgres delete-first, then migrate and backup; api and app "
         f"kept): 0 of {len(load.outcomes)} requests failed, the longest waited {load.slowest():.1f} s; "
-        f"{acknowledged} acknowledged writes, all kept; the `up` took {ended - began:.1f} s"
+        f"{acknowledged} acknowledged writes, all kept; the `up` and the api serving again took {changed.took:.1f} s"
     )
 
 
 def test_a_postgres_setting_that_replaces_it_fails_no_request(prod: Deployed) -> None:
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
-        result = prod.up(postgresParameters='["max_connections=150"]')
-        ended = time.monotonic() - loop.started
-        time.sleep(2)
-        load = loop.report()
-    assert load.uncovered(began, ended) == []
+    changed = under_load(LoadLoop(prod), lambda: prod.up(postgresParameters='["max_connections=150"]'))
+    result, load = changed.result, changed.load
+    assert changed.uncovered() == []
     steps = result.ops()
     assert steps["postgres"] == "replace" and steps["postgres-data"] == "same", result.preview()
     for service in ("api", "app", "scheduler", "router", "ingress", "redis"):
@@ -408,28 +398,24 @@ def test_a_postgres_setting_that_replaces_it_fails_no_request(prod: Deployed) ->
     report(
         f"prod Postgres setting changed under load (max_connections, Postgres replaced): 0 of {len(load.outcomes)}"
         f" requests failed, the longest waited {load.slowest():.1f} s; {acknowledged} acknowledged"
-        f" writes, all kept; the `up` took {ended - began:.1f} s"
+        f" writes, all kept; the `up` took {changed.took:.1f} s"
     )
 
 
 def test_a_restore_under_load_fails_no_request_and_keeps_every_write_made_while_it_ran(prod: Deployed) -> None:
     """scripts/restore stops the writers, restores and migrates, and starts them again: the router
     holds what comes meanwhile, and serves it from the restored database."""
-    hold = StackSettings.model_fields["request_hold_seconds"].default
+    hold = DEFAULT_REQUEST_HOLD_SECONDS
     assert prod.http("POST", "api", "/tasks", {"title": "in the dump"})[0] == 201
     dumped = script(prod.project, "ops", "prod", "exec", "backup", "--", "sh", "-c", BACKUP_ONCE)
     assert dumped.returncode == 0, dumped.stdout + dumped.stderr
     assert prod.http("POST", "api", "/tasks", {"title": "after the dump"})[0] == 201
-    with LoadLoop(prod, request_timeout=hold + 20) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
-        code, printed = timed_script(prod.project, "restore", "prod")
-        ended = time.monotonic() - loop.started
-        time.sleep(2)
-        load = loop.report()
+    loop = LoadLoop(prod, request_timeout=hold + 20)
+    restored = under_load(loop, lambda: timed_script(prod.project, "restore", "prod"))
+    (code, printed), load = restored.result, restored.load
     output = "\n".join(line for _, line in printed)
     assert code == 0, output
-    assert load.uncovered(began, ended) == []
+    assert restored.uncovered() == []
     assert load.failed == [], load.failures_by_kind()
     kept = set(psql(prod, "SELECT title FROM tasks").splitlines())
     assert "in the dump" in kept and "after the dump" not in kept, "the database is the dump's"
@@ -443,7 +429,7 @@ def test_a_restore_under_load_fails_no_request_and_keeps_every_write_made_while_
     report(
         f"prod restore under load (writers stopped, pg_restore, migrations, writers started): 0 of "
         f"{len(load.outcomes)} requests failed, the longest waited {load.slowest():.1f} s; {len(writes)} writes"
-        f" sent after the restore, before the writers were back, all kept; scripts/restore took {ended - began:.1f} s"
+        f" sent after the restore, before the writers were back, all kept; scripts/restore took {restored.took:.1f} s"
     )
 
 
@@ -470,14 +456,9 @@ def test_a_failing_migration_fails_up_with_its_logs_and_the_fix_in_the_source_go
 def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deployed) -> None:
     v1 = api_version(prod)
     before = day2.container_identity(prod)
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        v2 = bump_version(prod)
-        began = time.monotonic() - loop.started
-        result = prod.up()
-        ended = time.monotonic() - loop.started
-        time.sleep(3)
-        load = loop.report()
+    v2 = bump_version(prod)
+    rollout = under_load(LoadLoop(prod), prod.up)
+    result, load, began = rollout.result, rollout.load, rollout.began
     assert {"api", "app", "scheduler"} <= result.touched("replace"), result.preview()
     assert not any(result.replaced_first_by_delete(name) for name in ("api", "app", "scheduler")), "created first"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
@@ -489,7 +470,7 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
     report(
         f"prod rollout v1 -> v2 under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
         f"{len(load.failed)} failed; v2 first answered {moved - began:.1f} s into the `up`, "
-        f"v1 last answered {last_v1 - began:.1f} s into it; the `up` took {ended - began:.1f} s"
+        f"v1 last answered {last_v1 - began:.1f} s into it; the `up` took {rollout.took:.1f} s"
     )
     # One scheduler at a time, each job once: with a heartbeat every few seconds the window holds
     # enough runs to see two schedulers interleave, or one run a job twice.
@@ -509,13 +490,8 @@ def test_a_rollout_under_load_fails_no_request_and_runs_no_job_twice(prod: Deplo
 
 def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingress_alone(prod: Deployed) -> None:
     before = day2.container_identity(prod)
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
-        result = prod.up(requestBodyLimitKb="512")
-        ended = time.monotonic() - loop.started
-        time.sleep(3)
-        load = loop.report()
+    changed = under_load(LoadLoop(prod), lambda: prod.up(requestBodyLimitKb="512"))
+    result, load = changed.result, changed.load
     steps = result.ops()
     assert steps["router"] == "replace" and steps["ingress"] == "same", result.preview()
     assert not result.replaced_first_by_delete("router"), "the new router starts before the old one stops"
@@ -530,12 +506,12 @@ def test_a_router_configuration_change_rolls_over_under_load_and_leaves_the_ingr
     assert any(o.what.startswith("POST") for o in kept), "keep-alive clients wrote too"
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     # The new configuration serves: the smaller limit refuses what the old one let through.
-    assert load.uncovered(began, ended) == []
+    assert changed.uncovered() == []
     assert post_of_size(prod, 600 * 1024).startswith("HTTP/1.1 413")
     report(
         f"prod router configuration change under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
         f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
-        f"the `up` took {ended - began:.1f} s, the ingress untouched"
+        f"the `up` took {changed.took:.1f} s, the ingress untouched"
     )
 
 
@@ -545,19 +521,14 @@ MAINTENANCE_PAGE = "<title>Maintenance</title>"
 def switch_maintenance_under_load(prod: Deployed, *switch: str) -> tuple[list[str], list[str], float]:
     """`scripts/ops prod maintenance ...` under the request loop: (the kinds of failed requests, the
     kinds of answers in order, the `up`'s seconds). A maintenance page is an expected answer."""
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
-        switched = ops(prod.project, "prod", "maintenance", *switch)
-        took = time.monotonic() - loop.started - began
-        time.sleep(3)
-        load = loop.report()
+    changed = under_load(LoadLoop(prod), lambda: ops(prod.project, "prod", "maintenance", *switch))
+    switched, load = changed.result, changed.load
     assert switched.returncode == 0, switched.stdout[-4000:] + switched.stderr[-2000:]
-    assert load.uncovered(began, began + took) == []
+    assert changed.uncovered() == []
     in_maintenance = [o.status == 503 and MAINTENANCE_PAGE in o.error for o in load.outcomes]
     failed = [o.error[:120] for o, page in zip(load.outcomes, in_maintenance, strict=True) if not o.ok and not page]
     kinds = ["maintenance" if page else "served" for page in in_maintenance]
-    return failed, [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k], took
+    return failed, [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k], changed.took
 
 
 def test_ops_status_logs_and_exec_on_prod(prod: Deployed) -> None:
@@ -635,15 +606,10 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=503 if down else 200", "status_code=500")
     )
     prod.set(waitTimeoutSeconds="40")  # a shorter wait than prod's, so that the `up` fails within the test
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        began = time.monotonic() - loop.started
-        # As the operator runs it: scripts/deploy's `pulumi up`, which says why when it fails.
-        failed = operator_up(prod.project)
-        ended = time.monotonic() - loop.started
-        time.sleep(2)
-        load = loop.report()
-    assert load.uncovered(began, ended) == []
+    # As the operator runs it: scripts/deploy's `pulumi up`, which says why when it fails.
+    attempt = under_load(LoadLoop(prod), lambda: operator_up(prod.project))
+    failed, load = attempt.result, attempt.load
+    assert attempt.uncovered() == []
     prod.set(waitTimeoutSeconds=prod_wait)
     assert failed.returncode != 0, failed.stdout[-3000:]
     new_api = prod.container("api")
@@ -679,11 +645,8 @@ def test_a_version_that_never_gets_healthy_fails_up_while_the_old_one_serves(pro
         prod, "ichrisbirch/wsgi_api.py", lambda t: t.replace("status_code=500", "status_code=503 if down else 200")
     )
     v4 = bump_version(prod)
-    with LoadLoop(prod) as loop:
-        time.sleep(2)
-        fixed = prod.up()
-        time.sleep(2)
-        load = loop.report()
+    fix = under_load(LoadLoop(prod), prod.up)
+    fixed, load = fix.result, fix.load
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert load.versions()[-1] == v4 and set(load.versions()) <= {serving, v4}, load.versions()
     assert load.switch_uncovered(serving, v4) == []

@@ -20,7 +20,7 @@ import pytest
 from infra.identity import PROJECT_DIR
 from infra.stack_state import CONTAINER
 from proof.harness.figures import report
-from proof.harness.load import LoadLoop
+from proof.harness.load import LoadLoop, under_load
 from proof.harness.pulumi import PROGRAM, VENV, ProjectStack, RunFailed
 from proof.harness.remote import RemoteProd, remote_prod, remote_script, ssh_agent
 from proof.harness.stacks import api_version, bump_version, full
@@ -67,21 +67,17 @@ def test_a_second_up_over_ssh_touches_nothing(prod: RemoteProd) -> None:
 
 def test_v1_to_v2_over_ssh_under_load_fails_no_request(prod: RemoteProd) -> None:
     v1 = api_version(prod)
-    with LoadLoop(prod, max_seconds=600) as loop:
-        time.sleep(2)
-        v2 = bump_version(prod)
-        began = time.monotonic()
-        result = prod.up()
-        took = time.monotonic() - began
-        time.sleep(3)
-        load = loop.report()
+    v2 = bump_version(prod)
+    release = under_load(LoadLoop(prod, max_seconds=600), prod.up)
+    result, load = release.result, release.load
     assert result.built() and result.touched("replace") >= {"api", "app", "scheduler"}, result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert set(load.versions()) <= {v1, v2} and load.versions()[-1] == v2, load.versions()
     assert load.switch_uncovered(v1, v2) == []
     report(
         f"remote prod v1 -> v2 over ssh:// under load: {len(load.outcomes)} requests, {len(load.failed)} failed, "
-        f"longest without a successful answer {load.longest_without_service():.1f} s; the `up` took {took:.1f} s"
+        f"longest without a successful answer {load.longest_without_service():.1f} s;"
+        f" the `up` took {release.took:.1f} s"
     )
 
 
@@ -118,19 +114,19 @@ def test_ops_reads_status_logs_and_runs_commands_through_ssh(prod: RemoteProd) -
 
 def test_a_rollback_through_ssh_puts_the_previous_release_back_under_load(prod: RemoteProd) -> None:
     serving, serving_tag = api_version(prod), running(prod)
-    with LoadLoop(prod, max_seconds=600) as loop:
-        time.sleep(2)
-        began = time.monotonic()
-        rolled = script(prod.project, "rollback", "prod", "--yes", "--skip-preview")
-        took = time.monotonic() - began
-        time.sleep(3)
-        load = loop.report()
+    rollback = under_load(
+        LoadLoop(prod, max_seconds=600), lambda: script(prod.project, "rollback", "prod", "--yes", "--skip-preview")
+    )
+    rolled, load = rollback.result, rollback.load
     assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-3000:]
     previous = api_version(prod)
     assert previous != serving and load.versions()[-1] == previous, load.versions()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     assert f"rollback: prod to {running(prod)}" in rolled.stdout and running(prod) != serving_tag, rolled.stdout
-    report(f"remote prod rollback over ssh:// under load: {len(load.outcomes)} requests, 0 failed; took {took:.1f} s")
+    report(
+        f"remote prod rollback over ssh:// under load: {len(load.outcomes)} requests, 0 failed;"
+        f" took {rollback.took:.1f} s"
+    )
 
 
 def test_the_next_up_rolls_forward_and_prune_removes_the_old_release_on_the_host(prod: RemoteProd) -> None:

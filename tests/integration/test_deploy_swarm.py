@@ -14,18 +14,19 @@ import pytest
 
 from infra.engine import Engine
 from infra.identity import PROJECT_DIR
+from infra.ingress import PAST_THE_HOLD
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import WRITERS, StackEngine, SwarmStack
-from infra.settings import StackSettings
+from infra.settings import DEFAULT_REQUEST_HOLD_SECONDS
 from proof.harness.cli import until
 from proof.harness.figures import report
-from proof.harness.load import LoadLoop, Request
-from proof.harness.pulumi import RunFailed
+from proof.harness.load import LoadLoop, Request, under_load
+from proof.harness.pulumi import RunFailed, RunResult
 from proof.harness.stacks import api_version, bump_version, edit_source
 from proof.harness.standins import Standins
 from proof.harness.swarm import NODES, SwarmProd, node_socket, on, swarm_prod, swarm_script
 from proof.mocks import TEST_SECRETS
-from tests.integration.ops import ops, table
+from tests.integration.ops import ops, table, timed_script
 
 pytestmark = pytest.mark.docker
 # The request loop's floor here: each request is a new TLS connection into a namespace, answered by
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.docker
 # every service has a task on another node, and the ingress's checks take a lost server out in
 # seconds (3 failed checks); the swarm's own rescheduling (tens of seconds) is not waited for.
 STOPPED_NODE_MAX_GAP = 10.0
-HOLD_SECONDS = StackSettings.model_fields["request_hold_seconds"].default
+HOLD_SECONDS = DEFAULT_REQUEST_HOLD_SECONDS
 
 
 @pytest.fixture(scope="module", name="swarm_prod")
@@ -168,15 +169,10 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
     secrets_before, versions_before = swarm_secrets(prod), versions(prod)
     (old_name,) = [name for name in secrets_before if name.startswith("icb-prod-secret-flask-secret-key-")]
     rotated = "flask-rotated-4d9c1b7e"
-    with LoadLoop(prod, max_seconds=300) as loop:
-        time.sleep(2)
-        began = time.monotonic()
-        result = prod.up(flaskSecretKey=rotated)
-        took = time.monotonic() - began
-        time.sleep(2)
-        load = loop.report()
+    rotation = under_load(LoadLoop(prod, max_seconds=300), lambda: prod.up(flaskSecretKey=rotated))
+    result, load = rotation.result, rotation.load
     ops = result.ops()
-    assert load.uncovered(began - loop.started, began - loop.started + took) == []
+    assert rotation.uncovered() == []
     assert ops.pop("icb-prod-secret-flask-secret-key") == "replace" and ops.pop("app") == "update", result.preview()
     assert set(ops.values()) == {"same"}, "only the secret and its one reader"
     secrets_after = swarm_secrets(prod)
@@ -196,21 +192,17 @@ def test_a_rotated_secret_is_a_new_secret_its_readers_move_to_then_the_old_one_g
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
     report(
         f"swarm secret rotation under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, 0 failed, "
-        f"longest without a successful answer {load.longest_without_service():.1f} s; the `up` took {took:.1f} s"
+        f"longest without a successful answer {load.longest_without_service():.1f} s;"
+        f" the `up` took {rotation.took:.1f} s"
     )
 
 
 def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
     v1 = api_version(prod)
-    with LoadLoop(prod, max_seconds=600) as loop:
-        time.sleep(2)
-        v2 = bump_version(prod)
-        began = time.monotonic()
-        result = prod.up()
-        took = time.monotonic() - began
-        time.sleep(3)
-        load = loop.report()
+    v2 = bump_version(prod)
+    update = under_load(LoadLoop(prod, max_seconds=600), prod.up)
+    result, load = update.result, update.load
     ops = result.ops()
     assert ops["app-image"] == "update" and ops["api"] == ops["app"] == ops["scheduler"] == "update", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
@@ -220,7 +212,7 @@ def test_a_rolling_update_under_load_fails_no_request(swarm_prod: SwarmProd) -> 
     report(
         f"swarm rolling update v1 -> v2 under load: {len(load.outcomes)} requests at {load.rate:.0f}/s, "
         f"{len(load.failed)} failed, longest without a successful answer {load.longest_without_service():.1f} s; "
-        f"the `up` took {took:.1f} s"
+        f"the `up` took {update.took:.1f} s"
     )
 
 
@@ -235,15 +227,16 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     assert len(listed) >= 2 and listed[0].running, [r.line() for r in listed]
     running, previous = listed[0], releases.previous()
     serving = api_version(prod)
-    with LoadLoop(prod, max_seconds=600) as loop:
-        time.sleep(2)
+
+    def rollback() -> RunResult:
         monkeypatch.setenv(RELEASE_ENV, previous.tag)  # what scripts/rollback gives its `pulumi up`
-        began = time.monotonic()
-        result = prod.up()
-        took = time.monotonic() - began
-        monkeypatch.delenv(RELEASE_ENV)
-        time.sleep(3)
-        load = loop.report()
+        try:
+            return prod.up()
+        finally:
+            monkeypatch.delenv(RELEASE_ENV)
+
+    rolled = under_load(LoadLoop(prod, max_seconds=600), rollback)
+    result, load = rolled.result, rolled.load
     assert not result.built(), "nothing built: every node pulls the release by its digest"
     assert result.ops()["api"] == "update", result.preview()
     assert load.failed == [], f"{len(load.failed)} failed {load.failures_by_kind()}: {load.failed[:5]}"
@@ -256,19 +249,15 @@ def test_a_rollback_puts_the_previous_release_back_on_every_node_under_load(
     assert api_version(prod) == serving and [r.tag for r in releases.releases() if r.running] == [running.tag]
     report(
         f"swarm rollback to the previous release under load: {len(load.outcomes)} requests, "
-        f"{len(load.failed)} failed; the `up` took {took:.1f} s, nothing built"
+        f"{len(load.failed)} failed; the `up` took {rolled.took:.1f} s, nothing built"
     )
 
 
 def test_a_postgres_setting_change_on_the_swarm_fails_no_request(swarm_prod: SwarmProd) -> None:
     prod = swarm_prod
-    with LoadLoop(prod, max_seconds=600, request_timeout=HOLD_SECONDS + 20) as loop:
-        time.sleep(2)
-        began = time.monotonic()
-        result = prod.up(postgresParameters='["max_connections=150"]')
-        took = time.monotonic() - began
-        time.sleep(3)
-        load = loop.report()
+    loop = LoadLoop(prod, max_seconds=600, request_timeout=HOLD_SECONDS + 20)
+    changed = under_load(loop, lambda: prod.up(postgresParameters='["max_connections=150"]'))
+    result, load = changed.result, changed.load
     ops = result.ops()
     assert ops["postgres"] == "update", result.preview()
     assert all(ops[s] == "same" for s in ("api", "app", "scheduler", "router", "ingress")), result.preview()
@@ -280,7 +269,7 @@ def test_a_postgres_setting_change_on_the_swarm_fails_no_request(swarm_prod: Swa
     report(
         f"swarm Postgres setting changed under load (its task stopped, then started): 0 of {len(load.outcomes)}"
         f" requests failed, the longest waited {load.slowest():.1f} s; {acknowledged} acknowledged"
-        f" writes, all kept; the `up` took {took:.1f} s"
+        f" writes, all kept; the `up` took {changed.took:.1f} s"
     )
 
 
@@ -338,19 +327,17 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     # api's tasks migrate before they serve again): what waits past it gets the router's 503 with
     # Retry-After, and nothing else fails.
     reads: tuple[Request, ...] = (("GET", "api", "/"), ("GET", "app", "/"))
-    with LoadLoop(swarm_prod, max_seconds=600, requests=reads, request_timeout=HOLD_SECONDS + 20) as loop:
-        time.sleep(2)
-        began = time.monotonic()
-        restored = subprocess.run(
-            [str(PROJECT_DIR / "scripts" / "restore"), "prod", "--docker-host", swarm_prod.manager],
-            capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
-        took = time.monotonic() - began
-        time.sleep(2)
-        load = loop.report()
-    assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert "migrations applied" in restored.stdout and "the writers are back and healthy" in restored.stdout
-    unbounded = [o for o in load.failed if "unavailable; retry shortly" not in o.error or o.seconds < HOLD_SECONDS - 1]
+    loop = LoadLoop(swarm_prod, max_seconds=600, requests=reads, request_timeout=HOLD_SECONDS + 20)
+    restore = under_load(
+        loop, lambda: timed_script(swarm_prod.project, "restore", "prod", "--docker-host", swarm_prod.manager)
+    )
+    (code, printed), load = restore.result, restore.load
+    output = "\n".join(line for _, line in printed)
+    assert code == 0, output
+    assert "migrations applied" in output and "the writers are back and healthy" in output
+    printed_at = {words: next(at for at, line in printed if words in line) for words in ("stopping", "migrations")}
+    api_away = printed_at["migrations"] - printed_at["stopping"]  # from the writers stopping to the api back
+    unbounded = [o for o in load.failed if PAST_THE_HOLD not in o.error or o.seconds < HOLD_SECONDS - 1]
     assert not unbounded, f"{len(unbounded)} failed other than past the hold: {unbounded[:5]}"
     held = [o for o in load.outcomes if o.ok and o.seconds > 1]
     assert swarm_psql(swarm_prod, rows) == before, "every row, every column, as it was"
@@ -368,7 +355,8 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     report(
         f"swarm restore: {before.count(chr(10))} rows back after they were deleted; under reads through the"
         f" ingress, {len(held)} held and answered, {len(load.failed)} of {len(load.outcomes)} answered 503 with"
-        f" Retry-After past the {HOLD_SECONDS} s hold; scripts/restore took {took:.1f} s"
+        f" Retry-After past the {HOLD_SECONDS} s hold; the api away {api_away:.1f} s, scripts/restore took"
+        f" {restore.took:.1f} s"
     )
 
 

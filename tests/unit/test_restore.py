@@ -1,6 +1,7 @@
 """How the restore drives a swarm, against a recorded Docker CLI: the one-off job is made like the
 backup service's task, runs once, reports the script's exit code and words, and is removed; the
-writers go to 0 and back to their replicas, the api first. (On real engines: the integration tests.)"""
+writers go to 0 and back to their replicas, the api first. The writers are the services that
+connect to Postgres. (On real engines: the integration tests.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from infra.engine import Engine
-from infra.restore import RestoreFailed, RestoreRefused, SwarmStack, restore
+from infra.restore import WRITERS, RestoreFailed, RestoreRefused, SwarmStack, restore
+from tests.conftest import RunStack
+from tests.unit.registrations import containers, env_of
 
 BACKUP_SPEC = {
     "Spec": {
@@ -61,6 +64,10 @@ class RecordedSwarm(SwarmStack):
             out = f"{state} 1 second ago|{error}\n"
         elif args[:2] == ("service", "logs"):
             out = self.job_states[_mode_of(args[3])][2]
+        elif args[:2] == ("service", "scale"):
+            for scale in args[2:]:
+                service, replicas = scale.removeprefix("icb-prod-").split("=")
+                self.replicas_of[service] = int(replicas)
         if check and code:
             raise subprocess.CalledProcessError(code, args)
         return subprocess.CompletedProcess(args, code, out, "")
@@ -114,10 +121,8 @@ def test_the_writers_go_to_zero_and_back_to_their_replicas_the_api_first() -> No
     assert restore(stack, say=lambda _: None) == "new.dump"
     scales = [c[2:] for c in stack.calls if c[:2] == ("service", "scale")]
     assert scales == [
-        ("icb-prod-api=0", "icb-prod-app=0", "icb-prod-scheduler=0"),
+        ("icb-prod-api=0", "icb-prod-scheduler=0"),  # the app stays: it reaches Postgres only through the api
         ("icb-prod-api=2",),  # its tasks migrate before they serve
-        ("icb-prod-api=2",),
-        ("icb-prod-app=2",),
         ("icb-prod-scheduler=1",),
     ]
 
@@ -132,4 +137,12 @@ def test_a_failed_restore_still_brings_the_writers_back() -> None:
     with pytest.raises(RestoreFailed, match="the database is as it was"):
         restore(stack, say=lambda _: None)
     scales = [c[2:] for c in stack.calls if c[:2] == ("service", "scale")]
-    assert scales[-3:] == [("icb-prod-api=2",), ("icb-prod-app=2",), ("icb-prod-scheduler=1",)]
+    assert scales[-2:] == [("icb-prod-api=2",), ("icb-prod-scheduler=1",)]
+
+
+def test_the_writers_are_the_services_that_connect_to_postgres(run_stack: RunStack) -> None:
+    # A new service given Postgres's address must be stopped by a restore too. (migrate and backup
+    # are the restore's own steps.)
+    run = run_stack("prod")
+    connecting = {name for name, c in containers(run).items() if "POSTGRES_HOST" in env_of(c)}
+    assert connecting - {"migrate", "backup"} == set(WRITERS)
