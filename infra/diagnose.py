@@ -14,16 +14,15 @@ probes (exit code and output) and the tail of its logs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.engine import LOCAL_ENGINE, Engine, ssh_options
+from infra.engine import Engine
 from infra.identity import PROJECT_DIR
-from infra.stack_state import OpsError, StackState, pulumi
+from infra.stack_state import OpsError, StackState
 
 PROBES_SHOWN = 3  # Docker keeps the last five
 LOG_LINES = 20
@@ -52,16 +51,11 @@ class Trouble:
 
 def engines(stack: str) -> list[Engine]:
     """The engines the stack's containers run on: its providers', as the state records them; before
-    there is a state, the stack's dockerHost (with its dockerSshOpts), else DOCKER_HOST, else the
-    local engine."""
+    there is a state, the one the program would use (the stack's dockerHost, with its dockerSshOpts)."""
     try:
         return sorted(set(StackState.load(stack).engines().values()), key=str)
     except OpsError:
-        configured = pulumi("config", "get", "dockerHost", "--stack", stack, check=False).stdout.strip()
-        if not configured.startswith("ssh://"):
-            return [Engine(configured or os.environ.get("DOCKER_HOST") or LOCAL_ENGINE)]
-        options = pulumi("config", "get", "dockerSshOpts", "--stack", stack, check=False).stdout.strip()
-        return [Engine(configured, ssh_options(options))]
+        return [Engine.configured(stack)]
 
 
 def condition(inspected: dict[str, Any]) -> str | None:

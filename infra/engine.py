@@ -27,10 +27,17 @@ CONNECT_TIMEOUT = ("-o", "ConnectTimeout=30")  # as the Docker CLI dials ssh://,
 
 
 def ssh_options(value: Any) -> tuple[str, ...]:
-    """`dockerSshOpts` as a stack file or a provider's state holds it: a list, or that list as JSON."""
+    """`dockerSshOpts` as a stack file or a provider's state holds it: a list, or that list as JSON.
+    An option's words are never split again (a key's path may hold a space)."""
+    listed = value
     if isinstance(value, str):
-        value = json.loads(value) if value.strip().startswith("[") else value.split()
-    return tuple(str(option) for option in value or ())
+        try:
+            listed = json.loads(value)
+        except json.JSONDecodeError:
+            listed = value
+    if listed is not None and not isinstance(listed, list):
+        raise ValueError(f'dockerSshOpts must be a list of SSH options, e.g. ["-i", "~/.ssh/deploy"]; got {value!r}')
+    return tuple(str(option) for option in listed or ())
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,16 @@ class Engine:
         """The argv that runs `docker <args>` against this engine."""
         if not self.over_ssh:
             return ["docker", "-H", self.host, *args]
+        return self.on_host("docker", *args, tty=tty)
+
+    def on_host(self, *words: str, tty: bool = False) -> list[str]:
+        """The argv that runs `words` on an ssh:// engine's host, through SSH as its user."""
         target = urlparse(self.host)
         destination = f"{target.username}@{target.hostname}" if target.username else str(target.hostname)
         port = ("-p", str(target.port)) if target.port else ()
         timeout = () if any("connecttimeout" in option.lower() for option in self.ssh_opts) else CONNECT_TIMEOUT
         # The remote side joins the words into one shell command: each is quoted to arrive whole.
-        remote = ["docker", *(shlex.quote(arg) for arg in args)]
+        remote = [shlex.quote(word) for word in words]
         return ["ssh", *self.ssh_opts, *timeout, *port, "-t" if tty else "-T", "--", destination, *remote]
 
     def run(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess[str]:

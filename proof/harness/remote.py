@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.engine import Engine
 from infra.identity import PROJECT_DIR
 from proof.harness.cli import DOCKER
 from proof.harness.ingress_prod import IngressProd
@@ -82,22 +82,21 @@ class RemoteHost:
         done = remote_script("sshd.sh", action)
         assert done.returncode == 0, f"tests/remote/sshd.sh {action}: {done.stdout}{done.stderr}"
 
+    @property
+    def engine(self) -> Engine:
+        """The host's engine as the harness reaches it (its key by file)."""
+        return Engine(self.docker_host, self.ssh_options)
+
     def ssh(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """`command` on the host, through SSH as the deploy user (each word quoted: the host's shell
-        splits the line again)."""
-        user_at = self.docker_host.removeprefix("ssh://")
-        words = [shlex.quote(word) for word in command]
-        return subprocess.run(
-            ["ssh", *self.ssh_options, user_at, *words], capture_output=True, text=True, check=check, timeout=600
-        )
+        """`command` on the host, through SSH as the deploy user."""
+        return subprocess.run(self.engine.on_host(*command), capture_output=True, text=True, check=check, timeout=600)
 
     def load(self, image: str) -> None:
         """`image` from this machine's engine onto the host's, as a registry would serve it."""
         save = subprocess.Popen([DOCKER, "save", image], stdout=subprocess.PIPE)
         loaded = subprocess.run(
-            ["ssh", *self.ssh_options, self.docker_host.removeprefix("ssh://"), "docker", "load"],
-            stdin=save.stdout, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            self.engine.command("load"), stdin=save.stdout, capture_output=True, text=True, timeout=600, check=False
+        )
         assert save.wait() == 0 and loaded.returncode == 0, loaded.stderr
 
     def inspect(self, name: str) -> dict[str, object]:

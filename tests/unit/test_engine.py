@@ -50,6 +50,8 @@ def test_ssh_options_are_read_as_a_stack_file_or_a_providers_state_holds_them() 
     assert ssh_options(list(KEY)) == KEY
     assert ssh_options(json.dumps(list(KEY))) == KEY
     assert ssh_options(None) == ()
+    with pytest.raises(ValueError, match=r"dockerSshOpts must be a list of SSH options"):
+        ssh_options("-i /keys/my deploy key")  # split on spaces, it would name another file
 
 
 def test_the_state_gives_each_workload_its_providers_host_and_ssh_options() -> None:
