@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from bench.page import DEPENDENCY_AWAY_HEADING
 from infra.restore import StackEngine, restore
 from infra.settings import DEFAULT_REQUEST_HOLD_SECONDS
 from proof.harness.cli import engine_host
-from proof.harness.load import LoadLoop, LoadReport
+from proof.harness.load import LoadLoop, LoadReport, under_load
 from proof.harness.stacks import deploy
 from proof.harness.standins import Standins
 
@@ -51,14 +50,9 @@ def measure_dependency_away(standins: Standins) -> AwayFigures:
         taken = engine.backup("once")
         assert taken.returncode == 0, taken.stdout + taken.stderr
 
-        def under_load(change: Callable[[], object]) -> Away:
-            with LoadLoop(prod, request_timeout=HOLD_SECONDS + 20) as loop:
-                time.sleep(2)
-                began = time.perf_counter()
-                change()
-                seconds = time.perf_counter() - began
-                time.sleep(2)
-                return Away(seconds, loop.report())
+        def away(change: Callable[[], object]) -> Away:
+            done = under_load(LoadLoop(prod, request_timeout=HOLD_SECONDS + 20), change, settle=2)
+            return Away(done.took, done.load)
 
         def quietly(_: str) -> None:
             pass
@@ -66,8 +60,8 @@ def measure_dependency_away(standins: Standins) -> AwayFigures:
         for hold, connections in ((0, 150), (HOLD_SECONDS, 160)):
             prod.up(requestHoldSeconds=str(hold))  # the router alone replaced
             parameters = f'["max_connections={connections}"]'
-            setting[hold] = under_load(functools.partial(prod.up, postgresParameters=parameters))
-            restored[hold] = under_load(lambda: restore(engine, say=quietly))
+            setting[hold] = away(functools.partial(prod.up, postgresParameters=parameters))
+            restored[hold] = away(lambda: restore(engine, say=quietly))
     return AwayFigures(setting, restored)
 
 

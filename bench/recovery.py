@@ -13,7 +13,7 @@ from infra.engine import Engine
 from infra.releases import RELEASE_ENV, StackReleases
 from infra.restore import StackEngine, restore
 from proof.harness.cli import engine_host
-from proof.harness.load import LoadLoop, LoadReport
+from proof.harness.load import LoadLoop, LoadReport, under_load
 from proof.harness.pulumi import RunResult
 from proof.harness.stacks import api_version, bump_version, deploy, psql
 from proof.harness.standins import Standins
@@ -108,20 +108,12 @@ def measure_rollback(standins: Standins) -> RollbackFigures:
         prod.up()
 
         def timed(change: Callable[[], RunResult]) -> Putback:
-            with LoadLoop(prod) as loop:
-                time.sleep(2)
-                began = time.monotonic() - loop.started  # on the loop's clock
-                started = time.perf_counter()
-                result = change()
-                seconds = time.perf_counter() - started
-                time.sleep(2)
-                load = loop.report()
-                first = load.first(v1)
-                built = [
-                    s.finished for s in result.steps if s.type.endswith(":Image") and s.finished and result.built()
-                ]
-                after_build = None if first is None or not built else first - (max(built) - loop.started)
-                return Putback(result, seconds, load, None if first is None else first - began, after_build)
+            loop = LoadLoop(prod)
+            done = under_load(loop, change, settle=2)
+            result, load, first = done.result, done.load, done.load.first(v1)
+            built = [s.finished for s in result.steps if s.type.endswith(":Image") and s.finished and result.built()]
+            after_build = None if first is None or not built else first - (max(built) - loop.started)
+            return Putback(result, done.took, load, None if first is None else first - done.began, after_build)
 
         def rollback() -> RunResult:
             os.environ[RELEASE_ENV] = previous

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 
 from bench.compose import compose_stack
 from bench.page import ON_THE_MODEL, ROLLOUT_HEADING, SWARM_API_REPLICAS, SWARM_HEADING, median
-from proof.harness.load import LoadLoop, LoadReport
+from proof.harness.load import LoadLoop, LoadReport, under_load
 from proof.harness.stacks import bump_version, changed_all, deploy, program_with
 from proof.harness.standins import Standins
 from proof.harness.swarm import swarm_prod
@@ -50,14 +49,9 @@ def update_under_load(
     deployed: Any, change: Callable[[], object], up: Callable[[], object], max_seconds: float = 240
 ) -> Rollout:
     """`change`, then `up`, timed, under the tests' request loop through `deployed`'s ingress."""
-    with LoadLoop(deployed, max_seconds=max_seconds) as loop:
-        time.sleep(2)
-        change()
-        started = time.perf_counter()
-        up()
-        wall = time.perf_counter() - started
-        time.sleep(2)
-        return Rollout.of(loop.report(), wall)
+    change()
+    done = under_load(LoadLoop(deployed, max_seconds=max_seconds), up, settle=2)
+    return Rollout.of(done.load, done.took)
 
 
 def rollout_table(rollouts: dict[str, Rollout]) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from proof.harness.clients import KeepAlive
 from proof.harness.clients import http as request
-from proof.harness.load import HttpTarget, LoadLoop, LoadReport, Outcome, judge
+from proof.harness.load import HttpTarget, LoadLoop, LoadReport, Outcome, judge, under_load
 
 PAGE = "<!doctype html><html><body>tasks</body></html>"
 
@@ -98,6 +98,21 @@ def test_good_answers_are_all_counted_as_served(server: http.server.ThreadingHTT
     assert load.versions() == ["v1"]
     plain = {"GET api /", "GET app /", "POST api /tasks"}
     assert {o.what for o in load.outcomes} == plain | {f"{what} (keep-alive)" for what in plain}
+
+
+def test_a_change_under_load_is_covered_on_both_sides_and_answers_what_it_returned(
+    server: http.server.ThreadingHTTPServer,
+) -> None:
+    def change() -> str:
+        time.sleep(0.5)
+        return "changed"
+
+    target = LocalTarget(server.server_address[1])
+    done = under_load(LoadLoop(target, rate=60, workers=4, max_seconds=20), change, settle=1)
+    assert done.result == "changed" and 0.5 <= done.took < 2.0
+    assert done.began >= 2.0, "the loop ran before the change"
+    assert done.uncovered() == [] and done.load.failed == []
+    assert max(o.at for o in done.load.outcomes) > done.ended, "and after it"
 
 
 def test_kept_alive_connections_closed_without_notice_fail_those_clients(
