@@ -112,7 +112,7 @@ SECTIONS: dict[str, Section] = {
     "dependency-away": Section(
         DEPENDENCY_AWAY_HEADING,
         "prod under the request loop while Postgres is away (a setting changed, a restore), the router's hold off"
-        " and on (one run)",
+        " and on, on one engine and on the test swarm (one run)",
         lambda standins, _runs, command: render_dependency_away(measure_dependency_away(standins), origin(command, 1)),
     ),
     "remote": Section(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import page
-from bench.dependency_away import HOLD_SECONDS, Away, AwayFigures, render_dependency_away
+from bench.dependency_away import HOLD_SECONDS, ONE_ENGINE, SWARM, Away, AwayFigures, render_dependency_away
 from bench.later_ups import SecondUp, render_second_up
 from bench.recovery import BackupFigures, render_backup
 from bench.rollouts import Rollout, render_rollouts
@@ -64,14 +64,27 @@ def away(failed: int, gap: float, longest: float, seconds: float) -> Away:
 
 
 def test_the_dependency_away_section_compares_the_hold_with_its_anchor_in_the_same_run() -> None:
-    figures = AwayFigures(
-        setting={0: away(10, 2.0, 0.1, 8.0), HOLD_SECONDS: away(0, 0.0, 1.5, 8.5)},
-        restore={0: away(30, 4.0, 0.1, 7.0), HOLD_SECONDS: away(0, 0.0, 3.0, 7.5)},
-    )
+    figures = {
+        ONE_ENGINE: AwayFigures(
+            setting={0: away(10, 2.0, 0.1, 8.0), HOLD_SECONDS: away(0, 0.0, 1.5, 8.5)},
+            restore={0: away(30, 4.0, 0.1, 7.0), HOLD_SECONDS: away(0, 0.0, 3.0, 7.5)},
+        ),
+        SWARM: AwayFigures(
+            setting={0: away(12, 6.0, 0.1, 20.0), HOLD_SECONDS: away(0, 0.0, 7.0, 21.0)},
+            restore={0: away(40, 9.0, 0.1, 30.0), HOLD_SECONDS: away(2, 0.0, 20.5, 31.0)},
+        ),
+    }
     lines = render_dependency_away(figures, ORIGIN).splitlines()
     assert lines[0] == page.DEPENDENCY_AWAY_HEADING and lines[2] == ORIGIN
-    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines if line.startswith("| ")}
-    assert rows[f"| a Postgres setting, hold {HOLD_SECONDS} s"] == ["0 of 2", "8.5 s", "1.5 s", "8.5 s |"]
-    assert rows["| scripts/restore, hold off"][0] == "30 of 32"
-    summary = next(line for line in lines if line.startswith("With the hold"))
-    assert "0 requests failed where 10 did without it" in summary and "0 where 30 did" in summary, summary
+    rows = {tuple(line.split(" | ")[:2]): line.split(" | ")[2:] for line in lines if line.startswith("| ")}
+    assert rows[("| one engine", f"a Postgres setting, hold {HOLD_SECONDS} s")] == [
+        "0 of 2",
+        "8.5 s",
+        "1.5 s",
+        "8.5 s |",
+    ]
+    assert rows[("| one engine", "scripts/restore, hold off")][0] == "30 of 32"
+    assert rows[("| swarm", f"scripts/restore, hold {HOLD_SECONDS} s")][0] == "2 of 4"
+    summaries = {line.split(":")[0]: line for line in lines if ": with the hold" in line}
+    assert "0 requests failed where 10 did without it" in summaries[ONE_ENGINE], summaries
+    assert "2 where 40 did" in summaries[SWARM], summaries
