@@ -201,11 +201,26 @@ class SwarmStack(StackEngine):
         self._scale(*(w.split("=")[0] + "=0" for w in writers))
         return writers
 
-    def _scale(self, *scales: str) -> None:
-        """`docker service scale`, which returns once the tasks converged (running, healthy)."""
-        scaled = self.docker("service", "scale", *scales, timeout=300)
+    def _scale(self, *scales: str, timeout: float = 300) -> None:
+        """`docker service scale`, then wait until each service runs exactly its replicas (running
+        means healthy, where it has a health check). Detached: the CLI's own wait adds the service's
+        update monitor window (20 s) after the tasks converged."""
+        scaled = self.docker("service", "scale", "--detach", *scales)
         if scaled.returncode != 0:
             raise RestoreFailed(f"scaling {' '.join(scales)} failed: {scaled.stderr.strip()}")
+        deadline = time.monotonic() + timeout
+        for service, replicas in (scale.split("=") for scale in scales):
+            while not self._converged(service, int(replicas)):
+                if time.monotonic() > deadline:
+                    raise RestoreFailed(f"{service} did not run {replicas} tasks within {timeout:.0f} s")
+                time.sleep(0.5)
+
+    def _converged(self, service: str, replicas: int) -> bool:
+        """Exactly `replicas` tasks of `service` running, and none other still running (stopping)."""
+        listed = self.docker("service", "ps", service, "--format", "{{.DesiredState}}|{{.CurrentState}}")
+        states = [line.split("|", 1) for line in listed.stdout.splitlines() if "|" in line]
+        running = [desired for desired, current in states if current.startswith("Running")]
+        return listed.returncode == 0 and running.count("Running") == replicas and len(running) == replicas
 
     def migrate(self, writers: list[str]) -> None:
         # The api's tasks run the migrations before they serve: they converge only if those pass.

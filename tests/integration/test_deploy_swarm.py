@@ -337,6 +337,12 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
     assert "migrations applied" in output and "the writers are back and healthy" in output
     printed_at = {words: next(at for at, line in printed if words in line) for words in ("stopping", "migrations")}
     api_away = printed_at["migrations"] - printed_at["stopping"]  # from the writers stopping to the api back
+    started = loop.started + restore.began
+    steps = ", ".join(
+        f"{line.removeprefix('restore: ').split(':')[0]} at {at - started:.1f} s"
+        for at, line in printed
+        if line.startswith("restore: ")
+    )
     unbounded = [o for o in load.failed if PAST_THE_HOLD not in o.error or o.seconds < HOLD_SECONDS - 1]
     assert not unbounded, f"{len(unbounded)} failed other than past the hold: {unbounded[:5]}"
     held = [o for o in load.outcomes if o.ok and o.seconds > 1]
@@ -356,7 +362,7 @@ def test_a_dump_restores_on_the_swarm_with_the_writers_scaled_down_and_back(swar
         f"swarm restore: {before.count(chr(10))} rows back after they were deleted; under reads through the"
         f" ingress, {len(held)} held and answered, {len(load.failed)} of {len(load.outcomes)} answered 503 with"
         f" Retry-After past the {HOLD_SECONDS} s hold; the api away {api_away:.1f} s, scripts/restore took"
-        f" {restore.took:.1f} s"
+        f" {restore.took:.1f} s ({steps})"
     )
 
 

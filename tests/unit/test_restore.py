@@ -59,13 +59,17 @@ class RecordedSwarm(SwarmStack):
             spec = json.loads(json.dumps(BACKUP_SPEC))
             spec["Spec"]["Mode"]["Replicated"]["Replicas"] = self.replicas_of.get(service, 1)
             out = json.dumps([spec])
-        elif args[:2] == ("service", "ps"):
+        elif args[:2] == ("service", "ps") and "-backup-" in args[2]:
             state, error, _ = self.job_states[_mode_of(args[2])]
             out = f"{state} 1 second ago|{error}\n"
+        elif args[:2] == ("service", "ps"):  # a writer: its tasks at its scale, and one of the past
+            out = "Running|Running 2 seconds ago\n" * self.replicas_of[args[2].removeprefix("icb-prod-")]
+            out += "Shutdown|Shutdown 1 minute ago\n"
         elif args[:2] == ("service", "logs"):
             out = self.job_states[_mode_of(args[3])][2]
         elif args[:2] == ("service", "scale"):
-            for scale in args[2:]:
+            assert args[2] == "--detach", "the CLI's own wait adds the update monitor window"
+            for scale in args[3:]:
                 service, replicas = scale.removeprefix("icb-prod-").split("=")
                 self.replicas_of[service] = int(replicas)
         if check and code:
@@ -119,7 +123,7 @@ def test_the_writers_go_to_zero_and_back_to_their_replicas_the_api_first() -> No
         job_states={"list": ("Complete", "", "new.dump\n"), "verify": ok, "restore": ok},
     )
     assert restore(stack, say=lambda _: None) == "new.dump"
-    scales = [c[2:] for c in stack.calls if c[:2] == ("service", "scale")]
+    scales = [c[3:] for c in stack.calls if c[:2] == ("service", "scale")]
     assert scales == [
         ("icb-prod-api=0", "icb-prod-scheduler=0"),  # the app stays: it reaches Postgres only through the api
         ("icb-prod-api=2",),  # its tasks migrate before they serve
@@ -136,7 +140,7 @@ def test_a_failed_restore_still_brings_the_writers_back() -> None:
     )
     with pytest.raises(RestoreFailed, match="the database is as it was"):
         restore(stack, say=lambda _: None)
-    scales = [c[2:] for c in stack.calls if c[:2] == ("service", "scale")]
+    scales = [c[3:] for c in stack.calls if c[:2] == ("service", "scale")]
     assert scales[-2:] == [("icb-prod-api=2",), ("icb-prod-scheduler=1",)]
 
 
@@ -146,3 +150,19 @@ def test_the_writers_are_the_services_that_connect_to_postgres(run_stack: RunSta
     run = run_stack("prod")
     connecting = {name for name, c in containers(run).items() if "POSTGRES_HOST" in env_of(c)}
     assert connecting - {"migrate", "backup"} == set(WRITERS)
+
+
+@pytest.mark.parametrize(
+    ("listed", "converged"),
+    [
+        ("Running|Running 1 second ago\nRunning|Running 3 seconds ago\nShutdown|Failed 1 minute ago\n", True),
+        ("Running|Running 1 second ago\nRunning|Starting 1 second ago\n", False),  # not yet healthy
+        ("Running|Running 1 second ago\nRunning|Running 1 second ago\nShutdown|Running 9 seconds ago\n", False),
+    ],
+)
+def test_a_scale_converged_when_exactly_its_tasks_run_and_none_is_still_stopping(listed: str, converged: bool) -> None:
+    class Listed(RecordedSwarm):
+        def docker(self, *args: str, check: bool = False, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+            return subprocess.CompletedProcess(args, 0, listed, "")
+
+    assert Listed("prod", Engine("unix:///m.sock"))._converged("icb-prod-api", 2) is converged
