@@ -35,10 +35,10 @@ def list_tasks(pg: PostgresSettings, cache: redis.Redis) -> tuple[list[dict[str,
     return tasks, False
 
 
-def _forget_the_list(cache: redis.Redis) -> None:
-    """Drop the cached list after a write that committed: best effort, since an error here must not
-    turn a write that was made into a 503 (which the router would send again). Were Redis away, it
-    holds no list to go stale; a blip leaves one for at most CACHE_SECONDS."""
+def forget_the_list(cache: redis.Redis) -> None:
+    """Drop the cached list (after a write that committed, or at start): best effort, since an error
+    here must not turn a write that was made into a 503 (which the router would send again). Were
+    Redis away, it holds no list to go stale; a blip leaves one for at most CACHE_SECONDS."""
     try:
         cache.delete(CACHE_KEY)
     except redis.RedisError as error:
@@ -50,7 +50,7 @@ def create_task(pg: PostgresSettings, cache: redis.Redis, title: str) -> dict[st
         row = connection.execute(
             "INSERT INTO tasks (title) VALUES (%s) RETURNING id, title, completed, created_at, completed_at", (title,)
         ).fetchone()
-    _forget_the_list(cache)
+    forget_the_list(cache)
     assert row is not None
     return _serialise(row)
 
@@ -62,5 +62,5 @@ def complete_task(pg: PostgresSettings, cache: redis.Redis, task_id: int) -> dic
             " RETURNING id, title, completed, created_at, completed_at",
             (task_id,),
         ).fetchone()
-    _forget_the_list(cache)
+    forget_the_list(cache)
     return _serialise(row) if row else None

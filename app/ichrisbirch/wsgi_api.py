@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +27,6 @@ class NewTask(BaseModel):
 
 def create_api(settings: ApiSettings) -> FastAPI:
     logs.configure(settings.log_level)
-    api = FastAPI(title="ichrisbirch api", version=__version__)
     cache = redis.Redis(
         host=settings.redis_host,
         port=settings.redis_port,
@@ -34,6 +35,15 @@ def create_api(settings: ApiSettings) -> FastAPI:
         socket_timeout=3,
         socket_connect_timeout=3,
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # A list cached before this process started may be of another database: a restore starts
+        # the api again on the restored one.
+        tasks.forget_the_list(cache)
+        yield
+
+    api = FastAPI(title="ichrisbirch api", version=__version__, lifespan=lifespan)
 
     # A dependency that is away (Postgres restarting for an upgrade, Redis replaced) is a 503 with
     # Retry-After, never a 500: the service is unavailable for a moment, not broken.

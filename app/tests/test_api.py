@@ -110,6 +110,18 @@ def test_tasks_are_stored_and_the_list_is_cached_until_a_write(client: TestClien
     assert after[task["id"]]["completed"] is True
 
 
+def test_an_api_that_starts_serves_no_list_cached_before_it(client: TestClient, api_settings: ApiSettings) -> None:
+    # As after a restore, which starts the api again: the database changed under the cached list.
+    client.get("/tasks")
+    assert client.get("/tasks").headers["X-Cache"] == "hit"
+    title = f"restored {uuid.uuid4().hex[:8]}"
+    with db.connect(api_settings) as connection:
+        connection.execute("INSERT INTO tasks (title) VALUES (%s)", (title,))
+    with TestClient(create_api(api_settings)) as started:  # its start runs, as a server's does
+        listed = started.get("/tasks")
+    assert listed.headers["X-Cache"] == "miss" and title in [t["title"] for t in listed.json()]
+
+
 def test_bad_requests(client: TestClient) -> None:
     assert client.post("/tasks", json={"title": ""}).status_code == 422
     assert client.post("/tasks/999999999/complete").status_code == 404
