@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from conftest import serving_api
 from flask.testing import FlaskClient
+from ichrisbirch import healthcheck
 from ichrisbirch.settings import ApiSettings, AppSettings
 from ichrisbirch.wsgi_app import create_app
+from werkzeug.serving import make_server
 
 
 def app_settings(api_url: str) -> AppSettings:
@@ -43,6 +48,32 @@ def test_health_says_what_the_api_says_is_down(api_settings: ApiSettings) -> Non
         health = client.get("/health")
         assert health.status_code == 503
         assert health.get_json()["down"] == ["postgres"]
+
+
+@contextlib.contextmanager
+def serving_app(settings: AppSettings) -> Iterator[str]:
+    """The app served over real HTTP on 127.0.0.1 while in the block: its base URL."""
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_docker_keeps_an_app_that_waits_on_the_apis_database_and_not_one_without_its_api(
+    api_settings: ApiSettings,
+) -> None:
+    # Docker's check restarts what fails it: a restart brings back neither Postgres nor the api.
+    without_postgres = api_settings.model_copy(update={"postgres_host": "127.0.0.1", "postgres_port": 1})
+    with serving_api(without_postgres) as api_url, serving_app(app_settings(api_url)) as app_url:
+        healthy, reason = healthcheck.app_ok(app_url + "/health")
+    assert healthy and "postgres down" in reason, reason
+    with serving_app(app_settings("http://127.0.0.1:1")) as app_url:
+        healthy, reason = healthcheck.app_ok(app_url + "/health")
+    assert not healthy and "answered 503" in reason, reason
 
 
 def test_api_down_gives_a_503_page_not_a_crash() -> None:
