@@ -134,14 +134,16 @@ def create_app(settings: AppSettings) -> Flask:
 
     @app.get("/health")
     def health() -> tuple[dict[str, Any], int]:
-        # The app can serve exactly when the api can: while Postgres or Redis is away every page
-        # would be a 503, so the app says so too, and the router holds its requests meanwhile.
+        # While the api's Postgres or Redis is away every page would be a 503: the app says so too,
+        # and the router holds its requests meanwhile. Any other bad news is that api container's
+        # own (the name leads to each of them, a failed release's too): its health reports it.
         try:
             _OPENER.open(settings.api_url + "/health", timeout=API_TIMEOUT).close()
         except urllib.error.HTTPError as error:
-            down = _down_of(error)
-            body = {"status": "unavailable", "api": f"{settings.api_url}/health answered {error.code}"}
-            return body | ({"down": down} if down else {}), 503
+            down = _down_of(error) if error.code == 503 else []
+            if down:
+                body = {"status": "unavailable", "api": f"{settings.api_url}/health answered 503", "down": down}
+                return body, 503
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             return {"status": "unavailable", "api": f"cannot reach {settings.api_url}: {error}", "down": ["api"]}, 503
         return {"status": "ok", "api": settings.api_url}, 200
