@@ -247,7 +247,6 @@ def _held_service(r: Route, hold_seconds: int) -> str:
     container serves (`<service>-hold`), balanced over the healthy containers (`<service>-servers`),
     and its health endpoint asked of any container at once (`<service>-health`)."""
     servers = f"server-template {r.service} {MAX_SERVERS} {r.service}:{r.port}"
-    direct = f"server-template {r.service}-direct {MAX_SERVERS} {r.service}:{r.port}"
     unavailable = (
         f"status 503 content-type application/json string '{PAST_THE_HOLD}' hdr Retry-After {HOLD_RETRY_AFTER_SECONDS}"
     )
@@ -262,15 +261,10 @@ def _held_service(r: Route, hold_seconds: int) -> str:
     http-response set-var(txn.server) res.hdr(X-Served-By)
     http-response del-header X-Held-Ms
     http-response del-header X-Served-By
-    # The hold's listener closes when this router is told to stop: a request routed here just
-    # before finds it refused, which takes the hold out, and is sent straight to the containers.
-    server hold abns@{r.service}-hold check
-    option allbackups
-    {direct} backup resolvers docker init-addr none
+    server hold abns@{r.service}-hold
 
 frontend {r.service}-hold
     bind abns@{r.service}-hold
-    option dontlognull  # the hold's connect-only check
     http-request set-log-level silent  # logged once, by the frontend it came through
     http-request lua.hold {r.service}-servers {hold_seconds * 1000}
     http-request return {unavailable} if {{ nbsrv({r.service}-servers) eq 0 }}
