@@ -10,6 +10,7 @@ needs there anyway. The local Docker CLI's ssh:// support has no place for those
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import subprocess
@@ -31,10 +32,8 @@ def ssh_options(value: Any) -> tuple[str, ...]:
     An option's words are never split again (a key's path may hold a space)."""
     listed = value
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             listed = json.loads(value)
-        except json.JSONDecodeError:
-            listed = value
     if listed is not None and not isinstance(listed, list):
         raise ValueError(f'dockerSshOpts must be a list of SSH options, e.g. ["-i", "~/.ssh/deploy"]; got {value!r}')
     return tuple(str(option) for option in listed or ())

@@ -24,6 +24,17 @@ def http_ok(url: str) -> tuple[bool, str]:
         return False, f"{url} unreachable: {error}"
 
 
+def down_named(answer: urllib.error.HTTPError) -> list[str]:
+    """The dependencies a 503 from a health endpoint names as down (its JSON `down`), or none."""
+    if answer.code != 503:
+        return []
+    try:
+        down = json.loads(answer.read() or b"null").get("down", [])
+    except (ValueError, AttributeError, OSError):
+        return []
+    return [str(name) for name in down] if isinstance(down, list) else []
+
+
 def app_ok(url: str) -> tuple[bool, str]:
     """Docker's check of the app: it answers, and reaches the api. While the api's own dependency is
     away the app's health says 503 (the router holds its requests); a restart would not help."""
@@ -31,12 +42,9 @@ def app_ok(url: str) -> tuple[bool, str]:
         with urllib.request.urlopen(url, timeout=6) as response:
             return True, f"{url} answered {response.status}"
     except urllib.error.HTTPError as error:
-        try:
-            down = json.loads(error.read() or b"{}").get("down") or []
-        except (ValueError, AttributeError, OSError):
-            down = []
-        if error.code == 503 and down and "api" not in down:
-            return True, f"{url} answered 503: the api's {', '.join(map(str, down))} down"
+        down = down_named(error)
+        if down and "api" not in down:
+            return True, f"{url} answered 503: the api's {', '.join(down)} down"
         return False, f"{url} answered {error.code}"
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         return False, f"{url} unreachable: {error}"

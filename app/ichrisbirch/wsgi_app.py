@@ -15,6 +15,7 @@ from flask import Flask, redirect, render_template_string, request, url_for
 from werkzeug.wrappers import Response
 
 from ichrisbirch import logs
+from ichrisbirch.healthcheck import down_named
 from ichrisbirch.settings import AppSettings, built_on_first_use, load
 
 log = logging.getLogger("ichrisbirch.app")
@@ -93,15 +94,6 @@ class ApiClient:
         raise AssertionError("unreachable")
 
 
-def _down_of(answer: urllib.error.HTTPError) -> list[str]:
-    """The dependencies the api's health names as down (its JSON `down`), or none it could say."""
-    try:
-        down = json.loads(answer.read() or b"null").get("down", [])
-    except (ValueError, AttributeError, OSError):
-        return []
-    return [str(name) for name in down] if isinstance(down, list) else []
-
-
 def create_app(settings: AppSettings) -> Flask:
     logs.configure(settings.log_level)
     app = Flask(__name__)
@@ -140,7 +132,7 @@ def create_app(settings: AppSettings) -> Flask:
         try:
             _OPENER.open(settings.api_url + "/health", timeout=API_TIMEOUT).close()
         except urllib.error.HTTPError as error:
-            down = _down_of(error) if error.code == 503 else []
+            down = down_named(error)
             if down:
                 body = {"status": "unavailable", "api": f"{settings.api_url}/health answered 503", "down": down}
                 return body, 503
