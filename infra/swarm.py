@@ -37,6 +37,12 @@ from infra.shared import (
 from infra.spec import DATA_NODE, MANAGER_NODE, HealthCheck, SecretName, ServiceSpec, secrets_as_files
 
 UPDATE_MONITOR_SECONDS = 20  # a task failing its health check this long after it starts is a failed update
+# Deleting a service (`pulumi destroy`) waits for each of its containers to be removed for at most
+# its stop grace period (the provider's deleteService), else the delete fails. A container goes only
+# after its process stopped and its node got to it, which once took an api (its own stop: 25 s at
+# most) past 25 s in CI. So the grace is the process's own stop and this much more; the process
+# still stops as soon as its own graceful shutdown ends.
+REMOVAL_ALLOWANCE_SECONDS = 20
 ROOT = ("0", "0")
 
 
@@ -237,7 +243,7 @@ class SwarmDeployment(StackComponent):
                     cap_drops=["ALL"] if hard.drop_all_capabilities else None,
                     init=spec.image == "app",
                     healthcheck=_healthcheck(spec.health) if spec.health else None,
-                    stop_grace_period=canonical.short_seconds(spec.stop_grace_seconds),
+                    stop_grace_period=canonical.short_seconds(spec.stop_grace_seconds + REMOVAL_ALLOWANCE_SECONDS),
                     secrets=secrets or None,
                     configs=configs or None,
                     mounts=mounts or None,

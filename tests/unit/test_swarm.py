@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from infra import canonical
 from infra.config import ConfigError
 from proof.mocks import TEST_SECRETS, Registration, Run
 from proof.resources import IMAGE, NETWORK, PROVIDER, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, VOLUME, reveal
 from tests.conftest import RunStack
-from tests.unit.registrations import is_secret
+from tests.unit.registrations import containers, is_secret
 
 REGISTRY = "registry.example.com:5000/team"
 DATA_NODE_HOST = "ssh://deploy@data-node"
@@ -242,3 +243,18 @@ def test_the_offsite_copy_runs_beside_the_dumps_with_its_keys_as_swarm_secrets(r
     ]
     placement = reveal(offsite.inputs["taskSpec"])["placement"]["constraints"]
     assert placement == ["node.labels.ichrisbirch.data == true"], "beside the backups volume"
+
+
+def test_a_deleted_service_waits_past_its_process_stop_for_the_node_to_remove_its_containers(
+    run_stack: RunStack, swarm: Run
+) -> None:
+    """`pulumi destroy` fails a service whose container is not removed within its stop grace period
+    (the provider waits that long): the grace is each process's own stop, as one engine stops it,
+    and 20 s more for its node to remove the container."""
+    one_engine = {
+        name.split("-")[0]: c.inputs["stopTimeout"]
+        for name, c in containers(run_stack("prod", domain="example.org")).items()
+    }
+    for name, service in services(swarm).items():
+        grace = canonical.parse_go_duration(container_spec(service)["stopGracePeriod"]) // 10**9
+        assert grace >= one_engine[name] + 20, name
