@@ -41,6 +41,7 @@ HOLD_RETRY_AFTER_SECONDS = 5  # past the hold: the dependency has been away a wh
 PAST_THE_HOLD = '{"detail": "unavailable; retry shortly"}'  # the body of the router's own 503
 HTTP_PORT = 8080  # inside the containers: a non-root process cannot bind 80 or 443
 HTTPS_PORT = 8443
+ROUTER_STOP_GRACE_SECONDS = 3  # a stopping router's listeners stay open this long (see router_config)
 STATUS_PORT = 8404  # /healthz for the containers' own health checks and the ingress's checks of routers
 HSTS = "max-age=31536000; includeSubDomains"
 MAX_SERVERS = 6  # per service: old and new containers during a rollout, with room to spare
@@ -194,6 +195,10 @@ global
     log stdout format raw local0
     # A soft stop (SIGUSR1, the image's stop signal) lets in-flight requests finish, for this long.
     hard-stop-after 20s
+    # For this long after SIGUSR1 the listeners stay open, the hold's among them: a request on its way
+    # to the hold (or sent there again after a 503) when the signal came is still taken, not refused
+    # ("no server available"). New requests skip the hold from the signal on ({{ stopping }}).
+    grace {ROUTER_STOP_GRACE_SECONDS}s
     lua-load {HOLD_LUA_FILE}
     # A held request's Lua action runs as long as the hold.
     tune.lua.session-timeout {hold_seconds + 5}s
@@ -237,6 +242,8 @@ frontend https
 frontend status
     bind :{STATUS_PORT}
     monitor-uri /healthz
+    # Told to stop: the ingress sends new connections to another router.
+    monitor fail if {{ stopping }}
 
 {backends}
 """

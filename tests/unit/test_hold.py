@@ -13,7 +13,7 @@ import re
 import pytest
 
 from infra.config import ConfigError
-from infra.ingress import HOLD_LUA_FILE, MAX_SERVERS
+from infra.ingress import HOLD_LUA_FILE, MAX_SERVERS, ROUTER_STOP_GRACE_SECONDS
 from tests.conftest import RunStack
 from tests.unit.registrations import config_of, containers
 
@@ -47,6 +47,10 @@ def test_each_routed_service_is_held_re_sent_and_balanced_over_healthy_container
     health = "use_backend api-health if { hdr(host),field(1,:) -m str -i api.localhost } { path /health }"
     assert https.index(health) < https.index("use_backend api if { hdr(host),field(1,:) -m str -i api.localhost }")
     assert "check" not in section(config, "backend api-health")[0].split(), "health is asked even of one that is out"
+    # Told to stop, the router keeps the hold's listener open a while (proven: test_router_stop.py),
+    # and its status fails, so the ingress sends new connections to another router.
+    assert f"grace {ROUTER_STOP_GRACE_SECONDS}s" in section(config, "global") and ROUTER_STOP_GRACE_SECONDS >= 2
+    assert "monitor fail if { stopping }" in section(config, "frontend status")
 
 
 def test_the_lua_is_mounted_beside_the_configuration(run_stack: RunStack) -> None:
