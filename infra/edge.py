@@ -43,7 +43,7 @@ def _haproxy_hardening(profile: Profile) -> Hardening:
     return Hardening(user=HAPROXY_UID, read_only_root=True, drop_all_capabilities=True, no_new_privileges=True)
 
 
-def _status_probe() -> HealthCheck:
+def status_probe() -> HealthCheck:
     # No curl in the HAProxy image: bash's /dev/tcp asks the monitor URI.
     return HealthCheck(
         test=(
@@ -78,7 +78,7 @@ def router(s: StackSettings, profile: Profile, routed: list[ServiceSpec]) -> Ser
         secret_env={"HAPROXY_TLS_PEM": "router_tls_pem"},
         limits=Limits(memory_mb=s.redis_memory_mb, cpus=s.cpus, processes=s.process_limit),
         tmpfs=writable_tmp(profile),
-        health=_status_probe(),
+        health=status_probe(),
         # Two on two nodes where there are nodes (swarm): losing one never takes the only router.
         replicas=2,
         depends_on=tuple(spec.name for spec in routed),
@@ -142,7 +142,7 @@ def ingress(s: StackSettings, profile: Profile) -> ServiceSpec:
         ports=ports,
         aliases=aliases,
         tmpfs=writable_tmp(profile),
-        health=_status_probe(),
+        health=status_probe(),
         depends_on=(ROUTER,),
         hardening=_haproxy_hardening(profile),
         restart=profile.restart,
