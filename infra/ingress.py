@@ -195,9 +195,10 @@ global
     log stdout format raw local0
     # A soft stop (SIGUSR1, the image's stop signal) lets in-flight requests finish, for this long.
     hard-stop-after 20s
-    # For this long after SIGUSR1 the listeners stay open, the hold's among them: a request on its way
-    # to the hold (or sent there again after a 503) when the signal came is still taken, not refused
-    # ("no server available"). New requests skip the hold from the signal on ({{ stopping }}).
+    # For this long after SIGUSR1 the listeners stay open, the hold's among them, while the status
+    # fails and the ingress moves to another router: a request on its way to the hold (or sent there
+    # again after a 503) is still taken, not refused ("No server is available"), and no connection
+    # the ingress hands over as the listeners close hangs. New requests skip the hold ({{ stopping }}).
     grace {ROUTER_STOP_GRACE_SECONDS}s
     lua-load {HOLD_LUA_FILE}
     # A held request's Lua action runs as long as the hold.
