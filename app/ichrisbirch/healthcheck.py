@@ -10,16 +10,22 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 STALE_AFTER_INTERVALS = 3
 
 
-def http_ok(url: str) -> tuple[bool, str]:
+def http_ok(
+    url: str, timeout: float = 3, still_ok: Callable[[urllib.error.HTTPError], str | None] = lambda _: None
+) -> tuple[bool, str]:
+    """Whether `url` answers 2xx, and why not. `still_ok`: for an error answer that is no reason to
+    restart, why (the check passes), else None."""
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return True, f"{url} answered {response.status}"
     except urllib.error.HTTPError as error:
-        return False, f"{url} answered {error.code}"
+        reason = still_ok(error)
+        return (True, f"{url} answered {error.code}: {reason}") if reason else (False, f"{url} answered {error.code}")
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         return False, f"{url} unreachable: {error}"
 
@@ -35,19 +41,15 @@ def down_named(answer: urllib.error.HTTPError) -> list[str]:
     return [str(name) for name in down] if isinstance(down, list) else []
 
 
+def _only_the_apis_dependency_down(answer: urllib.error.HTTPError) -> str | None:
+    down = down_named(answer)
+    return f"the api's {', '.join(down)} down" if down and "api" not in down else None
+
+
 def app_ok(url: str) -> tuple[bool, str]:
     """Docker's check of the app: it answers, and reaches the api. While the api's own dependency is
     away the app's health says 503 (the router holds its requests); a restart would not help."""
-    try:
-        with urllib.request.urlopen(url, timeout=6) as response:
-            return True, f"{url} answered {response.status}"
-    except urllib.error.HTTPError as error:
-        down = down_named(error)
-        if down and "api" not in down:
-            return True, f"{url} answered 503: the api's {', '.join(down)} down"
-        return False, f"{url} answered {error.code}"
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        return False, f"{url} unreachable: {error}"
+    return http_ok(url, timeout=6, still_ok=_only_the_apis_dependency_down)
 
 
 def scheduler_ok() -> tuple[bool, str]:
